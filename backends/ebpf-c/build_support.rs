@@ -1,0 +1,47 @@
+// Build-script helpers shared by every backend that compiles the BPF C
+// sources in this folder: one source of truth for the kernel side.
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Kernel BTF to generate vmlinux.h from; `BPFSTORM_BTF` overrides it.
+const DEFAULT_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Folder of the BPF C sources (`bpfstorm.bpf.c`, `bpfstorm.h`).
+pub fn bpf_source_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../ebpf-c/bpf")
+        .canonicalize()
+        .expect("backends/ebpf-c/bpf exists in the workspace")
+}
+
+/// Writes `vmlinux.h` for the running kernel into `out_dir` and returns it.
+/// Panics with what to do when the kernel has no BTF or bpftool is missing:
+/// a build script has no better way to fail.
+pub fn generate_vmlinux_h(out_dir: &Path) -> PathBuf {
+    println!("cargo:rerun-if-env-changed=BPFSTORM_BTF");
+    let btf = env::var("BPFSTORM_BTF").unwrap_or_else(|_| DEFAULT_BTF.to_string());
+    if !Path::new(&btf).exists() {
+        panic!(
+            "no kernel BTF at {btf}: this kernel was built without CONFIG_DEBUG_INFO_BTF, so \
+             vmlinux.h cannot be generated. Run on a kernel with BTF, or point BPFSTORM_BTF at \
+             a BTF file for it."
+        );
+    }
+    let output = Command::new("bpftool")
+        .args(["btf", "dump", "file", &btf, "format", "c"])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run bpftool ({e}): install it (scripts/setup does: apt-get install bpftool)")
+        });
+    if !output.status.success() {
+        panic!(
+            "bpftool btf dump file {btf} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let header = out_dir.join("vmlinux.h");
+    fs::write(&header, output.stdout).expect("OUT_DIR is writable");
+    header
+}

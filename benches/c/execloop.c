@@ -1,0 +1,57 @@
+/*
+ * The yardstick for the storm engine: the least a C program must do to run
+ * <execs> execs of <path> on each of <workers> processes (fork or vfork,
+ * execve, waitpid). Prints the wall time in nanoseconds.
+ * Usage: execloop <fork|vfork> <workers> <execs> <path>
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void worker(int use_vfork, long execs, char *path)
+{
+	char *argv[] = { path, NULL };
+	char *envp[] = { NULL };
+
+	for (long i = 0; i < execs; i++) {
+		pid_t pid = use_vfork ? vfork() : fork();
+
+		if (pid == 0) {
+			execve(path, argv, envp);
+			_exit(127);
+		}
+		if (pid < 0)
+			_exit(1);
+		waitpid(pid, NULL, 0);
+	}
+	_exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	struct timespec start, end;
+	int status, failed = 0;
+
+	if (argc != 5) {
+		fprintf(stderr, "usage: %s <fork|vfork> <workers> <execs> <path>\n", argv[0]);
+		return 2;
+	}
+	int use_vfork = strcmp(argv[1], "vfork") == 0;
+	int workers = atoi(argv[2]);
+	long execs = atol(argv[3]);
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (int w = 0; w < workers; w++)
+		if (fork() == 0)
+			worker(use_vfork, execs, argv[4]);
+	while (wait(&status) > 0)
+		failed |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+
+	printf("%lld\n", (long long)(end.tv_sec - start.tv_sec) * 1000000000LL +
+				 (end.tv_nsec - start.tv_nsec));
+	return failed;
+}

@@ -1,0 +1,93 @@
+use thiserror::Error;
+
+use crate::{AttachPoint, MapKind, UpdateMode};
+
+/// A strategy that makes no sense, rejected before anything is loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvalidStrategy {
+    #[error("update mode `{update}` does not work on map `{map}`: use one of {valid}")]
+    UpdateOnMap {
+        map: MapKind,
+        update: UpdateMode,
+        valid: String,
+    },
+    #[error("unknown {kind} `{given}`: expected one of {expected}")]
+    UnknownName {
+        kind: &'static str,
+        given: String,
+        expected: String,
+    },
+}
+
+/// Why a backend could not give (or keep giving) a working counter.
+#[derive(Debug, Error)]
+pub enum CounterError {
+    /// The kernel (or this backend) refuses the strategy on this machine.
+    #[error("unsupported here: {what}: {reason}")]
+    Unsupported {
+        what: String,
+        reason: String,
+        errno: Option<i32>,
+    },
+    /// A kernel operation failed for a reason other than lack of support.
+    #[error("{op} failed: {message} (errno {errno})")]
+    Kernel {
+        op: String,
+        errno: i32,
+        message: String,
+    },
+    /// The backend's own machinery failed (build artefacts, poller thread...).
+    #[error("{backend} backend: {message}")]
+    Backend {
+        backend: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl CounterError {
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, CounterError::Unsupported { .. })
+    }
+
+    /// Classifies a failed kernel operation: errnos that mean "this kernel
+    /// does not do that" become [`CounterError::Unsupported`] with the likely
+    /// cause, everything else stays a [`CounterError::Kernel`] error.
+    pub fn from_kernel(attach: AttachPoint, op: &str, errno: i32, message: String) -> Self {
+        let cause = match errno {
+            libc_errno::EPERM | libc_errno::EACCES if op == "load" => Some(
+                "the kernel refused the program type at BPF_PROG_LOAD (trampolines or LSM blocked on this platform?)",
+            ),
+            libc_errno::ENOENT if op == "attach" => {
+                Some("the attach target does not exist in this kernel (config option off?)")
+            }
+            libc_errno::EOPNOTSUPP | libc_errno::ENOTSUPP => {
+                Some("the kernel does not support this attach type")
+            }
+            _ => None,
+        };
+        match cause {
+            Some(cause) => CounterError::Unsupported {
+                what: attach.to_string(),
+                reason: format!("{op}: {message} (errno {errno}); likely cause: {cause}"),
+                errno: Some(errno),
+            },
+            None => CounterError::Kernel {
+                op: format!("{op} {attach}"),
+                errno,
+                message,
+            },
+        }
+    }
+}
+
+/// The few errno values the classification needs (x86_64 / generic Linux).
+mod libc_errno {
+    pub const EPERM: i32 = 1;
+    pub const ENOENT: i32 = 2;
+    pub const EACCES: i32 = 13;
+    pub const EOPNOTSUPP: i32 = 95;
+    /// Kernel-internal "not supported", which leaks out of some BPF paths.
+    pub const ENOTSUPP: i32 = 524;
+}

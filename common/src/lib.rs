@@ -1,0 +1,12 @@
+//! Types shared by the bpfstorm harness and its backends: what to count
+//! ([`Strategy`]), and the [`Counter`] a backend turns it into.
+
+mod counter;
+mod error;
+pub mod fdinfo;
+mod strategy;
+pub mod tracefs;
+
+pub use counter::{Backend, Counter, LoadTimings, ProgStats, Reading};
+pub use error::{CounterError, InvalidStrategy};
+pub use strategy::{AttachPoint, Filter, MapKind, Strategy, UpdateMode};

@@ -1,0 +1,262 @@
+//! What to count and how: attach point x map kind x update mode x filter.
+//! Every name here is the one used in the BPF source, the CSV and the CLI.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::InvalidStrategy;
+
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident, $kind:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vmeta])* $variant,)+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn name(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidStrategy;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.name() == s)
+                    .ok_or_else(|| InvalidStrategy::UnknownName {
+                        kind: $kind,
+                        given: s.to_string(),
+                        expected: $name::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(", "),
+                    })
+            }
+        }
+    };
+}
+
+named_enum!(
+    /// Where the counting program hooks into the kernel.
+    AttachPoint, "attach point" {
+        /// tracepoint syscalls/sys_enter_execve: every execve() attempt.
+        TpSysEnterExecve => "tp_sys_enter_execve",
+        /// tracepoint syscalls/sys_enter_execveat: every execveat() attempt.
+        TpSysEnterExecveat => "tp_sys_enter_execveat",
+        /// tracepoint sched/sched_process_exec: every successful exec.
+        TpSchedProcessExec => "tp_sched_process_exec",
+        /// raw tracepoint sys_enter, filtered on the exec syscall numbers.
+        RawTpSysEnter => "raw_tp_sys_enter",
+        /// BTF-typed tracepoint sys_enter, filtered on the exec syscall numbers.
+        TpBtfSysEnter => "tp_btf_sys_enter",
+        /// raw tracepoint sched_process_exec.
+        RawTpSchedProcessExec => "raw_tp_sched_process_exec",
+        /// BTF-typed tracepoint sched_process_exec.
+        TpBtfSchedProcessExec => "tp_btf_sched_process_exec",
+    }
+);
+
+named_enum!(
+    /// The BPF map that holds the count (or carries the events out).
+    MapKind, "map kind" {
+        Array => "array",
+        Hash => "hash",
+        PercpuArray => "percpu_array",
+        PercpuHash => "percpu_hash",
+        Ringbuf => "ringbuf",
+        PerfEventArray => "perf_event_array",
+    }
+);
+
+named_enum!(
+    /// How the program bumps the count.
+    UpdateMode, "update mode" {
+        /// `__sync_fetch_and_add` on one shared slot.
+        Atomic => "atomic",
+        /// Plain increment of this CPU's own slot; user space sums the slots.
+        Percpu => "percpu",
+        /// Plain `+= 1` on one shared slot: loses updates under contention, on purpose.
+        Racy => "racy",
+        /// One record per event to user space, which counts them.
+        Stream => "stream",
+    }
+);
+
+impl MapKind {
+    /// The update modes that are meaningful on this map.
+    pub fn valid_updates(self) -> &'static [UpdateMode] {
+        match self {
+            MapKind::Array | MapKind::Hash => &[UpdateMode::Atomic, UpdateMode::Racy],
+            MapKind::PercpuArray | MapKind::PercpuHash => &[UpdateMode::Percpu],
+            MapKind::Ringbuf | MapKind::PerfEventArray => &[UpdateMode::Stream],
+        }
+    }
+
+    pub fn is_per_cpu(self) -> bool {
+        matches!(self, MapKind::PercpuArray | MapKind::PercpuHash)
+    }
+
+    pub fn is_stream(self) -> bool {
+        matches!(self, MapKind::Ringbuf | MapKind::PerfEventArray)
+    }
+}
+
+impl UpdateMode {
+    /// Whether every event must be accounted for: counted, or reported dropped.
+    pub fn is_exact(self) -> bool {
+        !matches!(self, UpdateMode::Racy)
+    }
+}
+
+/// Which events count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Filter {
+    /// Every event on the machine, as the classic tutorial counts.
+    All,
+    /// Only events of tasks in this cgroup v2 (its id, the directory's inode).
+    Cgroup(u64),
+}
+
+impl Filter {
+    pub fn name(self) -> &'static str {
+        match self {
+            Filter::All => "all",
+            Filter::Cgroup(_) => "cgroup",
+        }
+    }
+
+    pub fn cgroup_id(self) -> Option<u64> {
+        match self {
+            Filter::All => None,
+            Filter::Cgroup(id) => Some(id),
+        }
+    }
+}
+
+/// A complete, valid choice of how to count. Built only through [`Strategy::new`],
+/// so an invalid combination never reaches a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Strategy {
+    attach: AttachPoint,
+    map: MapKind,
+    update: UpdateMode,
+    filter: Filter,
+}
+
+impl Strategy {
+    pub fn new(
+        attach: AttachPoint,
+        map: MapKind,
+        update: UpdateMode,
+        filter: Filter,
+    ) -> Result<Self, InvalidStrategy> {
+        if !map.valid_updates().contains(&update) {
+            return Err(InvalidStrategy::UpdateOnMap {
+                map,
+                update,
+                valid: map
+                    .valid_updates()
+                    .iter()
+                    .map(|u| u.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Ok(Strategy {
+            attach,
+            map,
+            update,
+            filter,
+        })
+    }
+
+    /// Every valid map x update pair for one attach point and filter.
+    pub fn all_for(attach: AttachPoint, filter: Filter) -> Vec<Strategy> {
+        MapKind::ALL
+            .iter()
+            .flat_map(|&map| {
+                map.valid_updates()
+                    .iter()
+                    .map(move |&update| Strategy::new(attach, map, update, filter))
+            })
+            .collect::<Result<_, _>>()
+            .expect("valid_updates only lists valid pairs")
+    }
+
+    pub fn attach(&self) -> AttachPoint {
+        self.attach
+    }
+    pub fn map(&self) -> MapKind {
+        self.map
+    }
+    pub fn update(&self) -> UpdateMode {
+        self.update
+    }
+    pub fn filter(&self) -> Filter {
+        self.filter
+    }
+
+    pub fn with_filter(self, filter: Filter) -> Strategy {
+        Strategy { filter, ..self }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}/{}",
+            self.attach,
+            self.map,
+            self.update,
+            self.filter.name()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percpu_update_on_shared_array_is_rejected() {
+        let err = Strategy::new(
+            AttachPoint::TpSysEnterExecve,
+            MapKind::Array,
+            UpdateMode::Percpu,
+            Filter::All,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("atomic, racy"), "{err}");
+    }
+
+    #[test]
+    fn every_map_has_a_valid_strategy_and_names_round_trip() {
+        let all = Strategy::all_for(AttachPoint::TpSysEnterExecve, Filter::All);
+        assert_eq!(all.len(), 8);
+        for s in all {
+            assert_eq!(s.map().name().parse::<MapKind>().unwrap(), s.map());
+            assert_eq!(s.update().name().parse::<UpdateMode>().unwrap(), s.update());
+        }
+        for a in AttachPoint::ALL {
+            assert_eq!(a.name().parse::<AttachPoint>().unwrap(), *a);
+        }
+    }
+
+    #[test]
+    fn unknown_name_lists_the_choices() {
+        let err = "arry".parse::<MapKind>().unwrap_err().to_string();
+        assert!(
+            err.contains("unknown map kind `arry`") && err.contains("percpu_hash"),
+            "{err}"
+        );
+    }
+}

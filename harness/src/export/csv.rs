@@ -1,0 +1,265 @@
+//! The run CSV, schema v1: one row per cell, columns documented in the
+//! README. The file is rewritten (write, then rename) after every cell, so a
+//! later failure or Ctrl-C loses nothing measured and never leaves it
+//! half-written.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::host::Host;
+use crate::measure::Cell;
+use crate::storm::StormSpec;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Error)]
+pub enum CsvError {
+    #[error("cannot write results to {path}: {source}; pick a writable folder with --results-dir")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("encoding a CSV row: {0}")]
+    Encode(#[from] ::csv::Error),
+}
+
+/// What is the same for every row of a run.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub timestamp_utc: String,
+    pub host: Host,
+}
+
+/// One CSV row. Units are in the column names; empty means "not measured".
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Row {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub timestamp_utc: String,
+    pub host: String,
+    pub kernel: String,
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub git_rev: String,
+    pub backend: String,
+    pub backend_version: String,
+    pub attach: String,
+    pub map: String,
+    pub update: String,
+    pub filter: String,
+    pub target: String,
+    pub spawn: String,
+    pub workers: u32,
+    pub execs_per_worker: u64,
+    /// ok, unsupported or error.
+    pub status: String,
+    pub error: String,
+    pub issued: Option<u64>,
+    pub succeeded: Option<u64>,
+    pub failed: Option<u64>,
+    pub timed_out: Option<bool>,
+    pub counted: Option<u64>,
+    pub dropped: Option<u64>,
+    pub expected_oracle: String,
+    pub expected: Option<u64>,
+    pub missing: Option<i64>,
+    pub exact: Option<bool>,
+    pub perf_sys_enter_execve: Option<u64>,
+    pub perf_sched_process_exec: Option<u64>,
+    pub perf_sys_enter_execve_system: Option<u64>,
+    pub forks_procfs: Option<u64>,
+    pub run_cnt: Option<u64>,
+    pub run_time_ns: Option<u64>,
+    pub recursion_misses: Option<u64>,
+    pub ns_per_run_median: Option<f64>,
+    pub ns_per_run_ci95_lo: Option<f64>,
+    pub ns_per_run_ci95_hi: Option<f64>,
+    pub ns_per_run_samples: Option<usize>,
+    pub ns_per_event_mean: Option<f64>,
+    pub open_ms: Option<f64>,
+    pub load_ms: Option<f64>,
+    pub attach_ms: Option<f64>,
+    pub read_us_median: Option<f64>,
+    pub read_us_ci95_lo: Option<f64>,
+    pub read_us_ci95_hi: Option<f64>,
+    pub map_bytes: Option<u64>,
+    pub storm_wall_s: Option<f64>,
+    pub storm_cpu_user_s: Option<f64>,
+    pub storm_cpu_sys_s: Option<f64>,
+    pub system_cpu_s: Option<f64>,
+    pub execs_per_s: Option<f64>,
+}
+
+/// Identifies a cell in a row whether or not it could be measured.
+pub struct CellId<'a> {
+    pub backend: &'a str,
+    pub backend_version: &'a str,
+    pub attach: &'a str,
+    pub map: &'a str,
+    pub update: &'a str,
+    pub filter: &'a str,
+    pub spec: &'a StormSpec,
+}
+
+fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+impl Row {
+    fn blank(run: &RunInfo, id: &CellId<'_>, status: &str, error: String) -> Row {
+        Row {
+            schema_version: SCHEMA_VERSION,
+            run_id: run.run_id.clone(),
+            timestamp_utc: run.timestamp_utc.clone(),
+            host: run.host.host.clone(),
+            kernel: run.host.kernel.clone(),
+            cpus: run.host.cpus,
+            cpu_model: run.host.cpu_model.clone(),
+            git_rev: run.host.git_rev.clone(),
+            backend: id.backend.to_string(),
+            backend_version: id.backend_version.to_string(),
+            attach: id.attach.to_string(),
+            map: id.map.to_string(),
+            update: id.update.to_string(),
+            filter: id.filter.to_string(),
+            target: id.spec.target.to_string(),
+            spawn: id.spec.spawn.to_string(),
+            workers: id.spec.workers,
+            execs_per_worker: id.spec.execs_per_worker,
+            status: status.to_string(),
+            error,
+            issued: None,
+            succeeded: None,
+            failed: None,
+            timed_out: None,
+            counted: None,
+            dropped: None,
+            expected_oracle: String::new(),
+            expected: None,
+            missing: None,
+            exact: None,
+            perf_sys_enter_execve: None,
+            perf_sched_process_exec: None,
+            perf_sys_enter_execve_system: None,
+            forks_procfs: None,
+            run_cnt: None,
+            run_time_ns: None,
+            recursion_misses: None,
+            ns_per_run_median: None,
+            ns_per_run_ci95_lo: None,
+            ns_per_run_ci95_hi: None,
+            ns_per_run_samples: None,
+            ns_per_event_mean: None,
+            open_ms: None,
+            load_ms: None,
+            attach_ms: None,
+            read_us_median: None,
+            read_us_ci95_lo: None,
+            read_us_ci95_hi: None,
+            map_bytes: None,
+            storm_wall_s: None,
+            storm_cpu_user_s: None,
+            storm_cpu_sys_s: None,
+            system_cpu_s: None,
+            execs_per_s: None,
+        }
+    }
+
+    /// A cell that could not be measured: `unsupported` when the kernel
+    /// refused it, `error` otherwise.
+    pub fn failed(run: &RunInfo, id: &CellId<'_>, unsupported: bool, error: String) -> Row {
+        let status = if unsupported { "unsupported" } else { "error" };
+        Row::blank(run, id, status, error)
+    }
+
+    pub fn measured(run: &RunInfo, id: &CellId<'_>, cell: &Cell) -> Row {
+        let ms = |d: std::time::Duration| round(d.as_secs_f64() * 1e3, 3);
+        Row {
+            issued: Some(cell.storm.issued),
+            succeeded: Some(cell.storm.succeeded),
+            failed: Some(cell.storm.failed),
+            timed_out: Some(cell.storm.timed_out),
+            counted: Some(cell.reading.count),
+            dropped: Some(cell.reading.dropped),
+            expected_oracle: cell.expected_oracle.to_string(),
+            expected: Some(cell.expected),
+            missing: Some(cell.missing()),
+            exact: Some(cell.is_exact()),
+            perf_sys_enter_execve: Some(cell.perf_sys_enter_execve),
+            perf_sched_process_exec: Some(cell.perf_sched_process_exec),
+            perf_sys_enter_execve_system: Some(cell.perf_sys_enter_execve_system),
+            forks_procfs: Some(cell.forks_procfs),
+            run_cnt: Some(cell.prog.run_cnt),
+            run_time_ns: Some(cell.prog.run_time_ns),
+            recursion_misses: Some(cell.prog.recursion_misses),
+            ns_per_run_median: cell.ns_per_run.map(|e| round(e.median, 1)),
+            ns_per_run_ci95_lo: cell.ns_per_run.map(|e| round(e.lo, 1)),
+            ns_per_run_ci95_hi: cell.ns_per_run.map(|e| round(e.hi, 1)),
+            ns_per_run_samples: cell.ns_per_run.map(|e| e.n),
+            ns_per_event_mean: cell.ns_per_event().map(|v| round(v, 1)),
+            open_ms: Some(ms(cell.timings.open)),
+            load_ms: Some(ms(cell.timings.load)),
+            attach_ms: Some(ms(cell.timings.attach)),
+            read_us_median: cell.read_us.map(|e| round(e.median, 2)),
+            read_us_ci95_lo: cell.read_us.map(|e| round(e.lo, 2)),
+            read_us_ci95_hi: cell.read_us.map(|e| round(e.hi, 2)),
+            map_bytes: Some(cell.map_bytes),
+            storm_wall_s: Some(round(cell.storm.wall.as_secs_f64(), 4)),
+            storm_cpu_user_s: Some(round(cell.storm.cpu_user.as_secs_f64(), 4)),
+            storm_cpu_sys_s: Some(round(cell.storm.cpu_sys.as_secs_f64(), 4)),
+            system_cpu_s: Some(round(cell.system_cpu.as_secs_f64(), 3)),
+            execs_per_s: Some(round(cell.storm.execs_per_sec(), 1)),
+            ..Row::blank(run, id, "ok", String::new())
+        }
+    }
+}
+
+/// The run's CSV file under the results folder.
+pub struct CsvReport {
+    path: PathBuf,
+    rows: Vec<Row>,
+}
+
+impl CsvReport {
+    /// Checks that `dir` is writable now, not after the first cell.
+    pub fn create(dir: &Path, run_id: &str) -> Result<CsvReport, CsvError> {
+        let path = dir.join(format!("run-{run_id}.csv"));
+        let report = CsvReport {
+            path,
+            rows: Vec::new(),
+        };
+        fs::create_dir_all(dir)
+            .and_then(|()| report.write())
+            .map_err(|source| CsvError::Write {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        Ok(report)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn push(&mut self, row: Row) -> Result<(), CsvError> {
+        self.rows.push(row);
+        self.write().map_err(|source| CsvError::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn write(&self) -> io::Result<()> {
+        let mut writer = ::csv::Writer::from_writer(Vec::new());
+        for row in &self.rows {
+            writer.serialize(row)?;
+        }
+        let bytes = writer.into_inner().map_err(|e| e.into_error())?;
+        let tmp = self.path.with_extension("csv.tmp");
+        fs::write(&tmp, bytes)?;
+        fs::rename(&tmp, &self.path)
+    }
+}

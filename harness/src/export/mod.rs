@@ -1,0 +1,3 @@
+//! Results on disk.
+
+pub mod csv;

@@ -1,0 +1,55 @@
+//! Where a run happened, stamped on every CSV row so runs from different
+//! machines and kernels can be told apart.
+
+use std::fs;
+use std::process::Command;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Host {
+    pub host: String,
+    pub kernel: String,
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub git_rev: String,
+}
+
+impl Host {
+    pub fn detect() -> Host {
+        let uts = nix::sys::utsname::uname().ok();
+        let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+            uts.as_ref()
+                .map(|u| f(u).to_string_lossy().into_owned())
+                .unwrap_or_else(|| "unknown".into())
+        };
+        Host {
+            host: field(|u| u.nodename()),
+            kernel: field(|u| u.release()),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model: cpu_model().unwrap_or_else(|| "unknown".into()),
+            git_rev: git_rev().unwrap_or_else(|| "unknown".into()),
+        }
+    }
+}
+
+fn cpu_model() -> Option<String> {
+    let info = fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// The source revision of this build, "-dirty" when it had local changes.
+fn git_rev() -> Option<String> {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new("git")
+        .args(["-C", dir, "describe", "--always", "--dirty", "--abbrev=12"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}

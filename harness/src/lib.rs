@@ -1,0 +1,19 @@
+//! bpfstorm: storms of execs, counted by eBPF and checked against oracles.
+
+pub mod backends;
+pub mod bpf_stats;
+pub mod cgroup;
+pub mod cli;
+pub mod export;
+pub mod host;
+pub mod interrupt;
+pub mod leaks;
+pub mod measure;
+pub mod oracle;
+pub mod output;
+pub mod plan;
+pub mod probe;
+pub mod run;
+pub mod sample;
+pub mod storm;
+pub mod timestamp;

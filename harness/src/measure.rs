@@ -1,0 +1,271 @@
+//! One cell of the matrix: a backend counts one storm with one strategy,
+//! and everything that can be checked against it is read around the storm.
+
+use std::time::{Duration, Instant};
+
+use bpfstorm_common::{
+    AttachPoint, Backend, Counter, CounterError, Filter, ProgStats, Reading, Strategy,
+};
+use thiserror::Error;
+
+use crate::bpf_stats::StatsGuard;
+use crate::cgroup::{CgroupError, StormCgroup};
+use crate::interrupt;
+use crate::oracle::perf::PerfTracepoint;
+use crate::oracle::procfs::SystemSnapshot;
+use crate::oracle::OracleError;
+use crate::sample::Estimate;
+use crate::storm::{run_storm, StormError, StormReport, StormSpec};
+
+/// How many timed reads estimate the read latency.
+const READ_SAMPLES: usize = 31;
+/// A stats interval with fewer runs than this is too coarse to keep.
+const MIN_RUNS_PER_INTERVAL: u64 = 20;
+
+#[derive(Debug, Error)]
+pub enum MeasureError {
+    #[error(transparent)]
+    Counter(#[from] CounterError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Oracle(#[from] OracleError),
+    #[error(transparent)]
+    Storm(#[from] StormError),
+    #[error("enabling BPF stats: {0}")]
+    Stats(std::io::Error),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl MeasureError {
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, MeasureError::Counter(e) if e.is_unsupported())
+    }
+}
+
+/// Which filter a cell uses; the cgroup id is only known once the storm's
+/// cgroup exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterKind {
+    All,
+    Cgroup,
+}
+
+impl FilterKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FilterKind::All => "all",
+            FilterKind::Cgroup => "cgroup",
+        }
+    }
+}
+
+/// The perf tracepoint that sees the same events as an attach point.
+pub fn oracle_for(attach: AttachPoint) -> &'static str {
+    match attach {
+        AttachPoint::TpSysEnterExecve | AttachPoint::RawTpSysEnter | AttachPoint::TpBtfSysEnter => {
+            "syscalls:sys_enter_execve"
+        }
+        AttachPoint::TpSysEnterExecveat => "syscalls:sys_enter_execveat",
+        AttachPoint::TpSchedProcessExec
+        | AttachPoint::RawTpSchedProcessExec
+        | AttachPoint::TpBtfSchedProcessExec => "sched:sched_process_exec",
+    }
+}
+
+/// Everything measured in one cell.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub strategy: Strategy,
+    pub storm: StormReport,
+    /// Counter reading gained over the storm.
+    pub reading: Reading,
+    /// Perf oracles over the storm: sys_enter_execve and sched_process_exec,
+    /// scoped like the strategy's filter.
+    pub perf_sys_enter_execve: u64,
+    pub perf_sched_process_exec: u64,
+    /// sys_enter_execve on the whole machine, whatever the filter.
+    pub perf_sys_enter_execve_system: u64,
+    /// The oracle that sees what this attach point should count.
+    pub expected: u64,
+    pub expected_oracle: &'static str,
+    /// Forks the whole machine made during the storm (/proc/stat).
+    pub forks_procfs: u64,
+    pub system_cpu: Duration,
+    pub prog: ProgStats,
+    /// ns per program run, per ~50 ms interval of the storm.
+    pub ns_per_run: Option<Estimate>,
+    pub timings: bpfstorm_common::LoadTimings,
+    /// Microseconds per read of the count after the storm.
+    pub read_us: Option<Estimate>,
+    pub map_bytes: u64,
+    /// Kernel ids of the programs used, to check they are gone afterwards.
+    pub prog_ids: Vec<u32>,
+}
+
+impl Cell {
+    /// Events neither counted nor reported dropped (lost updates for racy
+    /// strategies); negative when the counter saw more than the oracle.
+    pub fn missing(&self) -> i64 {
+        self.expected as i64 - (self.reading.count + self.reading.dropped) as i64
+    }
+
+    pub fn is_exact(&self) -> bool {
+        self.missing() == 0
+    }
+
+    /// Mean in-kernel time per counted event (ns), all runs included:
+    /// hooks that run on every syscall pay for the ones they filter out.
+    pub fn ns_per_event(&self) -> Option<f64> {
+        (self.reading.count > 0).then(|| self.prog.run_time_ns as f64 / self.reading.count as f64)
+    }
+}
+
+struct Oracles {
+    execve: PerfTracepoint,
+    execveat: PerfTracepoint,
+    exec: PerfTracepoint,
+    /// Machine-wide, whatever the filter: every run of an execve hook.
+    execve_system: PerfTracepoint,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OracleCounts {
+    execve: u64,
+    execveat: u64,
+    exec: u64,
+    execve_system: u64,
+}
+
+impl Oracles {
+    fn open(cgroup: Option<&StormCgroup>) -> Result<Oracles, OracleError> {
+        Ok(Oracles {
+            execve: PerfTracepoint::open("syscalls", "sys_enter_execve", cgroup)?,
+            execveat: PerfTracepoint::open("syscalls", "sys_enter_execveat", cgroup)?,
+            exec: PerfTracepoint::open("sched", "sched_process_exec", cgroup)?,
+            execve_system: PerfTracepoint::open("syscalls", "sys_enter_execve", None)?,
+        })
+    }
+
+    fn read(&self) -> Result<OracleCounts, OracleError> {
+        Ok(OracleCounts {
+            execve: self.execve.read()?,
+            execveat: self.execveat.read()?,
+            exec: self.exec.read()?,
+            execve_system: self.execve_system.read()?,
+        })
+    }
+}
+
+impl OracleCounts {
+    fn since(&self, earlier: &OracleCounts) -> OracleCounts {
+        OracleCounts {
+            execve: self.execve - earlier.execve,
+            execveat: self.execveat - earlier.execveat,
+            exec: self.exec - earlier.exec,
+            execve_system: self.execve_system - earlier.execve_system,
+        }
+    }
+
+    /// The count of the oracle named by [`oracle_for`].
+    fn of(&self, oracle: &str) -> u64 {
+        match oracle {
+            "syscalls:sys_enter_execveat" => self.execveat,
+            "sched:sched_process_exec" => self.exec,
+            _ => self.execve,
+        }
+    }
+}
+
+fn reading_since(after: Reading, before: Reading) -> Reading {
+    Reading {
+        count: after.count.saturating_sub(before.count),
+        dropped: after.dropped.saturating_sub(before.dropped),
+    }
+}
+
+fn time_reads(counter: &mut dyn Counter) -> Result<Option<Estimate>, CounterError> {
+    let mut samples = Vec::with_capacity(READ_SAMPLES);
+    for _ in 0..READ_SAMPLES {
+        let started = Instant::now();
+        counter.read()?;
+        samples.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(Estimate::from_samples(&samples))
+}
+
+/// Loads `strategy` on `backend`, runs one storm in a fresh cgroup and
+/// measures it. The cgroup, the counter and the stats fd are gone on return.
+pub fn measure(
+    backend: &dyn Backend,
+    strategy: Strategy,
+    filter: FilterKind,
+    spec: &StormSpec,
+) -> Result<Cell, MeasureError> {
+    let cgroup = StormCgroup::create(spec.pids_max())?;
+    let strategy = strategy.with_filter(match filter {
+        FilterKind::All => Filter::All,
+        FilterKind::Cgroup => Filter::Cgroup(cgroup.id()),
+    });
+    let oracles = Oracles::open(match filter {
+        FilterKind::All => None,
+        FilterKind::Cgroup => Some(&cgroup),
+    })?;
+    let _stats = StatsGuard::enable().map_err(MeasureError::Stats)?;
+    let mut counter = backend.open(&strategy)?;
+
+    let procfs_before = SystemSnapshot::take()?;
+    let oracle_before = oracles.read()?;
+    let reading_before = counter.read()?;
+    let stats_before = counter.prog_stats()?;
+
+    let mut samples = Vec::new();
+    let mut last = stats_before;
+    let storm = {
+        let counter = &*counter;
+        let mut on_tick = || {
+            if interrupt::requested() {
+                cgroup.kill_all();
+            }
+            if let Ok(now) = counter.prog_stats() {
+                let delta = now.since(&last);
+                if delta.run_cnt >= MIN_RUNS_PER_INTERVAL {
+                    samples.extend(delta.ns_per_run());
+                    last = now;
+                }
+            }
+        };
+        run_storm(spec, &cgroup, &mut on_tick)
+    };
+    // A storm killed by Ctrl-C fails; the interrupt is the news, not the kill.
+    if interrupt::requested() {
+        return Err(MeasureError::Interrupted);
+    }
+    let storm = storm?;
+
+    let reading = reading_since(counter.read()?, reading_before);
+    let prog = counter.prog_stats()?.since(&stats_before);
+    let oracle = oracles.read()?.since(&oracle_before);
+    let procfs = SystemSnapshot::take()?.since(&procfs_before);
+    let expected_oracle = oracle_for(strategy.attach());
+
+    Ok(Cell {
+        strategy,
+        storm,
+        reading,
+        perf_sys_enter_execve: oracle.execve,
+        perf_sched_process_exec: oracle.exec,
+        perf_sys_enter_execve_system: oracle.execve_system,
+        expected: oracle.of(expected_oracle),
+        expected_oracle,
+        forks_procfs: procfs.forks,
+        system_cpu: procfs.cpu_time,
+        prog,
+        ns_per_run: Estimate::from_samples(&samples),
+        timings: counter.timings(),
+        read_us: time_reads(counter.as_mut())?,
+        map_bytes: counter.map_memory_bytes()?,
+        prog_ids: counter.prog_ids(),
+    })
+}

@@ -1,0 +1,5 @@
+//! What the terminal shows.
+
+pub mod progress;
+pub mod summary;
+pub mod table;

@@ -1,0 +1,137 @@
+//! The run table: one line per cell, units in the headers, an interval on
+//! every timing, and a closing line that only ranks what the noise allows.
+
+use crate::export::csv::Row;
+use crate::output::table::{Align, Table};
+
+fn interval(median: Option<f64>, lo: Option<f64>, hi: Option<f64>, digits: usize) -> String {
+    match (median, lo, hi) {
+        (Some(m), Some(l), Some(h)) => format!("{m:.digits$} [{l:.digits$}, {h:.digits$}]"),
+        _ => "-".into(),
+    }
+}
+
+fn verdict(row: &Row) -> String {
+    if row.status != "ok" {
+        return row.status.clone();
+    }
+    let missing = row.missing.unwrap_or(0);
+    let expected = row.expected.unwrap_or(0);
+    match (row.update.as_str(), missing) {
+        ("racy", 0) => "exact (no race hit)".into(),
+        ("racy", n) if n > 0 => format!(
+            "lost {n} updates ({:.2}%)",
+            n as f64 * 100.0 / expected.max(1) as f64
+        ),
+        (_, 0) => "exact".into(),
+        (_, n) => format!("MISMATCH {n:+}"),
+    }
+}
+
+fn count(v: Option<u64>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
+
+pub fn render(rows: &[Row]) -> String {
+    let mut table = Table::new(&[
+        ("backend", Align::Left),
+        ("attach", Align::Left),
+        ("map", Align::Left),
+        ("update", Align::Left),
+        ("counted", Align::Right),
+        ("oracle", Align::Right),
+        ("dropped", Align::Right),
+        ("verdict", Align::Left),
+        ("ns/run median [95% CI]", Align::Right),
+        ("ns/event mean", Align::Right),
+        ("load+attach ms (1 run)", Align::Right),
+        ("read us median [95% CI]", Align::Right),
+        ("map KiB", Align::Right),
+        ("execs/s", Align::Right),
+    ]);
+    for r in rows {
+        table.push(vec![
+            r.backend.clone(),
+            r.attach.clone(),
+            r.map.clone(),
+            r.update.clone(),
+            count(r.counted),
+            count(r.expected),
+            count(r.dropped),
+            verdict(r),
+            interval(
+                r.ns_per_run_median,
+                r.ns_per_run_ci95_lo,
+                r.ns_per_run_ci95_hi,
+                0,
+            ),
+            r.ns_per_event_mean
+                .map_or("-".into(), |v| format!("{v:.0}")),
+            match (r.load_ms, r.attach_ms) {
+                (Some(l), Some(a)) => format!("{:.1}", l + a),
+                _ => "-".into(),
+            },
+            interval(r.read_us_median, r.read_us_ci95_lo, r.read_us_ci95_hi, 1),
+            r.map_bytes
+                .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1024.0)),
+            r.execs_per_s.map_or("-".into(), |v| format!("{v:.0}")),
+        ]);
+    }
+    let mut out = table.render();
+    for r in rows.iter().filter(|r| !r.error.is_empty()) {
+        out.push_str(&format!(
+            "{} {}/{}/{}: {}\n",
+            r.backend, r.attach, r.map, r.update, r.error
+        ));
+    }
+    if let Some(line) = cheapest(rows) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn label(r: &Row) -> String {
+    format!("{} {}/{}", r.backend, r.map, r.update)
+}
+
+/// Names the cheapest cell in-kernel, and every cell whose 95% interval
+/// overlaps its own: those differences are inside the noise.
+fn cheapest(rows: &[Row]) -> Option<String> {
+    let timed: Vec<(&Row, f64, f64, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r,
+                r.ns_per_run_median?,
+                r.ns_per_run_ci95_lo?,
+                r.ns_per_run_ci95_hi?,
+            ))
+        })
+        .collect();
+    if timed.len() < 2 {
+        return None;
+    }
+    let best = timed.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let ties: Vec<String> = timed
+        .iter()
+        .filter(|t| !std::ptr::eq(t.0, best.0) && t.2 <= best.3)
+        .map(|t| label(t.0))
+        .collect();
+    let mut line = format!(
+        "cheapest in-kernel: {} at {:.0} ns/run [{:.0}, {:.0}]",
+        label(best.0),
+        best.1,
+        best.2,
+        best.3
+    );
+    if ties.is_empty() {
+        line.push_str("; its 95% interval overlaps no other cell's");
+    } else {
+        line.push_str(&format!(
+            "; inside the noise of: {} (95% intervals overlap, no ranking among them)",
+            ties.join(", ")
+        ));
+    }
+    Some(line)
+}

@@ -1,0 +1,242 @@
+//! Storms on the real kernel (run as root): counts, perf and procfs oracles,
+//! timeouts and cgroup cleanup. Each test makes its own cgroup, so they may
+//! run in parallel.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use bpfstorm::cgroup::{self, StormCgroup};
+use bpfstorm::oracle::{PerfTracepoint, SystemSnapshot};
+use bpfstorm::storm::{run_storm, SpawnMethod, StormError, StormSpec, Target};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn procs(cgroup: &Path) -> String {
+    fs::read_to_string(cgroup.join("cgroup.procs")).expect("read cgroup.procs")
+}
+
+/// Runs `workers` x `execs` of `target` and checks the storm's own counts and
+/// the perf oracles scoped to its cgroup.
+fn exact_storm(target: Target, spawn: SpawnMethod, workers: u32, execs: u64) {
+    let spec = StormSpec::new(workers, execs, target, spawn, TIMEOUT).expect("valid spec");
+    let cg = StormCgroup::create(spec.pids_max()).expect("create cgroup");
+    let execve = PerfTracepoint::sys_enter_execve(&cg).expect("perf sys_enter_execve");
+    let exec = PerfTracepoint::sched_process_exec(&cg).expect("perf sched_process_exec");
+    let execve_all = PerfTracepoint::sys_enter_execve(None).expect("perf sys_enter_execve, all");
+    let before = SystemSnapshot::take().expect("procfs snapshot");
+
+    let report = run_storm(&spec, &cg, &mut || {}).expect("storm");
+
+    let system = SystemSnapshot::take()
+        .expect("procfs snapshot")
+        .since(&before);
+    let total = u64::from(workers) * execs;
+    eprintln!(
+        "{target} {spawn} {workers}x{execs}: {:.0} execs/s, wall {:?}, cpu user {:?} sys {:?}",
+        report.execs_per_sec(),
+        report.wall,
+        report.cpu_user,
+        report.cpu_sys
+    );
+    assert!(!report.timed_out);
+    assert_eq!(report.issued, total);
+    assert_eq!(report.succeeded, total);
+    assert_eq!(report.failed, 0);
+    assert!(report.execs_per_sec() > 0.0);
+    assert_eq!(execve.read().expect("read perf"), total, "sys_enter_execve");
+    assert_eq!(exec.read().expect("read perf"), total, "sched_process_exec");
+    assert!(execve_all.read().expect("read perf") >= total);
+    // Every target and every worker is a fork; other processes add more.
+    assert!(system.forks >= total + u64::from(workers), "{system:?}");
+    assert_eq!(procs(cg.path()), "", "storm left tasks in its cgroup");
+    cg.remove().expect("remove cgroup");
+}
+
+#[test]
+fn tiny_fork_storm_counts_exactly() {
+    exact_storm(Target::Tiny, SpawnMethod::Fork, 2, 2000);
+}
+
+#[test]
+fn tiny_posix_spawn_storm_counts_exactly() {
+    exact_storm(Target::Tiny, SpawnMethod::PosixSpawn, 2, 2000);
+}
+
+#[test]
+fn bin_true_storms_count_exactly() {
+    exact_storm(Target::BinTrue, SpawnMethod::Fork, 2, 100);
+    exact_storm(Target::BinTrue, SpawnMethod::PosixSpawn, 2, 100);
+}
+
+#[test]
+fn timed_out_storm_is_killed_and_cleaned_up() {
+    let spec = StormSpec::new(
+        1,
+        10_000_000,
+        Target::Tiny,
+        SpawnMethod::Fork,
+        Duration::from_millis(300),
+    )
+    .expect("valid spec");
+    let cg = StormCgroup::create(spec.pids_max()).expect("create cgroup");
+    let path = cg.path().to_owned();
+    let mut ticks = 0;
+
+    let report = run_storm(&spec, &cg, &mut || ticks += 1).expect("storm");
+
+    assert!(report.timed_out);
+    assert!(report.wall >= Duration::from_millis(300), "{report:?}");
+    assert!(report.wall < Duration::from_secs(5), "{report:?}");
+    assert!(ticks >= 3, "on_tick ran {ticks} times in {:?}", report.wall);
+    // The killed worker never reported: its counts are lost.
+    assert_eq!(report.issued, 0);
+    assert_eq!(procs(&path), "", "timed-out storm left tasks in its cgroup");
+    drop(cg);
+    assert!(!path.exists(), "{} left behind", path.display());
+}
+
+#[test]
+fn storm_killed_from_outside_is_an_error_and_leaves_nothing() {
+    for workers in [1, 2] {
+        let spec = StormSpec::new(
+            workers,
+            10_000_000,
+            Target::Tiny,
+            SpawnMethod::Fork,
+            TIMEOUT,
+        )
+        .expect("valid spec");
+        let cg = StormCgroup::create(spec.pids_max()).expect("create cgroup");
+
+        // What the CLI does on Ctrl-C.
+        let result = run_storm(&spec, &cg, &mut || cg.kill_all());
+
+        match result {
+            Err(StormError::Worker { status, .. }) => assert!(status.contains("SIGKILL")),
+            other => panic!("expected a killed worker, got {other:?}"),
+        }
+        assert_eq!(
+            procs(cg.path()),
+            "",
+            "killed storm left tasks in its cgroup"
+        );
+    }
+}
+
+#[test]
+fn cgroup_create_and_drop_leave_nothing() {
+    let cg = StormCgroup::create(40).expect("create cgroup");
+    let path = cg.path().to_owned();
+    assert!(path.is_dir());
+    assert!(path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(&format!("bpfstorm-{}-", std::process::id()))));
+    assert_eq!(
+        path.parent(),
+        Some(cgroup::v2_mount().expect("v2").as_path())
+    );
+    assert_eq!(
+        cg.id(),
+        std::os::unix::fs::MetadataExt::ino(&fs::metadata(&path).unwrap())
+    );
+    assert_eq!(cg.pids_max(), Some(40));
+    assert!(cgroup::owned_by(std::process::id()).contains(&path));
+
+    let second = StormCgroup::create(40).expect("create second cgroup");
+    assert_ne!(second.path(), path);
+    assert_ne!(second.id(), cg.id());
+
+    // A child joined through the fds moves in; drop kills it.
+    let join = cg.join_handle().expect("join fds");
+    let mut child = Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn sleep");
+    let mut pid = child.id().to_string();
+    pid.push('\n');
+    fs::write(path.join("cgroup.procs"), &pid).expect("move sleep in");
+    assert_eq!(procs(&path), pid);
+    drop(join);
+
+    cg.kill_all();
+    let status = child.wait().expect("wait sleep");
+    assert!(!status.success());
+    drop(cg);
+    drop(second);
+    assert!(!path.exists(), "{} left behind", path.display());
+    assert!(!cgroup::owned_by(std::process::id()).contains(&path));
+}
+
+#[test]
+fn sweep_removes_cgroups_of_dead_processes() {
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let dead = child.id();
+    child.wait().expect("wait true");
+    let stale = cgroup::v2_mount()
+        .expect("v2")
+        .join(format!("bpfstorm-{dead}-0"));
+    fs::create_dir(&stale).expect("create stale cgroup");
+    let live = StormCgroup::create(40).expect("create cgroup");
+
+    let removed = StormCgroup::sweep_stale().expect("sweep");
+
+    assert!(removed.contains(&stale), "{removed:?}");
+    assert!(!stale.exists());
+    assert!(live.path().exists(), "sweep removed a live cgroup");
+}
+
+#[test]
+fn invalid_specs_are_refused() {
+    let spec =
+        |workers, execs| StormSpec::new(workers, execs, Target::Tiny, SpawnMethod::Fork, TIMEOUT);
+    assert!(matches!(spec(0, 10), Err(StormError::Workers(0))));
+    assert!(matches!(spec(1025, 10), Err(StormError::Workers(1025))));
+    assert!(matches!(spec(1, 0), Err(StormError::Execs(0))));
+    assert!(matches!(
+        spec(1, 10_000_001),
+        Err(StormError::Execs(10_000_001))
+    ));
+    assert!(matches!(
+        StormSpec::new(1, 1, Target::Tiny, SpawnMethod::Fork, Duration::ZERO),
+        Err(StormError::ZeroTimeout)
+    ));
+
+    // run_storm checks a spec built by hand too, before touching anything.
+    let cg = StormCgroup::create(40).expect("create cgroup");
+    let bad = StormSpec {
+        workers: 0,
+        execs_per_worker: 1,
+        target: Target::Tiny,
+        spawn: SpawnMethod::Fork,
+        timeout: TIMEOUT,
+    };
+    assert!(matches!(
+        run_storm(&bad, &cg, &mut || {}),
+        Err(StormError::Workers(0))
+    ));
+    let too_many = StormSpec { workers: 30, ..bad };
+    assert!(matches!(
+        run_storm(&too_many, &cg, &mut || {}),
+        Err(StormError::PidsMaxTooLow {
+            pids_max: 40,
+            needed: 60,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn names_parse_and_print() {
+    assert_eq!("tiny".parse::<Target>(), Ok(Target::Tiny));
+    assert_eq!("true".parse::<Target>(), Ok(Target::BinTrue));
+    assert_eq!(
+        "posix_spawn".parse::<SpawnMethod>(),
+        Ok(SpawnMethod::PosixSpawn)
+    );
+    assert_eq!(SpawnMethod::Fork.to_string(), "fork");
+    let err = "false".parse::<Target>().unwrap_err().to_string();
+    assert_eq!(err, "unknown target `false`; choose one of: tiny, true");
+}
