@@ -32,10 +32,34 @@ fn count(v: Option<u64>) -> String {
     v.map_or("-".into(), |v| v.to_string())
 }
 
+/// The value every row shares in a column, if they all share one.
+fn shared<'a>(rows: &'a [Row], field: fn(&Row) -> &str) -> Option<&'a str> {
+    let first = field(rows.first()?);
+    rows.iter().all(|r| field(r) == first).then_some(first)
+}
+
 pub fn render(rows: &[Row]) -> String {
-    let mut table = Table::new(&[
-        ("backend", Align::Left),
-        ("attach", Align::Left),
+    let Some(first) = rows.first() else {
+        return "no cells were measured\n".into();
+    };
+    // Columns that hold one value for the whole run move to the title line.
+    let backend = shared(rows, |r| &r.backend);
+    let attach = shared(rows, |r| &r.attach);
+    let mut title = vec![format!(
+        "storm: {} workers x {} execs of `{}` ({}), filter {}",
+        first.workers, first.execs_per_worker, first.target, first.spawn, first.filter
+    )];
+    title.extend(backend.map(|b| format!("backend {b} ({})", first.backend_version)));
+    title.extend(attach.map(|a| format!("attach {a}")));
+
+    let mut columns = Vec::new();
+    if backend.is_none() {
+        columns.push(("backend", Align::Left));
+    }
+    if attach.is_none() {
+        columns.push(("attach", Align::Left));
+    }
+    columns.extend([
         ("map", Align::Left),
         ("update", Align::Left),
         ("counted", Align::Right),
@@ -49,10 +73,16 @@ pub fn render(rows: &[Row]) -> String {
         ("map KiB", Align::Right),
         ("execs/s", Align::Right),
     ]);
+    let mut table = Table::new(&columns);
     for r in rows {
-        table.push(vec![
-            r.backend.clone(),
-            r.attach.clone(),
+        let mut cells = Vec::new();
+        if backend.is_none() {
+            cells.push(r.backend.clone());
+        }
+        if attach.is_none() {
+            cells.push(r.attach.clone());
+        }
+        cells.extend([
             r.map.clone(),
             r.update.clone(),
             count(r.counted),
@@ -76,8 +106,11 @@ pub fn render(rows: &[Row]) -> String {
                 .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1024.0)),
             r.execs_per_s.map_or("-".into(), |v| format!("{v:.0}")),
         ]);
+        table.push(cells);
     }
-    let mut out = table.render();
+    let mut out = title.join("; ");
+    out.push_str("\n\n");
+    out.push_str(&table.render());
     for r in rows.iter().filter(|r| !r.error.is_empty()) {
         out.push_str(&format!(
             "{} {}/{}/{}: {}\n",
@@ -133,5 +166,6 @@ fn cheapest(rows: &[Row]) -> Option<String> {
             ties.join(", ")
         ));
     }
+    line.push_str(" (each interval spans one storm; drift between cells can exceed it)");
     Some(line)
 }

@@ -1,0 +1,185 @@
+//! The CLI as a user meets it: bad input gets a clear error and a non-zero
+//! exit, a small run writes a CSV whose columns the README documents, and
+//! Ctrl-C leaves nothing behind.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use bpfstorm::leaks;
+
+fn bpfstorm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
+        .args(args)
+        .output()
+        .expect("running bpfstorm")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_refused(args: &[&str], says: &str) {
+    let out = bpfstorm(args);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    let err = stderr(&out);
+    assert!(
+        err.contains(says),
+        "{args:?}: stderr lacks `{says}`:\n{err}"
+    );
+}
+
+#[test]
+fn bad_flags_are_refused_with_what_to_do() {
+    assert_refused(&["run", "--workers", "0"], "workers");
+    assert_refused(&["run", "--map", "arry"], "unknown map kind `arry`");
+    assert_refused(
+        &["run", "--map", "array", "--update", "percpu"],
+        "does not work on map `array`: use one of atomic, racy",
+    );
+    assert_refused(
+        &["run", "--backend", "bcc"],
+        "unknown backend `bcc`: expected one of libbpf",
+    );
+    assert_refused(&["run", "--target", "false"], "unknown target `false`");
+    assert_refused(
+        &["run", "--results-dir", "/proc/bpfstorm-cannot-be-here"],
+        "cannot write results",
+    );
+}
+
+fn documented_columns() -> Vec<String> {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let section = readme
+        .split("## The CSV (schema v1)")
+        .nth(1)
+        .expect("README has the CSV section");
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with("| column"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .flat_map(|l| {
+            let first_cell = l.split('|').nth(1).unwrap_or("");
+            first_cell
+                .split(',')
+                .map(|c| c.trim().trim_matches('`').to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn small_run_writes_an_exact_csv_in_the_documented_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bpfstorm(&[
+        "run",
+        "--map",
+        "array,percpu_hash",
+        "--workers",
+        "2",
+        "--execs",
+        "200",
+        "--target",
+        "true",
+        "--spawn",
+        "posix_spawn",
+        "--results-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("ns/run median [95% CI]"), "{table}");
+
+    let csv_path = fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header, documented_columns(), "CSV header vs README");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(
+        rows.len(),
+        3,
+        "array/atomic, array/racy, percpu_hash/percpu"
+    );
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for row in &rows {
+        assert_eq!(&row[col("schema_version")], "1");
+        assert_eq!(&row[col("status")], "ok");
+        assert_eq!(&row[col("issued")], "400");
+        assert_eq!(&row[col("expected")], "400");
+        if &row[col("update")] != "racy" {
+            assert_eq!(&row[col("counted")], "400");
+            assert_eq!(&row[col("exact")], "true");
+        }
+    }
+    assert!(leaks::find(&[]).is_clean());
+}
+
+#[test]
+fn ctrl_c_keeps_finished_cells_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
+        .args([
+            "run",
+            "--map",
+            "array,hash",
+            "--update",
+            "atomic",
+            "--workers",
+            "2",
+        ])
+        .args([
+            "--execs",
+            "1000000",
+            "--results-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(1500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "slow to stop");
+    assert_eq!(status.code(), Some(130));
+    let csv_path = fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(csv_path.to_string_lossy().ends_with(".csv"), "{csv_path:?}");
+    let left = leaks::find(&[]);
+    assert!(left.maps.is_empty() && !left.stats_enabled, "{left:?}");
+    assert!(
+        bpfstorm::cgroup::owned_by(child.id()).is_empty(),
+        "storm cgroup of the interrupted run still exists"
+    );
+}
+
+#[test]
+fn probe_finds_the_exec_tracepoints_supported() {
+    let out = bpfstorm(&["probe"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("libbpf") && l.contains("tp_sys_enter_execve "))
+        .unwrap_or_else(|| panic!("no tp_sys_enter_execve row:\n{text}"));
+    assert_eq!(row.matches("ok").count(), 6, "{row}");
+    assert!(text.contains("cgroup v2: yes"), "{text}");
+}
