@@ -33,7 +33,7 @@ fn count(v: Option<u64>) -> String {
 }
 
 /// The value every row shares in a column, if they all share one.
-fn shared<'a>(rows: &'a [Row], field: fn(&Row) -> &str) -> Option<&'a str> {
+fn shared(rows: &[Row], field: fn(&Row) -> &str) -> Option<&str> {
     let first = field(rows.first()?);
     rows.iter().all(|r| field(r) == first).then_some(first)
 }
