@@ -55,15 +55,32 @@ impl CounterError {
     /// does not do that" become [`CounterError::Unsupported`] with the likely
     /// cause, everything else stays a [`CounterError::Kernel`] error.
     pub fn from_kernel(attach: AttachPoint, op: &str, errno: i32, message: String) -> Self {
-        let cause = match errno {
-            libc_errno::EPERM | libc_errno::EACCES if op == "load" => Some(
-                "the kernel refused the program type at BPF_PROG_LOAD (trampolines or LSM blocked on this platform?)",
+        use libc_errno::*;
+        let refused = matches!(errno, EPERM | EACCES | ENOENT | EOPNOTSUPP | ENOTSUPP);
+        let cause = match (attach, op) {
+            _ if !refused => None,
+            (AttachPoint::FentrySysExecve | AttachPoint::FexitSysExecve, "load") => Some(
+                "the kernel refused a BPF trampoline program (fentry/fexit need \
+                 CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS; some virtual platforms block them)",
             ),
-            libc_errno::ENOENT if op == "attach" => {
+            (AttachPoint::LsmBprmCheckSecurity | AttachPoint::LsmBprmCommittedCreds, "load") => {
+                Some(
+                    "the kernel refused a BPF LSM program (needs CONFIG_BPF_LSM with `bpf` in the \
+                 lsm= boot list, and working BPF trampolines)",
+                )
+            }
+            (AttachPoint::KprobeSysExecve | AttachPoint::KsyscallExecve, "attach") => Some(
+                "no kprobe support in this kernel (CONFIG_KPROBES/CONFIG_KPROBE_EVENTS off?), \
+                 or the function cannot be probed",
+            ),
+            (AttachPoint::UprobeLibcExecve, "attach") => {
+                Some("libc.so.6 or its execve symbol was not found, or uprobes are off")
+            }
+            (_, "attach") if errno == ENOENT => {
                 Some("the attach target does not exist in this kernel (config option off?)")
             }
-            libc_errno::EOPNOTSUPP | libc_errno::ENOTSUPP => {
-                Some("the kernel does not support this attach type")
+            (_, _) if matches!(errno, EOPNOTSUPP | ENOTSUPP) => {
+                Some("the kernel does not support this program or attach type")
             }
             _ => None,
         };

@@ -61,6 +61,20 @@ named_enum!(
         RawTpSchedProcessExec => "raw_tp_sched_process_exec",
         /// BTF-typed tracepoint sched_process_exec.
         TpBtfSchedProcessExec => "tp_btf_sched_process_exec",
+        /// uprobe on libc's execve(): only callers of the libc wrapper.
+        UprobeLibcExecve => "uprobe_libc_execve",
+        /// fentry on the execve syscall (BPF trampoline).
+        FentrySysExecve => "fentry_sys_execve",
+        /// fexit on the execve syscall (BPF trampoline).
+        FexitSysExecve => "fexit_sys_execve",
+        /// kprobe on the execve syscall's entry function.
+        KprobeSysExecve => "kprobe_sys_execve",
+        /// ksyscall (kprobe on the arch syscall wrapper, found by libbpf).
+        KsyscallExecve => "ksyscall_execve",
+        /// LSM hook bprm_check_security: every binary an exec loads (scripts twice).
+        LsmBprmCheckSecurity => "lsm_bprm_check_security",
+        /// LSM hook bprm_committed_creds: every exec that succeeds.
+        LsmBprmCommittedCreds => "lsm_bprm_committed_creds",
     }
 );
 

@@ -64,13 +64,20 @@ impl FilterKind {
 /// The perf tracepoint that sees the same events as an attach point.
 pub fn oracle_for(attach: AttachPoint) -> &'static str {
     match attach {
-        AttachPoint::TpSysEnterExecve | AttachPoint::RawTpSysEnter | AttachPoint::TpBtfSysEnter => {
-            "syscalls:sys_enter_execve"
-        }
+        AttachPoint::TpSysEnterExecve
+        | AttachPoint::RawTpSysEnter
+        | AttachPoint::TpBtfSysEnter
+        | AttachPoint::UprobeLibcExecve
+        | AttachPoint::FentrySysExecve
+        | AttachPoint::FexitSysExecve
+        | AttachPoint::KprobeSysExecve
+        | AttachPoint::KsyscallExecve => "syscalls:sys_enter_execve",
         AttachPoint::TpSysEnterExecveat => "syscalls:sys_enter_execveat",
         AttachPoint::TpSchedProcessExec
         | AttachPoint::RawTpSchedProcessExec
-        | AttachPoint::TpBtfSchedProcessExec => "sched:sched_process_exec",
+        | AttachPoint::TpBtfSchedProcessExec
+        | AttachPoint::LsmBprmCheckSecurity
+        | AttachPoint::LsmBprmCommittedCreds => "sched:sched_process_exec",
     }
 }
 

@@ -88,7 +88,11 @@ pub fn render(probes: &[Probe]) -> String {
             cells.push(match &p.refusal {
                 None => "ok".into(),
                 Some(reason) => {
-                    reasons.push(format!("{} {}/{}: {reason}", p.backend, p.attach, p.map));
+                    // The reason is nearly always the attach point's, whatever the map.
+                    let line = format!("{} {}: {reason}", p.backend, p.attach);
+                    if !reasons.contains(&line) {
+                        reasons.push(line);
+                    }
                     "refused".into()
                 }
             });

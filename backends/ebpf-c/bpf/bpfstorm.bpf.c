@@ -202,3 +202,55 @@ int BPF_PROG(tp_btf_sched_process_exec, struct task_struct *p, pid_t old_pid,
 	count_event(ctx);
 	return 0;
 }
+
+/* libc's execve(): sees only callers that go through libc's wrapper. */
+SEC("uprobe/libc.so.6:execve")
+int uprobe_libc_execve(void *ctx)
+{
+	count_event(ctx);
+	return 0;
+}
+
+/* The exec syscall's entry through a BPF trampoline (needs fentry support). */
+SEC("fentry/__x64_sys_execve")
+int BPF_PROG(fentry_sys_execve)
+{
+	count_event(ctx);
+	return 0;
+}
+
+SEC("fexit/__x64_sys_execve")
+int BPF_PROG(fexit_sys_execve)
+{
+	count_event(ctx);
+	return 0;
+}
+
+SEC("kprobe/__x64_sys_execve")
+int kprobe_sys_execve(void *ctx)
+{
+	count_event(ctx);
+	return 0;
+}
+
+SEC("ksyscall/execve")
+int ksyscall_execve(void *ctx)
+{
+	count_event(ctx);
+	return 0;
+}
+
+/* LSM hooks must return 0, or the exec is denied. */
+SEC("lsm/bprm_check_security")
+int BPF_PROG(lsm_bprm_check_security, struct linux_binprm *bprm)
+{
+	count_event(ctx);
+	return 0;
+}
+
+SEC("lsm/bprm_committed_creds")
+int BPF_PROG(lsm_bprm_committed_creds, const struct linux_binprm *bprm)
+{
+	count_event(ctx);
+	return 0;
+}

@@ -1,5 +1,5 @@
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::time::Instant;
 
@@ -7,8 +7,8 @@ use bpfstorm_common::{
     fdinfo, tracefs, AttachPoint, Counter, CounterError, LoadTimings, MapKind, ProgStats, Reading,
     Strategy, UpdateMode,
 };
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, MapMut, OpenObject, ProgramMut};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, Map, MapCore, MapFlags, MapHandle, OpenObject, ProgramMut};
 
 use crate::errors;
 use crate::skel::{BpfstormSkel, BpfstormSkelBuilder, OpenBpfstormSkel};
@@ -43,6 +43,8 @@ pub struct LibbpfCounter {
     strategy: Strategy,
     timings: LoadTimings,
     stream: Option<StreamReader>,
+    prog_fd: OwnedFd,
+    map: MapHandle,
     _link: Link,
     skel: BpfstormSkel<'static>,
     _storage: ObjectStorage,
@@ -84,71 +86,37 @@ fn configure(
     rodata.update_mode = update_mode_value(strategy.update());
     rodata.filter_cgroup_id = strategy.filter().cgroup_id().unwrap_or(0);
 
-    let maps = &mut open.maps;
-    for (kind, map) in [
-        (MapKind::Array, &mut maps.array),
-        (MapKind::Hash, &mut maps.hash),
-        (MapKind::PercpuArray, &mut maps.percpu_array),
-        (MapKind::PercpuHash, &mut maps.percpu_hash),
-        (MapKind::Ringbuf, &mut maps.ringbuf),
-        (MapKind::PerfEventArray, &mut maps.perf_event_array),
-    ] {
-        map.set_autocreate(kind == strategy.map())
-            .map_err(|e| errors::kernel(strategy.attach(), "open", &e))?;
+    // Programs and maps are chosen by name (one name everywhere), so a new
+    // attach point or map kind in the BPF source needs no change here.
+    let object = open.open_object_mut();
+    for mut map in object.maps_mut() {
+        if let Some(kind) = map.name().to_str().and_then(|n| n.parse::<MapKind>().ok()) {
+            map.set_autocreate(kind == strategy.map())
+                .map_err(|e| errors::kernel(strategy.attach(), "open", &e))?;
+        }
     }
-
-    let progs = &mut open.progs;
-    for (attach, prog) in [
-        (
-            AttachPoint::TpSysEnterExecve,
-            &mut progs.tp_sys_enter_execve,
-        ),
-        (
-            AttachPoint::TpSysEnterExecveat,
-            &mut progs.tp_sys_enter_execveat,
-        ),
-        (
-            AttachPoint::TpSchedProcessExec,
-            &mut progs.tp_sched_process_exec,
-        ),
-        (AttachPoint::RawTpSysEnter, &mut progs.raw_tp_sys_enter),
-        (AttachPoint::TpBtfSysEnter, &mut progs.tp_btf_sys_enter),
-        (
-            AttachPoint::RawTpSchedProcessExec,
-            &mut progs.raw_tp_sched_process_exec,
-        ),
-        (
-            AttachPoint::TpBtfSchedProcessExec,
-            &mut progs.tp_btf_sched_process_exec,
-        ),
-    ] {
-        prog.set_autoload(attach == strategy.attach());
+    let wanted = strategy.attach().name();
+    for mut prog in object.progs_mut() {
+        let load = prog.name() == wanted;
+        prog.set_autoload(load);
     }
     Ok(())
 }
 
-fn program<'a>(skel: &'a BpfstormSkel<'static>, attach: AttachPoint) -> &'a ProgramMut<'static> {
-    let progs = &skel.progs;
-    match attach {
-        AttachPoint::TpSysEnterExecve => &progs.tp_sys_enter_execve,
-        AttachPoint::TpSysEnterExecveat => &progs.tp_sys_enter_execveat,
-        AttachPoint::TpSchedProcessExec => &progs.tp_sched_process_exec,
-        AttachPoint::RawTpSysEnter => &progs.raw_tp_sys_enter,
-        AttachPoint::TpBtfSysEnter => &progs.tp_btf_sys_enter,
-        AttachPoint::RawTpSchedProcessExec => &progs.raw_tp_sched_process_exec,
-        AttachPoint::TpBtfSchedProcessExec => &progs.tp_btf_sched_process_exec,
-    }
+fn program<'a>(skel: &'a BpfstormSkel<'static>, attach: AttachPoint) -> Option<ProgramMut<'a>> {
+    skel.object()
+        .progs_mut()
+        .find(|p| p.name() == attach.name())
 }
 
-fn count_map<'a>(skel: &'a BpfstormSkel<'static>, map: MapKind) -> &'a MapMut<'static> {
-    let maps = &skel.maps;
-    match map {
-        MapKind::Array => &maps.array,
-        MapKind::Hash => &maps.hash,
-        MapKind::PercpuArray => &maps.percpu_array,
-        MapKind::PercpuHash => &maps.percpu_hash,
-        MapKind::Ringbuf => &maps.ringbuf,
-        MapKind::PerfEventArray => &maps.perf_event_array,
+fn count_map<'a>(skel: &'a BpfstormSkel<'static>, map: MapKind) -> Option<Map<'a>> {
+    skel.object().maps().find(|m| m.name() == map.name())
+}
+
+fn missing(what: &str, name: &str) -> CounterError {
+    CounterError::Backend {
+        backend: "libbpf",
+        message: format!("the BPF object has no {what} named `{name}`"),
     }
 }
 
@@ -184,14 +152,22 @@ impl LibbpfCounter {
             .map_err(|e| errors::kernel(attach, "load", &e))?;
         let loaded = Instant::now();
 
-        let link = program(&skel, attach)
+        let prog = program(&skel, attach).ok_or_else(|| missing("program", attach.name()))?;
+        let link = prog
             .attach()
             .map_err(|e| errors::kernel(attach, "attach", &e))?;
         let attached = Instant::now();
 
+        // Owned duplicates of the fds, so nothing has to be looked up again.
+        let prog_fd = prog.as_fd().try_clone_to_owned()?;
+        let map = count_map(&skel, strategy.map())
+            .ok_or_else(|| missing("map", strategy.map().name()))
+            .and_then(|m| {
+                MapHandle::try_from(&m).map_err(|e| errors::map("dup of the map fd", &e))
+            })?;
         let stream = if strategy.map().is_stream() {
-            let handle = MapHandle::try_from(count_map(&skel, strategy.map()))
-                .map_err(|e| errors::map("dup of the buffer map", &e))?;
+            let handle =
+                MapHandle::try_from(&map).map_err(|e| errors::map("dup of the buffer map", &e))?;
             Some(StreamReader::start(strategy.map(), handle)?)
         } else {
             None
@@ -205,14 +181,12 @@ impl LibbpfCounter {
                 attach: attached - loaded,
             },
             stream,
+            prog_fd,
+            map,
             _link: link,
             skel,
             _storage: storage,
         })
-    }
-
-    fn prog_fd(&self) -> BorrowedFd<'_> {
-        program(&self.skel, self.strategy.attach()).as_fd()
     }
 
     fn dropped(&self) -> u64 {
@@ -236,7 +210,7 @@ impl Counter for LibbpfCounter {
     }
 
     fn read(&mut self) -> Result<Reading, CounterError> {
-        let map = count_map(&self.skel, self.strategy.map());
+        let map = &self.map;
         let count = match self.strategy.map() {
             MapKind::Array | MapKind::Hash => map
                 .lookup(&KEY, MapFlags::ANY)
@@ -260,7 +234,7 @@ impl Counter for LibbpfCounter {
     }
 
     fn reset(&mut self) -> Result<(), CounterError> {
-        let map = count_map(&self.skel, self.strategy.map());
+        let map = &self.map;
         let zero = 0u64.to_ne_bytes();
         match self.strategy.map() {
             MapKind::Array => map
@@ -292,23 +266,19 @@ impl Counter for LibbpfCounter {
     }
 
     fn prog_stats(&self) -> Result<ProgStats, CounterError> {
-        Ok(fdinfo::prog_stats(self.prog_fd().as_raw_fd())?)
+        Ok(fdinfo::prog_stats(self.prog_fd.as_raw_fd())?)
     }
 
     fn map_memory_bytes(&self) -> Result<u64, CounterError> {
         let maps = &self.skel.maps;
-        [
-            count_map(&self.skel, self.strategy.map()),
-            &maps.rodata,
-            &maps.bss,
-        ]
-        .iter()
-        .map(|m| fdinfo::memlock(m.as_fd().as_raw_fd()).map_err(CounterError::from))
-        .sum()
+        [self.map.as_fd(), maps.rodata.as_fd(), maps.bss.as_fd()]
+            .iter()
+            .map(|fd| fdinfo::memlock(fd.as_raw_fd()).map_err(CounterError::from))
+            .sum()
     }
 
     fn prog_ids(&self) -> Vec<u32> {
-        libbpf_rs::Program::id_from_fd(self.prog_fd())
+        libbpf_rs::Program::id_from_fd(self.prog_fd.as_fd())
             .into_iter()
             .collect()
     }

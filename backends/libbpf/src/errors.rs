@@ -44,12 +44,20 @@ pub fn errno(err: &libbpf_rs::Error) -> i32 {
 /// A failed `op` (open, load, attach) of the program for `attach`.
 pub fn kernel(attach: AttachPoint, op: &str, err: &libbpf_rs::Error) -> CounterError {
     let log = captured();
-    // Keep the tail: the verifier's last lines say why.
-    let tail: Vec<&str> = log.lines().rev().take(6).collect();
+    // libbpf's lines about the program say why (verifier included); its
+    // "raise ulimit -l" hint on EPERM is wrong where BPF memory is charged
+    // to cgroups, so it is left out.
+    let about_prog = format!("prog '{}'", attach.name());
+    let said: Vec<&str> = log
+        .lines()
+        .map(|l| l.trim_start_matches("libbpf: ").trim())
+        .filter(|l| l.contains(&about_prog) || l.contains("kprobe") || l.contains("tracepoint"))
+        .filter(|l| !l.contains("ulimit"))
+        .collect();
     let mut message = format!("{err:#}");
-    if !tail.is_empty() {
+    if !said.is_empty() {
         message.push_str("; libbpf: ");
-        message.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join(" | "));
+        message.push_str(&said.join(" | "));
     }
     CounterError::from_kernel(attach, op, errno(err), message)
 }

@@ -1,0 +1,70 @@
+//! Every attach point on every backend: where this kernel allows it, it
+//! counts exactly what its oracle sees; where the kernel refuses it, the
+//! refusal is a typed "unsupported here" carrying the kernel's errno.
+
+use std::time::Duration;
+
+use bpfstorm::backends;
+use bpfstorm::measure::{measure, FilterKind, MeasureError};
+use bpfstorm::storm::{SpawnMethod, StormSpec, Target};
+use bpfstorm_common::{AttachPoint, CounterError, Filter, MapKind, Strategy, UpdateMode};
+
+fn outcome(
+    backend: &str,
+    attach: AttachPoint,
+    spawn: SpawnMethod,
+) -> Result<bpfstorm::measure::Cell, MeasureError> {
+    let backend = backends::by_name(backend).unwrap();
+    let strategy = Strategy::new(attach, MapKind::Array, UpdateMode::Atomic, Filter::All).unwrap();
+    let spec = StormSpec::new(2, 500, Target::Tiny, spawn, Duration::from_secs(60)).unwrap();
+    measure(backend.as_ref(), strategy, FilterKind::Cgroup, &spec)
+}
+
+#[test]
+fn each_attach_point_counts_exactly_or_is_refused_with_a_typed_error() {
+    for name in backends::NAMES {
+        for &attach in AttachPoint::ALL {
+            match outcome(name, attach, SpawnMethod::Fork) {
+                Ok(cell) => {
+                    assert_eq!(cell.storm.succeeded, 1000, "{name} {attach}");
+                    assert_eq!(
+                        cell.reading.count, cell.expected,
+                        "{name} {attach}: counted vs {}",
+                        cell.expected_oracle
+                    );
+                    let storm_execs = if attach == AttachPoint::TpSysEnterExecveat {
+                        0
+                    } else {
+                        1000
+                    };
+                    assert_eq!(cell.expected, storm_execs, "{name} {attach}");
+                    println!(
+                        "{name} {attach}: {} of {}",
+                        cell.reading.count, cell.expected
+                    );
+                }
+                Err(MeasureError::Counter(CounterError::Unsupported {
+                    what,
+                    reason,
+                    errno,
+                })) => {
+                    assert_eq!(what, attach.name());
+                    let errno = errno.expect("a kernel refusal carries its errno");
+                    assert!(reason.contains(&format!("errno {errno}")), "{reason}");
+                    assert!(reason.contains("likely cause"), "{reason}");
+                    println!("{name} {attach}: unsupported here: {reason}");
+                }
+                Err(e) => panic!("{name} {attach}: neither counted nor a typed refusal: {e}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn uprobe_sees_execs_made_through_posix_spawn_too() {
+    for name in backends::NAMES {
+        let cell = outcome(name, AttachPoint::UprobeLibcExecve, SpawnMethod::PosixSpawn)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(cell.reading.count, cell.storm.issued, "{name}");
+    }
+}
