@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::{CounterError, Strategy};
+use crate::{CounterError, ProgInsns, Strategy};
 
 /// Turns a [`Strategy`] into a live, attached [`Counter`].
 pub trait Backend {
@@ -22,6 +22,9 @@ pub trait Counter {
     fn reset(&mut self) -> Result<(), CounterError>;
     /// Cumulative kernel statistics of the attached program.
     fn prog_stats(&self) -> Result<ProgStats, CounterError>;
+    /// Size of the loaded program: verified and translated instructions,
+    /// JIT-ed bytes (see [`crate::prog_info::of_fd`]).
+    fn prog_info(&self) -> Result<ProgInsns, CounterError>;
     /// Kernel memory charged for the maps in use, in bytes.
     fn map_memory_bytes(&self) -> Result<u64, CounterError>;
     /// Kernel ids of the loaded programs, to check they are gone afterwards.

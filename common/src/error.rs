@@ -42,6 +42,9 @@ pub enum CounterError {
         backend: &'static str,
         message: String,
     },
+    /// The machine is not set up for this (a missing file or tool); says what to do.
+    #[error("{0}")]
+    Setup(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -3,10 +3,13 @@
 
 mod counter;
 mod error;
+pub mod btf;
 pub mod fdinfo;
+pub mod prog_info;
 mod strategy;
 pub mod tracefs;
 
 pub use counter::{Backend, Counter, LoadTimings, ProgStats, Reading};
 pub use error::{CounterError, InvalidStrategy};
+pub use prog_info::ProgInsns;
 pub use strategy::{AttachPoint, Filter, MapKind, Strategy, UpdateMode};

@@ -3,7 +3,7 @@
 use bpfstorm_common::Backend;
 use thiserror::Error;
 
-pub const NAMES: &[&str] = &["libbpf"];
+pub const NAMES: &[&str] = &["libbpf", "c", "aya"];
 
 #[derive(Debug, Error)]
 #[error("unknown backend `{0}`: expected one of {names}", names = NAMES.join(", "))]
@@ -12,6 +12,8 @@ pub struct UnknownBackend(pub String);
 pub fn by_name(name: &str) -> Result<Box<dyn Backend>, UnknownBackend> {
     match name {
         "libbpf" => Ok(Box::new(bpfstorm_libbpf::Libbpf)),
+        "c" => Ok(Box::new(bpfstorm_ebpf_c::CLoader)),
+        "aya" => Ok(Box::new(bpfstorm_aya::Aya)),
         other => Err(UnknownBackend(other.to_string())),
     }
 }

@@ -271,14 +271,14 @@ fn storm_dirs(mounts: &Mounts) -> io::Result<Vec<PathBuf>> {
 }
 
 /// The pid in a `bpfstorm-<pid>-<seq>` name.
-fn owner_pid(name: &OsStr) -> Option<i32> {
+pub(crate) fn owner_pid(name: &OsStr) -> Option<i32> {
     let rest = name.to_str()?.strip_prefix(PREFIX)?;
     let (pid, seq) = rest.split_once('-')?;
     seq.parse::<u64>().ok()?;
     pid.parse().ok()
 }
 
-fn process_alive(pid: i32) -> bool {
+pub(crate) fn process_alive(pid: i32) -> bool {
     // EPERM still means the process exists.
     !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
 }
@@ -318,12 +318,13 @@ fn enable_v2_pids(root: &Path) -> bool {
 /// is left: a killed task stays listed until it has exited, which can take
 /// milliseconds.
 fn kill_tasks(dir: &Path) -> io::Result<()> {
-    // cgroup.kill (5.14+) is atomic against concurrent forks.
-    let kill_file = match fs::write(dir.join("cgroup.kill"), "1") {
-        Ok(()) => true,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-        Err(e) => return Err(e),
-    };
+    // cgroup.kill (v2, 5.14+) is atomic against concurrent forks. v1 has no
+    // such file, and cgroupfs refuses to create one (EACCES, not ENOENT).
+    let kill_path = dir.join("cgroup.kill");
+    let kill_file = kill_path.exists();
+    if kill_file {
+        fs::write(&kill_path, "1")?;
+    }
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     loop {
         let procs = fs::read_to_string(dir.join("cgroup.procs"))?;

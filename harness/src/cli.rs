@@ -25,6 +25,21 @@ pub enum Command {
     Run(RunArgs),
     /// Show which attach points and maps this kernel supports.
     Probe(ProbeArgs),
+    /// Measure what each hook adds to every syscall (a getppid loop on all CPUs).
+    Collateral(CollateralArgs),
+    /// Write the semantics matrix: what each hook counts for each kind of exec.
+    Semantics(SemanticsArgs),
+    /// Compare run CSVs cell by cell; exit status 1 on a regression.
+    Compare(CompareArgs),
+    /// Recommend a strategy from a run CSV.
+    Recommend(RecommendArgs),
+}
+
+impl Command {
+    /// Whether the command loads BPF (and so needs privileges and BTF).
+    pub fn needs_kernel(&self) -> bool {
+        !matches!(self, Command::Compare(_) | Command::Recommend(_))
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -66,7 +81,10 @@ pub struct RunArgs {
     /// Execs per worker.
     #[arg(long, default_value_t = 2500)]
     pub execs: u64,
-    /// What the storm executes: `tiny` (a static no-libc binary), `true` (/bin/true).
+    /// What the storm executes: `tiny` (a static no-libc binary), `true` (/bin/true),
+    /// `script` (a #! script run by tiny), `missing` (ENOENT), `noexec` (EACCES),
+    /// `fexecve` (execveat on an fd; fork only), `threaded` (exec from a
+    /// two-thread process; fork only).
     #[arg(long, default_value = "tiny")]
     pub target: Target,
     /// How workers start each exec: `fork` (fork+execve) or `posix_spawn`.
@@ -85,6 +103,73 @@ pub struct ProbeArgs {
     /// Backends to probe, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "libbpf")]
     pub backend: Vec<String>,
+    /// Folder for the probe's CSV.
+    #[arg(long, default_value = "results")]
+    pub results_dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CollateralArgs {
+    #[arg(long, default_value = "libbpf")]
+    pub backend: String,
+    /// Attach points to compare; tp_sys_enter_execve is the control (it never fires on getppid).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "raw_tp_sys_enter,tp_btf_sys_enter,tp_sys_enter_execve"
+    )]
+    pub attach: Vec<AttachPoint>,
+    /// Pairs of rounds (without, with the hook) per attach point.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub rounds: u32,
+    /// Length of one round, in milliseconds.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub round_ms: u64,
+    /// Looping threads [default: one per CPU]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SemanticsArgs {
+    #[arg(long, default_value = "libbpf")]
+    pub backend: String,
+    /// Attach points [default: all]
+    #[arg(long, value_delimiter = ',')]
+    pub attach: Vec<AttachPoint>,
+    /// Storm targets [default: all]
+    #[arg(long, value_delimiter = ',')]
+    pub target: Vec<Target>,
+    /// Storm workers per cell.
+    #[arg(long, default_value_t = 2)]
+    pub workers: u32,
+    /// Execs per worker per cell.
+    #[arg(long, default_value_t = 100)]
+    pub execs: u64,
+    /// Where to write the markdown report [default: results/semantics-<kernel>.md]
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The reference run (e.g. a committed baseline under results/).
+    pub base: PathBuf,
+    /// Runs to compare with it.
+    #[arg(required = true)]
+    pub new: Vec<PathBuf>,
+    /// Changes smaller than this (percent) count as the same even outside the noise.
+    #[arg(long, default_value_t = 5.0)]
+    pub threshold: f64,
+    /// Also write the markdown report to this file.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecommendArgs {
+    /// A run CSV [default: the newest results/run-*.csv]
+    pub run: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! Ctrl-C and SIGTERM become a flag the run loop checks, so every counter,
 //! storm and cgroup is torn down by its normal Drop path.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
-static REQUESTED: AtomicBool = AtomicBool::new(false);
+/// The signal received, 0 while none was.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    REQUESTED.store(true, Ordering::SeqCst);
+extern "C" fn on_signal(signal: libc::c_int) {
+    RECEIVED.store(signal, Ordering::SeqCst);
 }
 
 /// Installs the handler for SIGINT and SIGTERM.
@@ -26,5 +27,10 @@ pub fn install() -> nix::Result<()> {
 }
 
 pub fn requested() -> bool {
-    REQUESTED.load(Ordering::SeqCst)
+    RECEIVED.load(Ordering::SeqCst) != 0
+}
+
+/// The shell's exit status for death by the signal received: 128 + signal.
+pub fn exit_status() -> u8 {
+    128u8.saturating_add(RECEIVED.load(Ordering::SeqCst) as u8)
 }

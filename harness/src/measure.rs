@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bpfstorm_common::{
-    AttachPoint, Backend, Counter, CounterError, Filter, ProgStats, Reading, Strategy,
+    AttachPoint, Backend, Counter, CounterError, Filter, ProgInsns, ProgStats, Reading, Strategy,
 };
 use thiserror::Error;
 
@@ -92,6 +92,7 @@ pub struct Cell {
     /// scoped like the strategy's filter.
     pub perf_sys_enter_execve: u64,
     pub perf_sched_process_exec: u64,
+    pub perf_sys_enter_execveat: u64,
     /// sys_enter_execve on the whole machine, whatever the filter.
     pub perf_sys_enter_execve_system: u64,
     /// The oracle that sees what this attach point should count.
@@ -107,6 +108,10 @@ pub struct Cell {
     /// Microseconds per read of the count after the storm.
     pub read_us: Option<Estimate>,
     pub map_bytes: u64,
+    /// Size of the loaded program: verified, translated and JIT-ed.
+    pub prog_insns: ProgInsns,
+    /// Heap the loader holds for the live counter, in bytes (see [`heap_in_use`]).
+    pub loader_heap_bytes: i64,
     /// Kernel ids of the programs used, to check they are gone afterwards.
     pub prog_ids: Vec<u32>,
 }
@@ -202,6 +207,16 @@ fn time_reads(counter: &mut dyn Counter) -> Result<Option<Estimate>, CounterErro
     Ok(Estimate::from_samples(&samples))
 }
 
+/// Bytes in use on the process's heap. Both loaders and libbpf allocate
+/// through glibc's malloc, so the change across `Backend::open` is what the
+/// loader keeps for a live counter, whichever language allocated it. Unlike
+/// RSS it does not depend on which cell first touched a page.
+fn heap_in_use() -> i64 {
+    // SAFETY: mallinfo2 only reads the allocator's own statistics.
+    let info = unsafe { libc::mallinfo2() };
+    i64::try_from(info.uordblks + info.hblkhd).unwrap_or(i64::MAX)
+}
+
 /// Loads `strategy` on `backend`, runs one storm in a fresh cgroup and
 /// measures it. The cgroup, the counter and the stats fd are gone on return.
 pub fn measure(
@@ -220,7 +235,9 @@ pub fn measure(
         FilterKind::Cgroup => Some(&cgroup),
     })?;
     let _stats = StatsGuard::enable().map_err(MeasureError::Stats)?;
+    let heap_before = heap_in_use();
     let mut counter = backend.open(&strategy)?;
+    let loader_heap_bytes = heap_in_use() - heap_before;
 
     let procfs_before = SystemSnapshot::take()?;
     let oracle_before = oracles.read()?;
@@ -263,6 +280,7 @@ pub fn measure(
         reading,
         perf_sys_enter_execve: oracle.execve,
         perf_sched_process_exec: oracle.exec,
+        perf_sys_enter_execveat: oracle.execveat,
         perf_sys_enter_execve_system: oracle.execve_system,
         expected: oracle.of(expected_oracle),
         expected_oracle,
@@ -273,6 +291,8 @@ pub fn measure(
         timings: counter.timings(),
         read_us: time_reads(counter.as_mut())?,
         map_bytes: counter.map_memory_bytes()?,
+        prog_insns: counter.prog_info()?,
+        loader_heap_bytes,
         prog_ids: counter.prog_ids(),
     })
 }

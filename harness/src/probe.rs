@@ -5,6 +5,7 @@ use std::path::Path;
 use bpfstorm_common::{tracefs, AttachPoint, Backend, Filter, MapKind, Strategy};
 
 use crate::bpf_stats::StatsGuard;
+use crate::export::csv::{ProbeRow, RunInfo, SCHEMA_VERSION};
 use crate::output::table::{Align, Table};
 
 /// The outcome of loading and attaching one attach point x map kind.
@@ -75,6 +76,30 @@ pub fn facts() -> Vec<(&'static str, String)> {
             },
         ),
     ]
+}
+
+/// Probe rows in the probe CSV's schema, so kernels can be compared.
+pub fn rows(run: &RunInfo, backend: &dyn Backend, probes: &[Probe]) -> Vec<ProbeRow> {
+    probes
+        .iter()
+        .filter(|p| p.backend == backend.name())
+        .map(|p| ProbeRow {
+            schema_version: SCHEMA_VERSION,
+            run_id: run.run_id.clone(),
+            timestamp_utc: run.timestamp_utc.clone(),
+            host: run.host.host.clone(),
+            kernel: run.host.kernel.clone(),
+            cpus: run.host.cpus,
+            cpu_model: run.host.cpu_model.clone(),
+            git_rev: run.host.git_rev.clone(),
+            backend: p.backend.to_string(),
+            backend_version: backend.version(),
+            attach: p.attach.to_string(),
+            map: p.map.to_string(),
+            supported: p.refusal.is_none(),
+            reason: p.refusal.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 pub fn render(probes: &[Probe]) -> String {

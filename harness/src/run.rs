@@ -7,15 +7,16 @@ use thiserror::Error;
 
 use crate::cgroup::StormCgroup;
 use crate::export::csv::{CellId, CsvError, CsvReport, Row, RunInfo};
-use crate::host::Host;
 use crate::measure::{measure, FilterKind, MeasureError};
 use crate::storm::StormSpec;
-use crate::{interrupt, timestamp};
+use crate::interrupt;
 
 #[derive(Debug, Error)]
 pub enum RunError {
     #[error(transparent)]
     Csv(#[from] CsvError),
+    #[error("removing storm cgroups left by killed runs: {0}")]
+    Sweep(#[from] std::io::Error),
 }
 
 pub struct RunOptions {
@@ -35,21 +36,17 @@ impl RunOptions {
 pub struct RunOutcome {
     pub rows: Vec<Row>,
     pub csv: PathBuf,
-    /// Cgroups of earlier, killed runs that were removed at the start.
+    /// Cgroups and target folders of killed runs, removed at the start.
     pub swept: Vec<PathBuf>,
     pub interrupted: bool,
 }
 
 /// Measures every cell; `on_cell` hears of each before it starts.
 pub fn run(opts: &RunOptions, on_cell: &mut dyn FnMut(&str)) -> Result<RunOutcome, RunError> {
-    let swept = StormCgroup::sweep_stale().unwrap_or_default();
-    let now = timestamp::now_utc();
-    let run = RunInfo {
-        run_id: format!("{}-{}", now.compact, std::process::id()),
-        timestamp_utc: now.rfc3339,
-        host: Host::detect(),
-    };
-    let mut csv = CsvReport::create(&opts.results_dir, &run.run_id)?;
+    let mut swept = StormCgroup::sweep_stale()?;
+    swept.extend(crate::storm::sweep_stale_dirs());
+    let run = RunInfo::start();
+    let mut csv = CsvReport::create(&opts.results_dir, &format!("run-{}.csv", run.run_id))?;
     let mut rows = Vec::new();
     let mut interrupted = false;
 

@@ -17,13 +17,30 @@ fn procs(cgroup: &Path) -> String {
     fs::read_to_string(cgroup.join("cgroup.procs")).expect("read cgroup.procs")
 }
 
+/// What a storm should report and what the perf oracles scoped to its
+/// cgroup should count, in execs.
+#[derive(Debug, Clone, Copy)]
+struct Expect {
+    succeeded: u64,
+    failed: u64,
+    sys_enter_execve: u64,
+    sys_enter_execveat: u64,
+    sched_process_exec: u64,
+    /// Tasks the storm's workers created: targets and, for `threaded`, their
+    /// second threads (sched_process_fork fires for threads too).
+    sched_process_fork: u64,
+}
+
 /// Runs `workers` x `execs` of `target` and checks the storm's own counts and
-/// the perf oracles scoped to its cgroup.
-fn exact_storm(target: Target, spawn: SpawnMethod, workers: u32, execs: u64) {
+/// the perf oracles scoped to its cgroup against `expect`.
+fn checked_storm(target: Target, spawn: SpawnMethod, workers: u32, execs: u64, expect: Expect) {
     let spec = StormSpec::new(workers, execs, target, spawn, TIMEOUT).expect("valid spec");
     let cg = StormCgroup::create(spec.pids_max()).expect("create cgroup");
     let execve = PerfTracepoint::sys_enter_execve(&cg).expect("perf sys_enter_execve");
+    let execveat = PerfTracepoint::open("syscalls", "sys_enter_execveat", &cg)
+        .expect("perf sys_enter_execveat");
     let exec = PerfTracepoint::sched_process_exec(&cg).expect("perf sched_process_exec");
+    let fork = PerfTracepoint::open("sched", "sched_process_fork", &cg).expect("perf fork");
     let execve_all = PerfTracepoint::sys_enter_execve(None).expect("perf sys_enter_execve, all");
     let before = SystemSnapshot::take().expect("procfs snapshot");
 
@@ -33,8 +50,24 @@ fn exact_storm(target: Target, spawn: SpawnMethod, workers: u32, execs: u64) {
         .expect("procfs snapshot")
         .since(&before);
     let total = u64::from(workers) * execs;
+    let counts = [
+        execve.read().expect("read perf"),
+        execveat.read().expect("read perf"),
+        exec.read().expect("read perf"),
+        fork.read().expect("read perf"),
+    ];
     eprintln!(
-        "{target} {spawn} {workers}x{execs}: {:.0} execs/s, wall {:?}, cpu user {:?} sys {:?}",
+        "{target} {spawn} {workers}x{execs}: issued {} succeeded {} failed {}; \
+         sys_enter_execve {} sys_enter_execveat {} sched_process_exec {} \
+         sched_process_fork {}; \
+         {:.0} execs/s, wall {:?}, cpu user {:?} sys {:?}",
+        report.issued,
+        report.succeeded,
+        report.failed,
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3],
         report.execs_per_sec(),
         report.wall,
         report.cpu_user,
@@ -42,16 +75,47 @@ fn exact_storm(target: Target, spawn: SpawnMethod, workers: u32, execs: u64) {
     );
     assert!(!report.timed_out);
     assert_eq!(report.issued, total);
-    assert_eq!(report.succeeded, total);
-    assert_eq!(report.failed, 0);
+    assert_eq!(report.succeeded, expect.succeeded, "succeeded");
+    assert_eq!(report.failed, expect.failed, "failed");
     assert!(report.execs_per_sec() > 0.0);
-    assert_eq!(execve.read().expect("read perf"), total, "sys_enter_execve");
-    assert_eq!(exec.read().expect("read perf"), total, "sched_process_exec");
-    assert!(execve_all.read().expect("read perf") >= total);
+    assert_eq!(counts[0], expect.sys_enter_execve, "sys_enter_execve");
+    assert_eq!(counts[1], expect.sys_enter_execveat, "sys_enter_execveat");
+    assert_eq!(counts[2], expect.sched_process_exec, "sched_process_exec");
+    assert_eq!(counts[3], expect.sched_process_fork, "sched_process_fork");
+    assert!(execve_all.read().expect("read perf") >= expect.sys_enter_execve);
     // Every target and every worker is a fork; other processes add more.
     assert!(system.forks >= total + u64::from(workers), "{system:?}");
     assert_eq!(procs(cg.path()), "", "storm left tasks in its cgroup");
     cg.remove().expect("remove cgroup");
+}
+
+/// A storm of a target whose every execve succeeds.
+fn exact_storm(target: Target, spawn: SpawnMethod, workers: u32, execs: u64) {
+    let total = u64::from(workers) * execs;
+    let expect = Expect {
+        succeeded: total,
+        failed: 0,
+        sys_enter_execve: total,
+        sys_enter_execveat: 0,
+        sched_process_exec: total,
+        // `threaded` targets each start a second thread before they exec.
+        sched_process_fork: total * if target == Target::Threaded { 2 } else { 1 },
+    };
+    checked_storm(target, spawn, workers, execs, expect);
+}
+
+/// A storm of a target whose every execve fails: attempts, no exec.
+fn failing_storm(target: Target, spawn: SpawnMethod, workers: u32, execs: u64) {
+    let total = u64::from(workers) * execs;
+    let expect = Expect {
+        succeeded: 0,
+        failed: total,
+        sys_enter_execve: total,
+        sys_enter_execveat: 0,
+        sched_process_exec: 0,
+        sched_process_fork: total,
+    };
+    checked_storm(target, spawn, workers, execs, expect);
 }
 
 #[test]
@@ -68,6 +132,106 @@ fn tiny_posix_spawn_storm_counts_exactly() {
 fn bin_true_storms_count_exactly() {
     exact_storm(Target::BinTrue, SpawnMethod::Fork, 2, 100);
     exact_storm(Target::BinTrue, SpawnMethod::PosixSpawn, 2, 100);
+}
+
+#[test]
+fn script_storms_exec_once_per_iteration() {
+    // The script and its interpreter are two binfmt passes but one execve
+    // and one sched_process_exec.
+    assert!(Target::Script.expect_success());
+    assert_eq!(Target::Script.syscall(), "execve");
+    exact_storm(Target::Script, SpawnMethod::Fork, 2, 200);
+    exact_storm(Target::Script, SpawnMethod::PosixSpawn, 2, 200);
+}
+
+#[test]
+fn missing_target_storms_fail_every_execve() {
+    assert!(!Target::Missing.expect_success());
+    assert_eq!(Target::Missing.syscall(), "execve");
+    failing_storm(Target::Missing, SpawnMethod::Fork, 2, 200);
+    failing_storm(Target::Missing, SpawnMethod::PosixSpawn, 2, 200);
+}
+
+#[test]
+fn not_executable_target_storms_fail_every_execve() {
+    assert!(!Target::NotExecutable.expect_success());
+    assert_eq!(Target::NotExecutable.syscall(), "execve");
+    failing_storm(Target::NotExecutable, SpawnMethod::Fork, 2, 200);
+    failing_storm(Target::NotExecutable, SpawnMethod::PosixSpawn, 2, 200);
+}
+
+#[test]
+fn fexecve_storm_calls_execveat_not_execve() {
+    assert!(Target::Fexecve.expect_success());
+    assert_eq!(Target::Fexecve.syscall(), "execveat");
+    let expect = Expect {
+        succeeded: 400,
+        failed: 0,
+        sys_enter_execve: 0,
+        sys_enter_execveat: 400,
+        sched_process_exec: 400,
+        sched_process_fork: 400,
+    };
+    checked_storm(Target::Fexecve, SpawnMethod::Fork, 2, 200, expect);
+}
+
+#[test]
+fn threaded_storm_execs_from_two_threads() {
+    assert!(Target::Threaded.expect_success());
+    assert_eq!(Target::Threaded.syscall(), "execve");
+    exact_storm(Target::Threaded, SpawnMethod::Fork, 2, 200);
+}
+
+#[test]
+fn posix_spawn_is_refused_for_fork_only_targets() {
+    for target in [Target::Fexecve, Target::Threaded] {
+        assert!(!target.supports(SpawnMethod::PosixSpawn));
+        let err = StormSpec::new(1, 1, target, SpawnMethod::PosixSpawn, TIMEOUT).unwrap_err();
+        match &err {
+            StormError::Unsupported {
+                target: t,
+                spawn: SpawnMethod::PosixSpawn,
+            } => assert_eq!(*t, target),
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+        let message = err.to_string();
+        assert!(message.contains(target.name()), "{message}");
+        assert!(message.contains("fork"), "{message}");
+    }
+    for target in Target::ALL {
+        assert!(target.supports(SpawnMethod::Fork));
+    }
+
+    // run_storm refuses a spec built by hand too, before touching anything.
+    let cg = StormCgroup::create(40).expect("create cgroup");
+    let bad = StormSpec {
+        workers: 1,
+        execs_per_worker: 1,
+        target: Target::Fexecve,
+        spawn: SpawnMethod::PosixSpawn,
+        timeout: TIMEOUT,
+    };
+    assert!(matches!(
+        run_storm(&bad, &cg, &mut || {}),
+        Err(StormError::Unsupported { .. })
+    ));
+}
+
+#[test]
+fn threaded_target_needs_room_for_its_second_thread() {
+    let spec = |target| StormSpec::new(20, 1, target, SpawnMethod::Fork, TIMEOUT).unwrap();
+    assert_eq!(spec(Target::Tiny).pids_max(), 56);
+    assert_eq!(spec(Target::Threaded).pids_max(), 76);
+    // 40 tasks are enough for 20 workers of `tiny`, not of `threaded`.
+    let cg = StormCgroup::create(40).expect("create cgroup");
+    assert!(matches!(
+        run_storm(&spec(Target::Threaded), &cg, &mut || {}),
+        Err(StormError::PidsMaxTooLow {
+            pids_max: 40,
+            needed: 60,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -232,11 +396,19 @@ fn invalid_specs_are_refused() {
 fn names_parse_and_print() {
     assert_eq!("tiny".parse::<Target>(), Ok(Target::Tiny));
     assert_eq!("true".parse::<Target>(), Ok(Target::BinTrue));
+    for target in Target::ALL {
+        assert_eq!(target.to_string().parse::<Target>(), Ok(target));
+    }
+    assert_eq!("noexec".parse::<Target>(), Ok(Target::NotExecutable));
     assert_eq!(
         "posix_spawn".parse::<SpawnMethod>(),
         Ok(SpawnMethod::PosixSpawn)
     );
     assert_eq!(SpawnMethod::Fork.to_string(), "fork");
     let err = "false".parse::<Target>().unwrap_err().to_string();
-    assert_eq!(err, "unknown target `false`; choose one of: tiny, true");
+    assert_eq!(
+        err,
+        "unknown target `false`; choose one of: \
+         tiny, true, script, missing, noexec, fexecve, threaded"
+    );
 }

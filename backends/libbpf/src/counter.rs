@@ -4,8 +4,8 @@ use std::ptr::NonNull;
 use std::time::Instant;
 
 use bpfstorm_common::{
-    fdinfo, tracefs, AttachPoint, Counter, CounterError, LoadTimings, MapKind, ProgStats, Reading,
-    Strategy, UpdateMode,
+    btf, fdinfo, prog_info, tracefs, AttachPoint, Counter, CounterError, LoadTimings, MapKind,
+    ProgInsns, ProgStats, Reading, Strategy, UpdateMode,
 };
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, Map, MapCore, MapFlags, MapHandle, OpenObject, ProgramMut};
@@ -141,7 +141,14 @@ impl LibbpfCounter {
         // SAFETY: the skeleton is stored beside `storage` in a struct that
         // drops it first, or dropped right here on error (locals drop in
         // reverse order of declaration).
-        let mut open = BpfstormSkelBuilder::default()
+        let mut builder = BpfstormSkelBuilder::default();
+        if let Some(path) = btf::custom_path()? {
+            builder
+                .object_builder_mut()
+                .btf_custom_path(&path)
+                .map_err(|e| errors::kernel(attach, "open", &e))?;
+        }
+        let mut open = builder
             .open(unsafe { storage.slot() })
             .map_err(|e| errors::kernel(attach, "open", &e))?;
         configure(&mut open, strategy)?;
@@ -267,6 +274,10 @@ impl Counter for LibbpfCounter {
 
     fn prog_stats(&self) -> Result<ProgStats, CounterError> {
         Ok(fdinfo::prog_stats(self.prog_fd.as_raw_fd())?)
+    }
+
+    fn prog_info(&self) -> Result<ProgInsns, CounterError> {
+        Ok(prog_info::of_fd(self.prog_fd.as_raw_fd())?)
     }
 
     fn map_memory_bytes(&self) -> Result<u64, CounterError> {

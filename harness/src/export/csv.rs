@@ -7,7 +7,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::host::Host;
@@ -32,8 +32,20 @@ pub struct RunInfo {
     pub host: Host,
 }
 
+impl RunInfo {
+    /// Stamps a run starting now on this host.
+    pub fn start() -> RunInfo {
+        let now = crate::timestamp::now_utc();
+        RunInfo {
+            run_id: format!("{}-{}", now.compact, std::process::id()),
+            timestamp_utc: now.rfc3339,
+            host: Host::detect(),
+        }
+    }
+}
+
 /// One CSV row. Units are in the column names; empty means "not measured".
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Row {
     pub schema_version: u32,
     pub run_id: String,
@@ -53,7 +65,7 @@ pub struct Row {
     pub spawn: String,
     pub workers: u32,
     pub execs_per_worker: u64,
-    /// ok, unsupported or error.
+    /// ok, timeout (measured, but the storm was cut short), unsupported or error.
     pub status: String,
     pub error: String,
     pub issued: Option<u64>,
@@ -68,6 +80,7 @@ pub struct Row {
     pub exact: Option<bool>,
     pub perf_sys_enter_execve: Option<u64>,
     pub perf_sched_process_exec: Option<u64>,
+    pub perf_sys_enter_execveat: Option<u64>,
     pub perf_sys_enter_execve_system: Option<u64>,
     pub forks_procfs: Option<u64>,
     pub run_cnt: Option<u64>,
@@ -85,6 +98,10 @@ pub struct Row {
     pub read_us_ci95_lo: Option<f64>,
     pub read_us_ci95_hi: Option<f64>,
     pub map_bytes: Option<u64>,
+    pub verified_insns: Option<u32>,
+    pub xlated_insns: Option<u32>,
+    pub jited_bytes: Option<u32>,
+    pub loader_heap_bytes: Option<i64>,
     pub storm_wall_s: Option<f64>,
     pub storm_cpu_user_s: Option<f64>,
     pub storm_cpu_sys_s: Option<f64>,
@@ -143,6 +160,7 @@ impl Row {
             exact: None,
             perf_sys_enter_execve: None,
             perf_sched_process_exec: None,
+            perf_sys_enter_execveat: None,
             perf_sys_enter_execve_system: None,
             forks_procfs: None,
             run_cnt: None,
@@ -160,6 +178,10 @@ impl Row {
             read_us_ci95_lo: None,
             read_us_ci95_hi: None,
             map_bytes: None,
+            verified_insns: None,
+            xlated_insns: None,
+            jited_bytes: None,
+            loader_heap_bytes: None,
             storm_wall_s: None,
             storm_cpu_user_s: None,
             storm_cpu_sys_s: None,
@@ -190,6 +212,7 @@ impl Row {
             exact: Some(cell.is_exact()),
             perf_sys_enter_execve: Some(cell.perf_sys_enter_execve),
             perf_sched_process_exec: Some(cell.perf_sched_process_exec),
+            perf_sys_enter_execveat: Some(cell.perf_sys_enter_execveat),
             perf_sys_enter_execve_system: Some(cell.perf_sys_enter_execve_system),
             forks_procfs: Some(cell.forks_procfs),
             run_cnt: Some(cell.prog.run_cnt),
@@ -207,28 +230,45 @@ impl Row {
             read_us_ci95_lo: cell.read_us.map(|e| round(e.lo, 2)),
             read_us_ci95_hi: cell.read_us.map(|e| round(e.hi, 2)),
             map_bytes: Some(cell.map_bytes),
+            verified_insns: Some(cell.prog_insns.verified_insns),
+            xlated_insns: Some(cell.prog_insns.xlated_insns),
+            jited_bytes: Some(cell.prog_insns.jited_bytes),
+            loader_heap_bytes: Some(cell.loader_heap_bytes),
             storm_wall_s: Some(round(cell.storm.wall.as_secs_f64(), 4)),
             storm_cpu_user_s: Some(round(cell.storm.cpu_user.as_secs_f64(), 4)),
             storm_cpu_sys_s: Some(round(cell.storm.cpu_sys.as_secs_f64(), 4)),
             system_cpu_s: Some(round(cell.system_cpu.as_secs_f64(), 3)),
             execs_per_s: Some(round(cell.storm.execs_per_sec(), 1)),
-            ..Row::blank(run, id, "ok", String::new())
+            ..Row::blank(
+                run,
+                id,
+                if cell.storm.timed_out {
+                    "timeout"
+                } else {
+                    "ok"
+                },
+                if cell.storm.timed_out {
+                    "the storm ran past --timeout and was killed; its counts are partial".into()
+                } else {
+                    String::new()
+                },
+            )
         }
     }
 }
 
-/// The run's CSV file under the results folder.
-pub struct CsvReport {
+/// A CSV file under the results folder, rewritten whole after each row.
+pub struct CsvReport<R: Serialize = Row> {
     path: PathBuf,
-    rows: Vec<Row>,
+    rows: Vec<R>,
 }
 
-impl CsvReport {
-    /// Checks that `dir` is writable now, not after the first cell.
-    pub fn create(dir: &Path, run_id: &str) -> Result<CsvReport, CsvError> {
-        let path = dir.join(format!("run-{run_id}.csv"));
+impl<R: Serialize> CsvReport<R> {
+    /// Creates `dir/file_name` now, so an unwritable folder is reported
+    /// before the first cell, not after it.
+    pub fn create(dir: &Path, file_name: &str) -> Result<CsvReport<R>, CsvError> {
         let report = CsvReport {
-            path,
+            path: dir.join(file_name),
             rows: Vec::new(),
         };
         fs::create_dir_all(dir)
@@ -244,7 +284,7 @@ impl CsvReport {
         &self.path
     }
 
-    pub fn push(&mut self, row: Row) -> Result<(), CsvError> {
+    pub fn push(&mut self, row: R) -> Result<(), CsvError> {
         self.rows.push(row);
         self.write().map_err(|source| CsvError::Write {
             path: self.path.clone(),
@@ -262,4 +302,24 @@ impl CsvReport {
         fs::write(&tmp, bytes)?;
         fs::rename(&tmp, &self.path)
     }
+}
+
+/// One row of a probe CSV: whether an attach point x map kind loads and
+/// attaches on this kernel, and the kernel's reason when it does not.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProbeRow {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub timestamp_utc: String,
+    pub host: String,
+    pub kernel: String,
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub git_rev: String,
+    pub backend: String,
+    pub backend_version: String,
+    pub attach: String,
+    pub map: String,
+    pub supported: bool,
+    pub reason: String,
 }

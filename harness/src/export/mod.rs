@@ -1,3 +1,6 @@
 //! Results on disk.
 
 pub mod csv;
+pub mod markdown;
+pub mod read;
+pub mod svg;

@@ -1,5 +1,6 @@
 //! What the terminal shows.
 
+pub mod collateral;
 pub mod progress;
 pub mod summary;
 pub mod table;

@@ -68,9 +68,11 @@ pub fn render(rows: &[Row]) -> String {
         ("verdict", Align::Left),
         ("ns/run median [95% CI]", Align::Right),
         ("ns/event mean", Align::Right),
+        ("insns verified/xlated, JIT B", Align::Right),
         ("load+attach ms (1 run)", Align::Right),
         ("read us median [95% CI]", Align::Right),
         ("map KiB", Align::Right),
+        ("loader heap KiB", Align::Right),
         ("execs/s", Align::Right),
     ]);
     let mut table = Table::new(&columns);
@@ -97,12 +99,18 @@ pub fn render(rows: &[Row]) -> String {
             ),
             r.ns_per_event_mean
                 .map_or("-".into(), |v| format!("{v:.0}")),
+            match (r.verified_insns, r.xlated_insns, r.jited_bytes) {
+                (Some(v), Some(x), Some(j)) => format!("{v}/{x}, {j}"),
+                _ => "-".into(),
+            },
             match (r.load_ms, r.attach_ms) {
                 (Some(l), Some(a)) => format!("{:.1}", l + a),
                 _ => "-".into(),
             },
             interval(r.read_us_median, r.read_us_ci95_lo, r.read_us_ci95_hi, 1),
             r.map_bytes
+                .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1024.0)),
+            r.loader_heap_bytes
                 .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1024.0)),
             r.execs_per_s.map_or("-".into(), |v| format!("{v:.0}")),
         ]);

@@ -18,30 +18,99 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, Pid};
 
 use crate::cgroup::{CgroupError, StormCgroup};
-pub use target::TargetBinary;
-use worker::{Plan, RECORD_LEN};
+pub use target::{sweep_stale_dirs, TargetBinary};
+use worker::{Exec, Plan, ThreadStack, RECORD_LEN};
 
 pub const MAX_WORKERS: u32 = 1024;
 pub const MAX_EXECS_PER_WORKER: u64 = 10_000_000;
 /// How often `run_storm` calls `on_tick`.
 pub const TICK: Duration = Duration::from_millis(50);
 
-/// What each storm iteration execs.
+/// What each storm iteration execs. Each variant's doc says what one
+/// iteration shows to the exec tracepoints and hooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
     /// A static, libc-free binary that exits at once: the cheapest exec.
+    /// One execve, one successful exec.
     Tiny,
-    /// /bin/true: a typical small dynamically linked program.
+    /// /bin/true: a typical small dynamically linked program. One execve,
+    /// one successful exec.
     BinTrue,
+    /// A `#!` script whose interpreter is the tiny binary. One execve, one
+    /// successful exec (sched_process_exec), but two passes through binfmt
+    /// (the script, then its interpreter), so a bprm_check_security hook
+    /// runs twice.
+    Script,
+    /// A path that does not exist: one execve that fails with ENOENT, no
+    /// exec. Counted as failed.
+    Missing,
+    /// An existing regular file without any exec bit: one execve that fails
+    /// with EACCES, no exec. Counted as failed.
+    NotExecutable,
+    /// execveat(fd, "", AT_EMPTY_PATH) on an fd of the tiny binary opened
+    /// before the workers fork: one execveat (not execve), one successful
+    /// exec. Fork spawning only (posix_spawn has no execveat).
+    Fexecve,
+    /// The tiny binary exec'd by a process with a second thread (made with
+    /// a raw clone(CLONE_THREAD) right after fork), which the exec kills
+    /// (de_thread). One execve, one successful exec. Fork spawning only.
+    Threaded,
 }
 
 impl Target {
-    pub const ALL: [Target; 2] = [Target::Tiny, Target::BinTrue];
+    pub const ALL: [Target; 7] = [
+        Target::Tiny,
+        Target::BinTrue,
+        Target::Script,
+        Target::Missing,
+        Target::NotExecutable,
+        Target::Fexecve,
+        Target::Threaded,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Target::Tiny => "tiny",
             Target::BinTrue => "true",
+            Target::Script => "script",
+            Target::Missing => "missing",
+            Target::NotExecutable => "noexec",
+            Target::Fexecve => "fexecve",
+            Target::Threaded => "threaded",
+        }
+    }
+
+    /// Whether each exec is expected to succeed and the target to exit 0
+    /// (`succeeded == issued`); otherwise every one fails (`failed ==
+    /// issued`) and there is no exec.
+    pub fn expect_success(self) -> bool {
+        !matches!(self, Target::Missing | Target::NotExecutable)
+    }
+
+    /// The system call each iteration makes once: `execve` or `execveat`
+    /// (the `syscalls:sys_enter_<name>` tracepoint that sees it).
+    pub fn syscall(self) -> &'static str {
+        match self {
+            Target::Fexecve => "execveat",
+            _ => "execve",
+        }
+    }
+
+    /// Whether `spawn` can start this target. posix_spawn only runs execve
+    /// on a path, in a child it controls: no execveat, no extra thread.
+    pub fn supports(self, spawn: SpawnMethod) -> bool {
+        match spawn {
+            SpawnMethod::Fork => true,
+            SpawnMethod::PosixSpawn => !matches!(self, Target::Fexecve | Target::Threaded),
+        }
+    }
+
+    /// Tasks each worker has alive at once: itself, its target and, for
+    /// `threaded`, the target's second thread.
+    pub fn tasks_per_worker(self) -> u64 {
+        match self {
+            Target::Threaded => 3,
+            _ => 2,
         }
     }
 }
@@ -149,10 +218,11 @@ impl StormSpec {
         Ok(spec)
     }
 
-    /// A pids limit for the storm's cgroup: each worker and its one target,
-    /// with slack for a target that forks.
+    /// A pids limit for the storm's cgroup: each worker and its one target
+    /// (and the target's second thread for `threaded`), with slack for a
+    /// target that forks.
     pub fn pids_max(&self) -> u64 {
-        2 * u64::from(self.workers) + 16
+        self.target.tasks_per_worker() * u64::from(self.workers) + 16
     }
 
     pub fn validate(&self) -> Result<(), StormError> {
@@ -164,6 +234,12 @@ impl StormSpec {
         }
         if self.timeout.is_zero() {
             return Err(StormError::ZeroTimeout);
+        }
+        if !self.target.supports(self.spawn) {
+            return Err(StormError::Unsupported {
+                target: self.target,
+                spawn: self.spawn,
+            });
         }
         Ok(())
     }
@@ -178,8 +254,14 @@ pub enum StormError {
     #[error("the storm timeout must be longer than zero")]
     ZeroTimeout,
     #[error(
+        "target `{target}` cannot be started with `{spawn}`: it needs fork \
+         (posix_spawn can only execve a path, with no execveat and no extra thread); \
+         use the `fork` spawn method"
+    )]
+    Unsupported { target: Target, spawn: SpawnMethod },
+    #[error(
         "the storm cgroup allows {pids_max} tasks, too few for {workers} workers \
-         (each worker and its target need one: at least {needed})"
+         (each worker and its target need one, a `threaded` target two: at least {needed})"
     )]
     PidsMaxTooLow {
         workers: u32,
@@ -233,11 +315,12 @@ pub struct StormReport {
 }
 
 impl StormReport {
-    /// Successful execs per second of wall time.
+    /// Execs attempted per second of wall time (for targets that succeed,
+    /// every one also succeeded; for `missing` and `noexec`, none did).
     pub fn execs_per_sec(&self) -> f64 {
         let secs = self.wall.as_secs_f64();
         if secs > 0.0 {
-            self.succeeded as f64 / secs
+            self.issued as f64 / secs
         } else {
             0.0
         }
@@ -260,7 +343,7 @@ pub fn run_storm(
 ) -> Result<StormReport, StormError> {
     spec.validate()?;
     if let Some(pids_max) = cgroup.pids_max() {
-        let needed = 2 * u64::from(spec.workers);
+        let needed = spec.target.tasks_per_worker() * u64::from(spec.workers);
         if pids_max < needed {
             return Err(StormError::PidsMaxTooLow {
                 workers: spec.workers,
@@ -278,8 +361,15 @@ pub fn run_storm(
     fcntl(res_r.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(sys("fcntl"))?;
     let argv: [*mut c_char; 2] = [target.path().as_ptr().cast_mut(), ptr::null_mut()];
     let envp: [*mut c_char; 1] = [ptr::null_mut()];
+    let mut thread_stack = ThreadStack::new(spec.target);
+    let exec = match (spec.target, target.fd()) {
+        (Target::Fexecve, Some(fd)) => Exec::Execveat(fd),
+        (Target::Threaded, _) => Exec::Threaded(thread_stack.top()),
+        _ => Exec::Execve,
+    };
     let plan = Plan {
         path: target.path().as_ptr(),
+        exec,
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         method: spec.spawn,

@@ -2,7 +2,7 @@
 //! multi-threaded harness, so everything here is async-signal-safe: raw libc
 //! calls on data prepared before fork, no allocation, no locks, no std I/O.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_int, c_void};
 use std::os::fd::RawFd;
 use std::ptr;
 
@@ -19,6 +19,12 @@ const EXIT_ORPHANED: i32 = 10;
 const EXIT_JOIN: i32 = 11;
 const EXIT_GO: i32 = 12;
 const EXIT_RESULTS: i32 = 13;
+const EXIT_PLAN: i32 = 14;
+
+/// What a target child exits with when it cannot exec (never the target's
+/// own status: targets that run exit 0).
+const CHILD_EXEC_FAILED: i32 = 127;
+const CHILD_CLONE_FAILED: i32 = 126;
 
 /// Why a worker exited with `code`.
 pub(super) fn describe_exit(code: i32) -> &'static str {
@@ -27,13 +33,51 @@ pub(super) fn describe_exit(code: i32) -> &'static str {
         EXIT_JOIN => "could not join the storm cgroup",
         EXIT_GO => "could not read the go pipe",
         EXIT_RESULTS => "could not write its counts",
+        EXIT_PLAN => "was given a target its spawn method cannot start",
         _ => "exited unexpectedly",
+    }
+}
+
+/// How a forked target child execs. posix_spawn supports only `Execve`.
+#[derive(Clone, Copy)]
+pub(super) enum Exec {
+    /// execve(path, argv, envp).
+    Execve,
+    /// execveat(fd, "", argv, envp, AT_EMPTY_PATH).
+    Execveat(RawFd),
+    /// Starts a second thread on this stack top, then execve as above.
+    Threaded(*mut c_void),
+}
+
+/// Size of the `threaded` target's second thread stack: the thread only
+/// waits in ppoll(2) until the exec kills it.
+const THREAD_STACK_LEN: usize = 64 * 1024;
+
+/// The stack for the second thread of a `threaded` target, allocated before
+/// fork; each target child gets its own copy of it through fork.
+pub(super) struct ThreadStack(Vec<u8>);
+
+impl ThreadStack {
+    /// An empty one unless `target` is `threaded`.
+    pub fn new(target: super::Target) -> ThreadStack {
+        ThreadStack(match target {
+            super::Target::Threaded => vec![0; THREAD_STACK_LEN],
+            _ => Vec::new(),
+        })
+    }
+
+    /// Its top (stacks grow down), 16-byte aligned as the ABI wants.
+    pub fn top(&mut self) -> *mut c_void {
+        let len = self.0.len();
+        let end = self.0.as_mut_ptr().wrapping_add(len);
+        end.wrapping_sub(end as usize % 16).cast()
     }
 }
 
 /// Everything a worker needs, prepared before fork.
 pub(super) struct Plan<'a> {
     pub path: *const c_char,
+    pub exec: Exec,
     /// NULL-terminated, as execve and posix_spawn want them.
     pub argv: *const *mut c_char,
     pub envp: *const *mut c_char,
@@ -87,14 +131,49 @@ fn work(plan: &Plan) -> i32 {
     if plan.join.join_self().is_err() {
         return EXIT_JOIN;
     }
-    close_fds_except([plan.go, plan.results]);
+    let target_fd = match plan.exec {
+        Exec::Execveat(fd) => fd,
+        _ => -1,
+    };
+    close_fds_except([plan.go, plan.results, target_fd]);
     if !wait_for_go(plan.go) {
         return EXIT_GO;
     }
 
-    let counts = match plan.method {
-        SpawnMethod::Fork => fork_loop(plan),
-        SpawnMethod::PosixSpawn => spawn_loop(plan),
+    // One loop per way of exec'ing, chosen once: the parent's side of each
+    // is the same bare fork + waitpid, and the child's exec code is a cold
+    // branch, so the plain fork+execve loop costs what it did before.
+    let counts = match (plan.method, plan.exec) {
+        (SpawnMethod::Fork, Exec::Execve) => fork_loop(plan, || {
+            // SAFETY: path, argv and envp point at NUL-terminated data that
+            // outlives the storm.
+            unsafe { libc::execve(plan.path, plan.argv.cast(), plan.envp.cast()) };
+        }),
+        (SpawnMethod::Fork, Exec::Execveat(fd)) => fork_loop(plan, || {
+            // SAFETY: as above; fd is the target's O_PATH fd, kept open by
+            // close_fds_except.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd,
+                    c"".as_ptr(),
+                    plan.argv,
+                    plan.envp,
+                    libc::AT_EMPTY_PATH,
+                )
+            };
+        }),
+        (SpawnMethod::Fork, Exec::Threaded(stack)) => fork_loop(plan, || {
+            if !start_idle_thread(stack) {
+                // SAFETY: leaves the child at once.
+                unsafe { libc::_exit(CHILD_CLONE_FAILED) };
+            }
+            // SAFETY: as for Exec::Execve.
+            unsafe { libc::execve(plan.path, plan.argv.cast(), plan.envp.cast()) };
+        }),
+        (SpawnMethod::PosixSpawn, Exec::Execve) => spawn_loop(plan),
+        // StormSpec::validate refuses these before any fork.
+        (SpawnMethod::PosixSpawn, Exec::Execveat(_) | Exec::Threaded(_)) => return EXIT_PLAN,
     };
 
     // SAFETY: plain getpid syscall.
@@ -111,30 +190,72 @@ fn work(plan: &Plan) -> i32 {
     }
 }
 
-fn fork_loop(plan: &Plan) -> Counts {
+/// Forks `plan.execs` children that each run `exec` (which returns only
+/// when the exec failed) and reaps them.
+#[inline(always)]
+fn fork_loop(plan: &Plan, exec: impl Fn()) -> Counts {
     let mut counts = Counts::default();
     for _ in 0..plan.execs {
-        // SAFETY: the child only calls execve and _exit.
+        // SAFETY: the child only runs `exec`, which makes async-signal-safe
+        // calls, and _exit.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            // SAFETY: path, argv and envp point at NUL-terminated data that
-            // outlives the storm.
-            unsafe {
-                libc::execve(plan.path, plan.argv.cast(), plan.envp.cast());
-                libc::_exit(127);
-            }
+            exec();
+            // SAFETY: the exec failed; leave without running any handler.
+            unsafe { libc::_exit(CHILD_EXEC_FAILED) };
         }
         counts.record(pid > 0 && exited_ok(pid));
     }
     counts
 }
 
+/// Starts a second thread in this (single-threaded, just forked) process,
+/// on `stack`, that waits until the coming exec kills it. A raw
+/// clone(CLONE_THREAD) through glibc's clone(), which is a bare syscall
+/// stub: pthread_create is not async-signal-safe after fork, and the thread
+/// needs no TLS of its own (it shares ours and never touches it).
+fn start_idle_thread(stack: *mut c_void) -> bool {
+    let flags = libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM;
+    // SAFETY: `stack` is the top of a buffer copied into this process by
+    // fork, used by no one else; idle_thread touches nothing but its stack.
+    unsafe { libc::clone(idle_thread, stack, flags, ptr::null_mut()) > 0 }
+}
+
+/// The second thread of a `threaded` target: blocks until the exec's
+/// de_thread SIGKILLs it. ppoll with no fds and no timeout (pause(2) is not
+/// on every architecture), as a raw syscall; it returns only when a handler
+/// the harness installed (SIGINT, SIGTERM: they store to an atomic) runs on
+/// this thread, and then merely leaves EINTR in the TLS it shares with the
+/// main thread, which execs next and reads no errno unless that fails.
+extern "C" fn idle_thread(_: *mut c_void) -> c_int {
+    let nfds: libc::nfds_t = 0;
+    loop {
+        // SAFETY: NULL fds with nfds 0, NULL timeout and NULL sigmask.
+        unsafe {
+            libc::syscall(
+                libc::SYS_ppoll,
+                ptr::null_mut::<libc::pollfd>(),
+                nfds,
+                ptr::null::<libc::timespec>(),
+                ptr::null::<libc::sigset_t>(),
+                0usize,
+            )
+        };
+    }
+}
+
 fn spawn_loop(plan: &Plan) -> Counts {
     let mut counts = Counts::default();
     for _ in 0..plan.execs {
         let mut pid: libc::pid_t = 0;
-        // SAFETY: as in fork_loop; NULL file actions and attributes ask for
-        // the defaults. glibc reaps the child itself when exec fails.
+        // SAFETY: path, argv and envp point at NUL-terminated data that
+        // outlives the storm; NULL file actions and attributes ask for the
+        // defaults. glibc reaps the child itself when exec fails.
         let rc = unsafe {
             libc::posix_spawn(
                 &mut pid,
@@ -179,11 +300,11 @@ fn reset_signals() {
     }
 }
 
-/// Closes every inherited fd but stdio and `keep`. The harness's other fds
-/// (other storms' pipes, a concurrently written executable) must not stay
-/// open for the storm's length: a held pipe end delays EOF for its owner, a
+/// Closes every inherited fd but stdio and `keep` (-1 keeps nothing). The
+/// harness's other fds (other storms' pipes, a concurrently written
+/// executable) must not stay open for the storm's length: a held pipe end delays EOF for its owner, a
 /// held writable executable fails its execve with ETXTBSY.
-fn close_fds_except(mut keep: [RawFd; 2]) {
+fn close_fds_except(mut keep: [RawFd; 3]) {
     keep.sort_unstable();
     let mut low: u32 = 3;
     for fd in keep {

@@ -1,0 +1,236 @@
+//! [`CCounter`]: a [`Counter`] on the C loader, through its ABI.
+
+use std::ffi::{c_char, c_int, CString};
+use std::os::fd::RawFd;
+use std::ptr::{self, NonNull};
+use std::time::{Duration, Instant};
+
+use bpfstorm_common::{
+    fdinfo, prog_info, tracefs, Counter, CounterError, LoadTimings, MapKind, ProgInsns, ProgStats,
+    Reading, Strategy, UpdateMode,
+};
+
+use crate::ffi::{self, Failure};
+
+/// `enum storm_map_kind` in bpfstorm.h.
+fn map_kind_value(map: MapKind) -> u32 {
+    match map {
+        MapKind::Array => 0,
+        MapKind::Hash => 1,
+        MapKind::PercpuArray => 2,
+        MapKind::PercpuHash => 3,
+        MapKind::Ringbuf => 4,
+        MapKind::PerfEventArray => 5,
+    }
+}
+
+/// `enum storm_update_mode` in bpfstorm.h.
+fn update_mode_value(update: UpdateMode) -> u32 {
+    match update {
+        UpdateMode::Atomic => 0,
+        UpdateMode::Percpu => 1,
+        UpdateMode::Racy => 2,
+        UpdateMode::Stream => 3,
+    }
+}
+
+/// A strategy as the C side takes it; owns the names it points to.
+struct AbiStrategy {
+    attach: CString,
+    map: CString,
+    map_kind: u32,
+    update_mode: u32,
+    filter_cgroup_id: u64,
+}
+
+impl AbiStrategy {
+    fn new(strategy: &Strategy) -> AbiStrategy {
+        let name = |n: &str| CString::new(n).expect("strategy names hold no NUL");
+        AbiStrategy {
+            attach: name(strategy.attach().name()),
+            map: name(strategy.map().name()),
+            map_kind: map_kind_value(strategy.map()),
+            update_mode: update_mode_value(strategy.update()),
+            filter_cgroup_id: strategy.filter().cgroup_id().unwrap_or(0),
+        }
+    }
+
+    /// Borrows `self`: the result must not outlive it.
+    fn ffi(&self) -> ffi::Strategy {
+        ffi::Strategy {
+            attach: self.attach.as_ptr(),
+            map: self.map.as_ptr(),
+            map_kind: self.map_kind,
+            update_mode: self.update_mode,
+            filter_cgroup_id: self.filter_cgroup_id,
+        }
+    }
+}
+
+/// A failed map or buffer operation after load.
+fn kernel(op: &str) -> impl FnOnce(Failure) -> CounterError + '_ {
+    move |f| CounterError::Kernel {
+        op: op.to_string(),
+        errno: f.errno,
+        message: f.message,
+    }
+}
+
+/// A loaded, attached strategy. Dropping it stops the buffer poller, then
+/// detaches and unloads everything (`bpfstorm_c_destroy`).
+pub struct CCounter {
+    strategy: Strategy,
+    timings: LoadTimings,
+    loader: NonNull<ffi::Loader>,
+}
+
+type LoaderCall = unsafe extern "C" fn(*mut ffi::Loader, *mut c_char, usize) -> c_int;
+
+impl CCounter {
+    pub fn open(strategy: &Strategy) -> Result<CCounter, CounterError> {
+        let attach = strategy.attach();
+        let refused = |op: &'static str| {
+            move |f: Failure| CounterError::from_kernel(attach, op, f.errno, f.message)
+        };
+        tracefs::ensure_mounted()?;
+        let abi = AbiStrategy::new(strategy);
+
+        let started = Instant::now();
+        let mut raw = ptr::null_mut();
+        // SAFETY: the strategy and its names outlive the call; on success
+        // `raw` holds a handle that only this CCounter destroys.
+        ffi::call(|err, len| unsafe { ffi::bpfstorm_c_open(&abi.ffi(), &mut raw, err, len) })
+            .map_err(refused("open"))?;
+        let mut counter = CCounter {
+            strategy: *strategy,
+            timings: LoadTimings::default(),
+            loader: NonNull::new(raw).ok_or_else(|| CounterError::Backend {
+                backend: "c",
+                message: "bpfstorm_c_open succeeded without a handle".into(),
+            })?,
+        };
+        let opened = Instant::now();
+        counter
+            .call(ffi::bpfstorm_c_load)
+            .map_err(refused("load"))?;
+        let loaded = Instant::now();
+        counter
+            .call(ffi::bpfstorm_c_attach)
+            .map_err(refused("attach"))?;
+        let attached = Instant::now();
+        counter
+            .call(ffi::bpfstorm_c_start_stream)
+            .map_err(kernel("starting the buffer poller"))?;
+        counter.timings = LoadTimings {
+            open: opened - started,
+            load: loaded - opened,
+            attach: attached - loaded,
+        };
+        Ok(counter)
+    }
+
+    fn call(&mut self, f: LoaderCall) -> Result<c_int, Failure> {
+        let loader = self.loader.as_ptr();
+        // SAFETY: the handle is live until Drop, and `&mut self` keeps
+        // calls on it from overlapping.
+        ffi::call(|err, len| unsafe { f(loader, err, len) })
+    }
+
+    fn prog_fd(&self) -> Result<RawFd, CounterError> {
+        // SAFETY: the handle is live until Drop.
+        let fd = unsafe { ffi::bpfstorm_c_prog_fd(self.loader.as_ptr()) };
+        if fd < 0 {
+            return Err(kernel("getting the program fd")(Failure {
+                errno: -fd,
+                message: "the program is not loaded".into(),
+            }));
+        }
+        Ok(fd)
+    }
+
+    fn map_fds(&self) -> Vec<RawFd> {
+        let loader = self.loader.as_ptr();
+        // SAFETY: the handle is live until Drop; the C side writes at most
+        // `fds.len()` fds and returns how many maps there are.
+        let count = unsafe { ffi::bpfstorm_c_map_fds(loader, ptr::null_mut(), 0) };
+        let mut fds = vec![-1; usize::try_from(count).unwrap_or(0)];
+        // SAFETY: as above.
+        unsafe { ffi::bpfstorm_c_map_fds(loader, fds.as_mut_ptr(), fds.len()) };
+        fds
+    }
+}
+
+impl Drop for CCounter {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from bpfstorm_c_open and is destroyed once.
+        unsafe { ffi::bpfstorm_c_destroy(self.loader.as_ptr()) };
+    }
+}
+
+impl Counter for CCounter {
+    fn strategy(&self) -> &Strategy {
+        &self.strategy
+    }
+
+    fn timings(&self) -> LoadTimings {
+        self.timings
+    }
+
+    fn read(&mut self) -> Result<Reading, CounterError> {
+        let loader = self.loader.as_ptr();
+        let mut reading = ffi::Reading::default();
+        // SAFETY: the handle is live until Drop; `reading` outlives the call.
+        ffi::call(|err, len| unsafe { ffi::bpfstorm_c_read(loader, &mut reading, err, len) })
+            .map_err(kernel("read"))?;
+        Ok(Reading {
+            count: reading.count,
+            dropped: reading.dropped,
+        })
+    }
+
+    fn reset(&mut self) -> Result<(), CounterError> {
+        self.call(ffi::bpfstorm_c_reset).map_err(kernel("reset"))?;
+        Ok(())
+    }
+
+    fn prog_stats(&self) -> Result<ProgStats, CounterError> {
+        Ok(fdinfo::prog_stats(self.prog_fd()?)?)
+    }
+
+    fn prog_info(&self) -> Result<ProgInsns, CounterError> {
+        Ok(prog_info::of_fd(self.prog_fd()?)?)
+    }
+
+    fn map_memory_bytes(&self) -> Result<u64, CounterError> {
+        self.map_fds()
+            .into_iter()
+            .map(|fd| fdinfo::memlock(fd).map_err(CounterError::from))
+            .sum()
+    }
+
+    fn prog_ids(&self) -> Vec<u32> {
+        self.prog_fd()
+            .ok()
+            .and_then(|fd| fdinfo::numbers(fd).ok()?.get("prog_id").copied())
+            .and_then(|id| u32::try_from(id).ok())
+            .into_iter()
+            .collect()
+    }
+}
+
+/// The tutorial's program (`counter.c`): counts with `strategy`, prints the
+/// count every `interval` until SIGINT or SIGTERM, and returns once the
+/// program is detached and unloaded.
+pub fn counter_loop(strategy: &Strategy, interval: Duration) -> Result<(), CounterError> {
+    tracefs::ensure_mounted()?;
+    let abi = AbiStrategy::new(strategy);
+    let interval_ms = u32::try_from(interval.as_millis())
+        .unwrap_or(u32::MAX)
+        .max(1);
+    // SAFETY: the strategy and its names outlive the call.
+    ffi::call(|err, len| unsafe {
+        ffi::bpfstorm_c_counter_loop(&abi.ffi(), interval_ms, err, len)
+    })
+    .map_err(kernel("counting"))?;
+    Ok(())
+}

@@ -1,0 +1,597 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The C loader: open -> configure -> load -> attach -> read, on the
+ * skeleton bpftool generates from bpfstorm.bpf.c at build time. Programs
+ * and maps are picked by name and read by map type, so the object can grow
+ * without touching this file. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bpfstorm.skel.h"
+#include "loader.h"
+
+/* Perf buffer size per CPU, in pages: the same as the libbpf-rs backend. */
+#define PERF_PAGES 64
+/* How much of libbpf's log an error keeps, and how many of its last lines
+ * end up in the message (the verifier's last lines say why). */
+#define LOG_BYTES 16384
+#define LOG_TAIL_LINES 6
+
+/* ---- libbpf's log, captured per call ------------------------------------
+ * libbpf_set_print is process-global and the libbpf-rs backend sets it too
+ * (same libbpf). Ours is installed only for the duration of one call and
+ * the previous one restored; while installed, messages from other threads
+ * go to the previous one, so each side keeps its own log. */
+
+struct capture {
+	char buf[LOG_BYTES];
+	size_t len;
+};
+
+static __thread struct capture *capturing;
+static libbpf_print_fn_t outer_print;
+static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void capture_append(struct capture *cap, const char *text, size_t n)
+{
+	if (n >= LOG_BYTES) {
+		text += n - (LOG_BYTES - 1);
+		n = LOG_BYTES - 1;
+	}
+	if (cap->len + n >= LOG_BYTES) {
+		size_t drop = cap->len + n - (LOG_BYTES - 1);
+
+		memmove(cap->buf, cap->buf + drop, cap->len - drop);
+		cap->len -= drop;
+	}
+	memcpy(cap->buf + cap->len, text, n);
+	cap->len += n;
+	cap->buf[cap->len] = '\0';
+}
+
+static int capture_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	struct capture *cap = capturing;
+	va_list copy;
+	char *text;
+	int n;
+
+	if (!cap)
+		return outer_print ? outer_print(level, fmt, args) : 0;
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	/* One message can hold a whole verifier log: size it, keep its tail. */
+	va_copy(copy, args);
+	n = vsnprintf(NULL, 0, fmt, copy);
+	va_end(copy);
+	if (n <= 0)
+		return n;
+	text = malloc(n + 1);
+	if (!text)
+		return -ENOMEM;
+	vsnprintf(text, n + 1, fmt, args);
+	capture_append(cap, text, n);
+	free(text);
+	return n;
+}
+
+static void capture_begin(struct capture *cap)
+{
+	cap->len = 0;
+	cap->buf[0] = '\0';
+	pthread_mutex_lock(&print_lock);
+	outer_print = libbpf_set_print(capture_print);
+	capturing = cap;
+}
+
+static void capture_end(void)
+{
+	capturing = NULL;
+	libbpf_set_print(outer_print);
+	pthread_mutex_unlock(&print_lock);
+}
+
+/* ---- errors: "<what>: <strerror>; libbpf: <last lines, | separated>" ---- */
+
+static void err_append(char *err, size_t errlen, size_t *off, const char *text, size_t n)
+{
+	if (*off + 1 >= errlen)
+		return;
+	if (n > errlen - 1 - *off)
+		n = errlen - 1 - *off;
+	memcpy(err + *off, text, n);
+	*off += n;
+	err[*off] = '\0';
+}
+
+static void err_append_log(char *err, size_t errlen, size_t *off, const struct capture *cap)
+{
+	/* The last LOG_TAIL_LINES non-empty lines, as a ring of (start, length). */
+	const char *tail[LOG_TAIL_LINES], *line = cap->buf, *end = cap->buf + cap->len, *eol;
+	size_t len[LOG_TAIL_LINES];
+	int lines = 0, i;
+
+	for (; line < end; line = eol + 1) {
+		eol = memchr(line, '\n', end - line);
+		if (!eol)
+			eol = end;
+		/* libbpf's "raise RLIMIT_MEMLOCK / ulimit -l" hints mislead where
+		 * BPF memory is charged to memory cgroups (Linux >= 5.11). */
+		if (eol == line || memmem(line, eol - line, "RLIMIT_MEMLOCK", 14) ||
+		    memmem(line, eol - line, "ulimit", 6))
+			continue;
+		tail[lines % LOG_TAIL_LINES] = line;
+		len[lines % LOG_TAIL_LINES] = eol - line;
+		lines++;
+	}
+	if (!lines)
+		return;
+	err_append(err, errlen, off, "; libbpf: ", 10);
+	for (i = lines > LOG_TAIL_LINES ? lines - LOG_TAIL_LINES : 0; i < lines; i++) {
+		err_append(err, errlen, off, tail[i % LOG_TAIL_LINES], len[i % LOG_TAIL_LINES]);
+		if (i + 1 < lines)
+			err_append(err, errlen, off, " | ", 3);
+	}
+}
+
+/* Writes the message for `error` (a negative errno) and returns it. */
+__attribute__((format(printf, 5, 6))) static int fail(char *err, size_t errlen, int error,
+						      const struct capture *cap, const char *fmt, ...)
+{
+	const char *why = strerror(-error);
+	size_t off = 0;
+	va_list args;
+	int n;
+
+	if (!err || !errlen)
+		return error;
+	va_start(args, fmt);
+	n = vsnprintf(err, errlen, fmt, args);
+	va_end(args);
+	off = n < 0 ? 0 : (size_t)n < errlen ? (size_t)n : errlen - 1;
+	err[off] = '\0';
+	err_append(err, errlen, &off, ": ", 2);
+	err_append(err, errlen, &off, why, strlen(why));
+	if (cap)
+		err_append_log(err, errlen, &off, cap);
+	return error;
+}
+
+/* ---- ring and perf buffers, counted in user space ------------------------
+ * A poller thread consumes records as they come, so the buffer does not
+ * fill during a storm. A read consumes under the same lock, from the
+ * caller's thread: everything submitted so far is counted, with no
+ * hand-off and no poll interval to wait out. */
+
+struct stream {
+	struct ring_buffer *ring;
+	struct perf_buffer *perf;
+	/* One consumer at a time (libbpf's buffers are not thread-safe); it
+	 * also guards the counts, which the callbacks bump while consuming. */
+	pthread_mutex_t lock;
+	uint64_t records;
+	uint64_t lost;
+	int epfd;
+	/* eventfd that tells the poller to stop */
+	int doorbell;
+	pthread_t thread;
+	bool running;
+};
+
+struct bpfstorm_c {
+	struct bpfstorm *skel;
+	struct bpf_program *prog;
+	struct bpf_map *map;
+	struct bpf_link *link;
+	/* per-CPU maps: one value per possible CPU */
+	int ncpus;
+	uint64_t *percpu;
+	struct stream stream;
+};
+
+static int on_ring_record(void *ctx, void *data, size_t size)
+{
+	struct stream *st = ctx;
+
+	(void)data;
+	(void)size;
+	st->records++;
+	return 0;
+}
+
+static void on_perf_sample(void *ctx, int cpu, void *data, __u32 size)
+{
+	struct stream *st = ctx;
+
+	(void)cpu;
+	(void)data;
+	(void)size;
+	st->records++;
+}
+
+static void on_perf_lost(void *ctx, int cpu, __u64 count)
+{
+	struct stream *st = ctx;
+
+	(void)cpu;
+	st->lost += count;
+}
+
+/* Called with st->lock held. */
+static int stream_consume(struct stream *st)
+{
+	int e = st->ring ? ring_buffer__consume(st->ring) : perf_buffer__consume(st->perf);
+
+	return e < 0 ? e : 0;
+}
+
+static void *stream_poll(void *arg)
+{
+	struct stream *st = arg;
+	struct epoll_event events[2];
+	int i, n;
+
+	for (;;) {
+		n = epoll_wait(st->epfd, events, 2, -1);
+		if (n < 0 && errno != EINTR)
+			return NULL; /* reads still consume for themselves */
+		for (i = 0; i < n; i++)
+			if (events[i].data.fd == st->doorbell)
+				return NULL;
+		pthread_mutex_lock(&st->lock);
+		/* An error here would only repeat; the next read reports it. */
+		stream_consume(st);
+		pthread_mutex_unlock(&st->lock);
+	}
+}
+
+static int epoll_add(int epfd, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+static void stream_stop(struct stream *st)
+{
+	uint64_t one = 1;
+
+	if (st->running && write(st->doorbell, &one, sizeof(one)) == sizeof(one))
+		pthread_join(st->thread, NULL);
+	st->running = false;
+	ring_buffer__free(st->ring);
+	perf_buffer__free(st->perf);
+	st->ring = NULL;
+	st->perf = NULL;
+	if (st->epfd >= 0)
+		close(st->epfd);
+	if (st->doorbell >= 0)
+		close(st->doorbell);
+	st->epfd = st->doorbell = -1;
+}
+
+/* ---- the ABI ------------------------------------------------------------- */
+
+static bool is_per_cpu(const struct bpf_map *map)
+{
+	enum bpf_map_type type = bpf_map__type(map);
+
+	return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH;
+}
+
+int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_c **out,
+		    char *err, size_t errlen)
+{
+	struct capture cap;
+	struct bpfstorm_c *c;
+	struct bpf_program *prog;
+	struct bpf_map *map;
+	int e = 0;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return fail(err, errlen, -ENOMEM, NULL, "allocating the loader");
+	c->stream.epfd = c->stream.doorbell = -1;
+	pthread_mutex_init(&c->stream.lock, NULL);
+
+	capture_begin(&cap);
+	c->skel = bpfstorm__open();
+	if (!c->skel)
+		e = -errno;
+	capture_end();
+	if (e) {
+		fail(err, errlen, e, &cap, "bpfstorm__open");
+		goto out;
+	}
+
+	/* A program that fails to load fails the whole object: load only ours. */
+	bpf_object__for_each_program(prog, c->skel->obj) {
+		bool chosen = strcmp(bpf_program__name(prog), strategy->attach) == 0;
+
+		if (chosen)
+			c->prog = prog;
+		e = bpf_program__set_autoload(prog, chosen);
+		if (e) {
+			fail(err, errlen, e, NULL, "autoload of %s", bpf_program__name(prog));
+			goto out;
+		}
+	}
+	/* Create only our map, plus the object's own globals (.rodata, .bss). */
+	bpf_object__for_each_map(map, c->skel->obj) {
+		bool chosen = strcmp(bpf_map__name(map), strategy->map) == 0;
+
+		if (chosen)
+			c->map = map;
+		if (bpf_map__is_internal(map))
+			continue;
+		e = bpf_map__set_autocreate(map, chosen);
+		if (e) {
+			fail(err, errlen, e, NULL, "autocreate of %s", bpf_map__name(map));
+			goto out;
+		}
+	}
+	if (!c->prog) {
+		e = fail(err, errlen, -ENOENT, NULL, "bpfstorm.bpf.c has no program named `%s`",
+			 strategy->attach);
+		goto out;
+	}
+	if (!c->map) {
+		e = fail(err, errlen, -ENOENT, NULL, "bpfstorm.bpf.c has no map named `%s`",
+			 strategy->map);
+		goto out;
+	}
+
+	/* Read-only globals: the verifier prunes the branches not taken. */
+	c->skel->rodata->map_kind = strategy->map_kind;
+	c->skel->rodata->update_mode = strategy->update_mode;
+	c->skel->rodata->filter_cgroup_id = strategy->filter_cgroup_id;
+
+	if (is_per_cpu(c->map)) {
+		c->ncpus = libbpf_num_possible_cpus();
+		if (c->ncpus <= 0) {
+			e = fail(err, errlen, c->ncpus ? c->ncpus : -EINVAL, NULL,
+				 "counting possible CPUs");
+			goto out;
+		}
+		c->percpu = calloc(c->ncpus, sizeof(*c->percpu));
+		if (!c->percpu) {
+			e = fail(err, errlen, -ENOMEM, NULL, "allocating per-CPU values");
+			goto out;
+		}
+	}
+out:
+	if (e) {
+		bpfstorm_c_destroy(c);
+		return e;
+	}
+	*out = c;
+	return 0;
+}
+
+int bpfstorm_c_load(struct bpfstorm_c *c, char *err, size_t errlen)
+{
+	struct capture cap;
+	int e;
+
+	capture_begin(&cap);
+	e = bpfstorm__load(c->skel);
+	capture_end();
+	return e ? fail(err, errlen, e, &cap, "bpfstorm__load") : 0;
+}
+
+int bpfstorm_c_attach(struct bpfstorm_c *c, char *err, size_t errlen)
+{
+	struct capture cap;
+	int e = 0;
+
+	capture_begin(&cap);
+	/* Attaches as SEC() says: tracepoint, raw tracepoint, tp_btf... */
+	c->link = bpf_program__attach(c->prog);
+	if (!c->link)
+		e = -errno;
+	capture_end();
+	return e ? fail(err, errlen, e, &cap, "bpf_program__attach") : 0;
+}
+
+int bpfstorm_c_start_stream(struct bpfstorm_c *c, char *err, size_t errlen)
+{
+	struct stream *st = &c->stream;
+	int fd = bpf_map__fd(c->map), buffer_epfd, e = 0;
+	struct capture cap;
+	sigset_t all, old;
+
+	capture_begin(&cap);
+	switch (bpf_map__type(c->map)) {
+	case BPF_MAP_TYPE_RINGBUF:
+		st->ring = ring_buffer__new(fd, on_ring_record, st, NULL);
+		if (!st->ring)
+			e = -errno;
+		break;
+	case BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+		st->perf = perf_buffer__new(fd, PERF_PAGES, on_perf_sample, on_perf_lost, st, NULL);
+		if (!st->perf)
+			e = -errno;
+		break;
+	default:
+		capture_end();
+		return 0;
+	}
+	capture_end();
+	if (e)
+		return fail(err, errlen, e, &cap, "opening the %s buffer", bpf_map__name(c->map));
+
+	buffer_epfd = st->ring ? ring_buffer__epoll_fd(st->ring) : perf_buffer__epoll_fd(st->perf);
+	st->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (st->doorbell < 0)
+		return fail(err, errlen, -errno, NULL, "eventfd");
+	st->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (st->epfd < 0)
+		return fail(err, errlen, -errno, NULL, "epoll_create1");
+	if ((e = epoll_add(st->epfd, buffer_epfd)) || (e = epoll_add(st->epfd, st->doorbell)))
+		return fail(err, errlen, e, NULL, "epoll_ctl");
+
+	/* The poller must not take the process's signals (Ctrl-C belongs to
+	 * whoever loaded us): it starts with every signal blocked. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	e = -pthread_create(&st->thread, NULL, stream_poll, st);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e)
+		return fail(err, errlen, e, NULL, "starting the buffer poller thread");
+	st->running = true;
+	return 0;
+}
+
+int bpfstorm_c_read(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *err,
+		    size_t errlen)
+{
+	struct stream *st = &c->stream;
+	enum bpf_map_type type = bpf_map__type(c->map);
+	__u32 key = 0;
+	__u64 value = 0;
+	int e, i;
+
+	out->count = 0;
+	out->dropped = __atomic_load_n(&c->skel->bss->dropped, __ATOMIC_RELAXED);
+	switch (type) {
+	case BPF_MAP_TYPE_ARRAY:
+	case BPF_MAP_TYPE_HASH:
+		e = bpf_map__lookup_elem(c->map, &key, sizeof(key), &value, sizeof(value), 0);
+		/* A hash has no entry until the first event. */
+		if (e && e != -ENOENT)
+			return fail(err, errlen, e, NULL, "looking up the count in %s",
+				    bpf_map__name(c->map));
+		out->count = e ? 0 : value;
+		return 0;
+	case BPF_MAP_TYPE_PERCPU_ARRAY:
+	case BPF_MAP_TYPE_PERCPU_HASH:
+		e = bpf_map__lookup_elem(c->map, &key, sizeof(key), c->percpu,
+					 c->ncpus * sizeof(*c->percpu), 0);
+		if (e && e != -ENOENT)
+			return fail(err, errlen, e, NULL, "looking up the per-CPU counts in %s",
+				    bpf_map__name(c->map));
+		for (i = 0; !e && i < c->ncpus; i++)
+			out->count += c->percpu[i];
+		return 0;
+	case BPF_MAP_TYPE_RINGBUF:
+	case BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+		if (!st->ring && !st->perf)
+			return fail(err, errlen, -ENOTCONN, NULL, "reading %s before starting its stream",
+				    bpf_map__name(c->map));
+		pthread_mutex_lock(&st->lock);
+		e = stream_consume(st);
+		out->count = st->records;
+		/* A full perf buffer shows up as lost records in the buffer itself. */
+		if (type == BPF_MAP_TYPE_PERF_EVENT_ARRAY)
+			out->dropped = st->lost;
+		pthread_mutex_unlock(&st->lock);
+		return e ? fail(err, errlen, e, NULL, "consuming the %s buffer",
+				bpf_map__name(c->map))
+			 : 0;
+	default:
+		return fail(err, errlen, -EOPNOTSUPP, NULL, "reading a count from map %s of type %d",
+			    bpf_map__name(c->map), type);
+	}
+}
+
+int bpfstorm_c_reset(struct bpfstorm_c *c, char *err, size_t errlen)
+{
+	struct stream *st = &c->stream;
+	__u32 key = 0;
+	__u64 zero = 0;
+	int e = 0;
+
+	switch (bpf_map__type(c->map)) {
+	case BPF_MAP_TYPE_ARRAY:
+		e = bpf_map__update_elem(c->map, &key, sizeof(key), &zero, sizeof(zero), BPF_ANY);
+		break;
+	case BPF_MAP_TYPE_PERCPU_ARRAY:
+		memset(c->percpu, 0, c->ncpus * sizeof(*c->percpu));
+		e = bpf_map__update_elem(c->map, &key, sizeof(key), c->percpu,
+					 c->ncpus * sizeof(*c->percpu), BPF_ANY);
+		break;
+	case BPF_MAP_TYPE_HASH:
+	case BPF_MAP_TYPE_PERCPU_HASH:
+		e = bpf_map__delete_elem(c->map, &key, sizeof(key), 0);
+		if (e == -ENOENT)
+			e = 0;
+		break;
+	case BPF_MAP_TYPE_RINGBUF:
+	case BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+		if (!st->ring && !st->perf)
+			break;
+		pthread_mutex_lock(&st->lock);
+		e = stream_consume(st);
+		st->records = st->lost = 0;
+		pthread_mutex_unlock(&st->lock);
+		break;
+	default:
+		e = -EOPNOTSUPP;
+	}
+	if (e)
+		return fail(err, errlen, e, NULL, "resetting the count in %s", bpf_map__name(c->map));
+	__atomic_store_n(&c->skel->bss->dropped, 0, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int bpfstorm_c_prog_fd(const struct bpfstorm_c *c)
+{
+	return bpf_program__fd(c->prog);
+}
+
+int bpfstorm_c_map_fds(const struct bpfstorm_c *c, int *fds, size_t n)
+{
+	struct bpf_map *map;
+	size_t count = 0;
+
+	bpf_object__for_each_map(map, c->skel->obj) {
+		/* A map left uncreated still holds libbpf's placeholder fd. */
+		int fd = bpf_map__autocreate(map) ? bpf_map__fd(map) : -1;
+
+		if (fd < 0)
+			continue;
+		if (count < n)
+			fds[count] = fd;
+		count++;
+	}
+	return count;
+}
+
+void bpfstorm_c_destroy(struct bpfstorm_c *c)
+{
+	if (!c)
+		return;
+	/* The poller goes first, then the link, then the object. */
+	stream_stop(&c->stream);
+	bpf_link__destroy(c->link);
+	bpfstorm__destroy(c->skel);
+	pthread_mutex_destroy(&c->stream.lock);
+	free(c->percpu);
+	free(c);
+}
+
+const char *bpfstorm_c_libbpf_version(void)
+{
+	return libbpf_version_string();
+}
+
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
+const char *bpfstorm_c_libbpf_headers_version(void)
+{
+	return "v" STRINGIFY(LIBBPF_MAJOR_VERSION) "." STRINGIFY(LIBBPF_MINOR_VERSION);
+}

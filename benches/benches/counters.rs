@@ -1,0 +1,119 @@
+//! What each backend and strategy costs, by criterion: load+attach per
+//! backend, read latency per map kind (per-CPU reads grow with CPU count),
+//! the getppid trigger per attach point (what a hook adds to a syscall), and
+//! a storm per strategy timed by the storm itself.
+
+use std::time::{Duration, Instant};
+
+use bpfstorm::backends;
+use bpfstorm::measure::{measure, FilterKind};
+use bpfstorm::storm::{SpawnMethod, StormSpec, Target};
+use bpfstorm_common::{AttachPoint, Backend, Filter, MapKind, Strategy, UpdateMode};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+fn strategy(attach: AttachPoint, map: MapKind) -> Strategy {
+    Strategy::new(attach, map, map.valid_updates()[0], Filter::All).expect("a valid pair")
+}
+
+fn all_backends() -> Vec<Box<dyn Backend>> {
+    backends::NAMES
+        .iter()
+        .map(|n| backends::by_name(n).expect("registered"))
+        .collect()
+}
+
+fn load_attach(c: &mut Criterion) {
+    let mut group = c.benchmark_group("load_attach");
+    group.sample_size(20);
+    for backend in all_backends() {
+        for map in [MapKind::Array, MapKind::PercpuArray, MapKind::Ringbuf] {
+            let s = strategy(AttachPoint::TpSysEnterExecve, map);
+            group.bench_function(BenchmarkId::new(backend.name(), map), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let started = Instant::now();
+                        let counter = backend.open(&s).expect("load and attach");
+                        total += started.elapsed();
+                        drop(counter);
+                    }
+                    total
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn read(c: &mut Criterion) {
+    let mut group = c.benchmark_group("read");
+    for backend in all_backends() {
+        for &map in MapKind::ALL {
+            let mut counter = backend
+                .open(&strategy(AttachPoint::TpSysEnterExecve, map))
+                .expect("load and attach");
+            group.bench_function(BenchmarkId::new(backend.name(), map), |b| {
+                b.iter(|| counter.read().expect("read"))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn getppid_calls(iters: u64) -> Duration {
+    let started = Instant::now();
+    for _ in 0..iters {
+        // SAFETY: getppid takes no arguments and cannot fail.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    started.elapsed()
+}
+
+fn trigger(c: &mut Criterion) {
+    let mut group = c.benchmark_group("trigger_getppid");
+    group.bench_function("no_hook", |b| b.iter_custom(getppid_calls));
+    let libbpf = backends::by_name("libbpf").expect("registered");
+    for attach in [
+        AttachPoint::RawTpSysEnter,
+        AttachPoint::TpBtfSysEnter,
+        AttachPoint::TpSysEnterExecve,
+        AttachPoint::TpSchedProcessExec,
+    ] {
+        let Ok(_hook) = libbpf.open(&strategy(attach, MapKind::Array)) else {
+            continue;
+        };
+        group.bench_function(attach.name(), |b| b.iter_custom(getppid_calls));
+    }
+    group.finish();
+}
+
+fn storm(c: &mut Criterion) {
+    let mut group = c.benchmark_group("storm_per_exec");
+    group.sample_size(10);
+    let libbpf = backends::by_name("libbpf").expect("registered");
+    for s in Strategy::all_for(AttachPoint::TpSysEnterExecve, Filter::All) {
+        if s.update() == UpdateMode::Racy {
+            continue;
+        }
+        let id = format!("{}/{}", s.map(), s.update());
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let spec = StormSpec::new(
+                    1,
+                    iters.max(1),
+                    Target::Tiny,
+                    SpawnMethod::Fork,
+                    Duration::from_secs(600),
+                )
+                .expect("a valid storm");
+                let cell = measure(libbpf.as_ref(), s, FilterKind::Cgroup, &spec).expect("storm");
+                assert!(cell.is_exact(), "{s}: not exact");
+                cell.storm.wall
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, load_attach, read, trigger, storm);
+criterion_main!(benches);

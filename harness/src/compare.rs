@@ -1,0 +1,205 @@
+//! `bpfstorm compare BASE.csv NEW.csv...`: per cell, the change in
+//! in-kernel cost and accuracy, judged with both runs' intervals.
+
+use std::collections::BTreeMap;
+
+use crate::export::csv::Row;
+
+/// The cell a row measured, whatever machine or run it came from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    pub backend: String,
+    pub attach: String,
+    pub map: String,
+    pub update: String,
+    pub filter: String,
+    pub target: String,
+    pub spawn: String,
+}
+
+impl Key {
+    pub fn of(row: &Row) -> Key {
+        Key {
+            backend: row.backend.clone(),
+            attach: row.attach.clone(),
+            map: row.map.clone(),
+            update: row.update.clone(),
+            filter: row.filter.clone(),
+            target: row.target.clone(),
+            spawn: row.spawn.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Faster,
+    Slower,
+    /// Intervals overlap, or the change is under the threshold.
+    Same,
+    /// Exact before, not now (or it stopped working): always a regression.
+    AccuracyRegressed(String),
+    AccuracyImproved,
+    /// Not measured in one of the runs (or no timing to compare).
+    NotComparable(String),
+}
+
+impl Verdict {
+    pub fn is_regression(&self) -> bool {
+        matches!(self, Verdict::Slower | Verdict::AccuracyRegressed(_))
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Verdict::Faster => "faster".into(),
+            Verdict::Slower => "SLOWER (regression)".into(),
+            Verdict::Same => "same within noise".into(),
+            Verdict::AccuracyRegressed(why) => format!("ACCURACY REGRESSED: {why}"),
+            Verdict::AccuracyImproved => "accuracy improved".into(),
+            Verdict::NotComparable(why) => format!("not comparable: {why}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub key: Key,
+    pub base: Option<Row>,
+    pub new: Option<Row>,
+    /// Relative change of the ns/run median, in percent.
+    pub change_pct: Option<f64>,
+    pub verdict: Verdict,
+}
+
+fn interval(r: &Row) -> Option<(f64, f64, f64)> {
+    Some((r.ns_per_run_median?, r.ns_per_run_ci95_lo?, r.ns_per_run_ci95_hi?))
+}
+
+/// Judges one cell. `threshold_pct`: smaller changes count as the same even
+/// when the intervals do not overlap.
+pub fn judge(base: &Row, new: &Row, threshold_pct: f64) -> (Option<f64>, Verdict) {
+    let measured = |r: &Row| r.status == "ok";
+    if measured(base) && !measured(new) {
+        return (None, Verdict::AccuracyRegressed(format!("now {}: {}", new.status, new.error)));
+    }
+    if !measured(base) || !measured(new) {
+        return (None, Verdict::NotComparable(format!("base {}, new {}", base.status, new.status)));
+    }
+    // Racy updates lose counts by design; only exact strategies must stay exact.
+    if base.update != "racy" {
+        match (base.exact, new.exact) {
+            (Some(true), Some(false)) => {
+                return (
+                    None,
+                    Verdict::AccuracyRegressed(format!(
+                        "missed {} events where it missed none",
+                        new.missing.unwrap_or(0)
+                    )),
+                )
+            }
+            (Some(false), Some(true)) => return (None, Verdict::AccuracyImproved),
+            _ => {}
+        }
+    }
+    let (Some((bm, blo, bhi)), Some((nm, nlo, nhi))) = (interval(base), interval(new)) else {
+        return (None, Verdict::NotComparable("no ns/run interval".into()));
+    };
+    let change = (nm - bm) / bm * 100.0;
+    let overlap = nlo <= bhi && blo <= nhi;
+    let verdict = if overlap || change.abs() < threshold_pct {
+        Verdict::Same
+    } else if change > 0.0 {
+        Verdict::Slower
+    } else {
+        Verdict::Faster
+    };
+    (Some(change), verdict)
+}
+
+/// Every cell of either run, in a stable order.
+pub fn compare(base: &[Row], new: &[Row], threshold_pct: f64) -> Vec<Change> {
+    let mut cells: BTreeMap<Key, (Option<Row>, Option<Row>)> = BTreeMap::new();
+    for r in base {
+        cells.entry(Key::of(r)).or_default().0 = Some(r.clone());
+    }
+    for r in new {
+        cells.entry(Key::of(r)).or_default().1 = Some(r.clone());
+    }
+    cells
+        .into_iter()
+        .map(|(key, (base, new))| {
+            let (change_pct, verdict) = match (&base, &new) {
+                (Some(b), Some(n)) => judge(b, n, threshold_pct),
+                (None, _) => (None, Verdict::NotComparable("only in the new run".into())),
+                (_, None) => (None, Verdict::NotComparable("only in the base run".into())),
+            };
+            Change {
+                key,
+                base,
+                new,
+                change_pct,
+                verdict,
+            }
+        })
+        .collect()
+}
+
+fn ns(r: &Option<Row>) -> String {
+    r.as_ref()
+        .and_then(interval)
+        .map_or("-".into(), |(m, lo, hi)| format!("{m:.0} [{lo:.0}, {hi:.0}]"))
+}
+
+fn accuracy(r: &Option<Row>) -> String {
+    match r {
+        Some(r) if r.status != "ok" => r.status.clone(),
+        Some(r) => match r.missing {
+            Some(0) => "exact".into(),
+            Some(n) => format!("missing {n}"),
+            None => "-".into(),
+        },
+        None => "-".into(),
+    }
+}
+
+/// A markdown section for one comparison.
+pub fn render_markdown(title: &str, changes: &[Change], threshold_pct: f64) -> String {
+    let mut out = format!(
+        "## {title}\n\nns/run: in-kernel time per program run, median [95% interval]. \
+         A change counts only when the intervals do not overlap and it exceeds {threshold_pct}%.\n\n"
+    );
+    let kernels = |pick: fn(&Change) -> &Option<Row>| {
+        let mut k: Vec<String> = changes
+            .iter()
+            .filter_map(|c| pick(c).as_ref().map(|r| r.kernel.clone()))
+            .collect();
+        k.sort();
+        k.dedup();
+        k.join(", ")
+    };
+    out.push_str(&format!(
+        "Kernels: base {}; new {}.\n\n",
+        kernels(|c| &c.base),
+        kernels(|c| &c.new)
+    ));
+    out.push_str("| backend | attach | map | update | base ns/run | new ns/run | change | base accuracy | new accuracy | verdict |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    for c in changes {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            c.key.backend,
+            c.key.attach,
+            c.key.map,
+            c.key.update,
+            ns(&c.base),
+            ns(&c.new),
+            c.change_pct.map_or("-".into(), |p| format!("{p:+.1}%")),
+            accuracy(&c.base),
+            accuracy(&c.new),
+            c.verdict.describe()
+        ));
+    }
+    let regressions = changes.iter().filter(|c| c.verdict.is_regression()).count();
+    out.push_str(&format!("\n{regressions} regression(s).\n"));
+    out
+}

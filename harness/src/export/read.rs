@@ -1,0 +1,91 @@
+//! Reading run CSVs back (compare, recommend): only schema v1, and every
+//! problem reported with the file, the line and what to do.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use super::csv::{Row, SCHEMA_VERSION};
+
+#[derive(Debug, Error)]
+pub enum ReadError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a bpfstorm run CSV: it has no `schema_version` column")]
+    NotRun { path: PathBuf },
+    #[error(
+        "{path}, line {line}: schema version `{found}`, but this bpfstorm reads version \
+         {SCHEMA_VERSION} only: re-run `bpfstorm run`, or read it with the bpfstorm that wrote it"
+    )]
+    Version {
+        path: PathBuf,
+        line: u64,
+        found: String,
+    },
+    #[error("{path}, line {line}: {message} (truncated or edited by hand?)")]
+    Malformed {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("{path} holds no rows")]
+    Empty { path: PathBuf },
+}
+
+/// Every row of a run CSV, or the first problem found.
+pub fn read_run(path: &Path) -> Result<Vec<Row>, ReadError> {
+    let bytes = fs::read(path).map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_run(path, &bytes)
+}
+
+pub fn parse_run(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, ReadError> {
+    let malformed = |line: u64, message: String| ReadError::Malformed {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let mut reader = ::csv::Reader::from_reader(bytes);
+    let headers = reader
+        .headers()
+        .map_err(|e| malformed(1, e.to_string()))?
+        .clone();
+    let version_col = headers
+        .iter()
+        .position(|h| h == "schema_version")
+        .ok_or_else(|| ReadError::NotRun {
+            path: path.to_path_buf(),
+        })?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            malformed(line, e.to_string())
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let found = record.get(version_col).unwrap_or("");
+        if found != SCHEMA_VERSION.to_string() {
+            return Err(ReadError::Version {
+                path: path.to_path_buf(),
+                line,
+                found: found.to_string(),
+            });
+        }
+        let row: Row = record
+            .deserialize(Some(&headers))
+            .map_err(|e| malformed(line, e.to_string()))?;
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(ReadError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(rows)
+}

@@ -1,0 +1,104 @@
+//! probe, semantics and collateral as a user runs them: real kernel, real
+//! files written, outputs that say what they measured.
+
+use std::fs;
+use std::process::{Command, Output};
+
+fn bpfstorm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
+        .args(args)
+        .output()
+        .expect("running bpfstorm")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = bpfstorm(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn probe_writes_one_csv_row_per_attach_point_and_map() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&["probe", "--results-dir", dir.path().to_str().unwrap()]);
+    let path = fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+    assert!(path.file_name().unwrap().to_string_lossy().starts_with("probe-"));
+    let mut reader = csv::Reader::from_path(&path).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(
+        rows.len(),
+        bpfstorm_common::AttachPoint::ALL.len() * bpfstorm_common::MapKind::ALL.len()
+    );
+    for row in &rows {
+        let supported = &row[col("supported")] == "true";
+        assert_eq!(supported, row[col("reason")].is_empty(), "{row:?}");
+        if &row[col("attach")] == "tp_sys_enter_execve" {
+            assert!(supported, "{row:?}");
+        }
+        if !supported {
+            assert!(row[col("reason")].starts_with("unsupported here: "), "{row:?}");
+        }
+    }
+}
+
+#[test]
+fn semantics_report_tells_attempts_from_successes() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("semantics.md");
+    ok(&[
+        "semantics",
+        "--attach",
+        "tp_sys_enter_execve,tp_sched_process_exec,fentry_sys_execve",
+        "--target",
+        "tiny,missing",
+        "--execs",
+        "20",
+        "--output",
+        report.to_str().unwrap(),
+    ]);
+    let text = fs::read_to_string(&report).unwrap();
+    let row = |attach: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("| `{attach}` |")))
+            .unwrap_or_else(|| panic!("no row for {attach}:\n{text}"))
+            .to_string()
+    };
+    assert_eq!(
+        row("tp_sys_enter_execve"),
+        "| `tp_sys_enter_execve` | 40: every exec | 40: every attempt, failed ones too |"
+    );
+    assert_eq!(row("tp_sched_process_exec"), "| `tp_sched_process_exec` | 40: every exec | 0: none |");
+    let fentry = row("fentry_sys_execve");
+    assert!(
+        fentry.contains("refused") || fentry.contains("40: every exec"),
+        "{fentry}"
+    );
+}
+
+#[test]
+fn collateral_reports_a_difference_with_its_interval() {
+    let out = ok(&[
+        "collateral",
+        "--attach",
+        "raw_tp_sys_enter",
+        "--rounds",
+        "2",
+        "--round-ms",
+        "20",
+    ]);
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("raw_tp_sys_enter"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.contains("adds ") || row.contains("not resolvable at this noise"),
+        "{row}"
+    );
+    assert!(out.contains("added ns/syscall [95% CI]"), "{out}");
+}

@@ -1,0 +1,247 @@
+//! The backend conformance suite: every backend in `backends::NAMES` goes
+//! through the same storms and oracle checks on the real kernel. Exact
+//! strategies count every exec of a 20,000-exec storm, streams account for
+//! every event, racy updates lose some and say so, bpf_stats agree with the
+//! oracles, counts reset to zero, and nothing is left behind. A backend
+//! added to the registry is covered without edits (tests/attach.rs does the
+//! same for every attach point).
+
+use std::time::Duration;
+
+use bpfstorm::backends::{self, NAMES};
+use bpfstorm::bpf_stats;
+use bpfstorm::cgroup::StormCgroup;
+use bpfstorm::leaks;
+use bpfstorm::measure::{measure, Cell, FilterKind};
+use bpfstorm::storm::{run_storm, SpawnMethod, StormSpec, Target};
+use bpfstorm_common::{AttachPoint, Backend, Filter, MapKind, Reading, Strategy, UpdateMode};
+
+fn each_backend() -> impl Iterator<Item = Box<dyn Backend>> {
+    NAMES
+        .iter()
+        .map(|name| backends::by_name(name).expect("NAMES lists registered backends"))
+}
+
+fn storm(workers: u32, execs: u64) -> StormSpec {
+    StormSpec::new(
+        workers,
+        execs,
+        Target::Tiny,
+        SpawnMethod::Fork,
+        Duration::from_secs(120),
+    )
+    .unwrap()
+}
+
+fn strategy(attach: AttachPoint, map: MapKind, update: UpdateMode) -> Strategy {
+    Strategy::new(attach, map, update, Filter::All).unwrap()
+}
+
+fn run(backend: &dyn Backend, strategy: Strategy, spec: &StormSpec) -> Cell {
+    let what = format!("{} {strategy}", backend.name());
+    let cell = measure(backend, strategy, FilterKind::Cgroup, spec)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let left = leaks::find(&cell.prog_ids);
+    assert!(left.is_clean(), "{what} left {left:?}");
+    cell
+}
+
+fn on_execve(map: MapKind, update: UpdateMode) -> Strategy {
+    strategy(AttachPoint::TpSysEnterExecve, map, update)
+}
+
+#[test]
+fn exact_strategies_count_every_exec_of_a_20k_storm() {
+    assert!(
+        !bpf_stats::enabled().unwrap(),
+        "bpf stats already on before the test"
+    );
+    let spec = storm(2, 10_000);
+    for backend in each_backend() {
+        for (map, update) in [
+            (MapKind::Array, UpdateMode::Atomic),
+            (MapKind::Hash, UpdateMode::Atomic),
+            (MapKind::PercpuArray, UpdateMode::Percpu),
+            (MapKind::PercpuHash, UpdateMode::Percpu),
+        ] {
+            let c = run(backend.as_ref(), on_execve(map, update), &spec);
+            let what = format!("{} {map}/{update}", backend.name());
+            assert_eq!(c.storm.issued, 20_000, "{what}");
+            assert_eq!(c.storm.succeeded, 20_000, "{what}");
+            assert_eq!(c.reading.count, 20_000, "{what}: counted vs issued");
+            assert_eq!(c.reading.dropped, 0, "{what}");
+            assert_eq!(c.perf_sys_enter_execve, 20_000, "{what}: perf oracle");
+            assert_eq!(c.perf_sched_process_exec, 20_000, "{what}: perf oracle");
+            assert!(c.is_exact(), "{what}");
+            // Every exec on the machine ran the program once (the filter is inside it).
+            assert_eq!(
+                c.prog.run_cnt, c.perf_sys_enter_execve_system,
+                "{what}: run_cnt"
+            );
+            let ns = c.ns_per_event().unwrap();
+            assert!(ns.is_finite() && ns > 0.0, "{what}: {ns} ns/event");
+            let per_run = c
+                .ns_per_run
+                .expect("the storm spans several stats intervals");
+            assert!(
+                per_run.lo > 0.0 && per_run.lo <= per_run.median && per_run.median <= per_run.hi,
+                "{what}: {per_run:?}"
+            );
+            assert!(c.map_bytes > 0, "{what}: map memory");
+            assert!(!bpf_stats::enabled().unwrap(), "{what}: stats left on");
+        }
+    }
+}
+
+#[test]
+fn streams_account_for_every_event_as_counted_or_dropped() {
+    let spec = storm(2, 10_000);
+    for backend in each_backend() {
+        for map in [MapKind::Ringbuf, MapKind::PerfEventArray] {
+            let c = run(backend.as_ref(), on_execve(map, UpdateMode::Stream), &spec);
+            let what = format!("{} {map}", backend.name());
+            assert_eq!(c.storm.issued, 20_000, "{what}");
+            assert_eq!(
+                c.reading.count + c.reading.dropped,
+                20_000,
+                "{what}: counted {} + dropped {}",
+                c.reading.count,
+                c.reading.dropped
+            );
+            assert_eq!(c.perf_sys_enter_execve, 20_000, "{what}");
+        }
+    }
+}
+
+#[test]
+fn racy_updates_never_overcount_and_report_the_shortfall() {
+    let spec = storm(2, 10_000);
+    for backend in each_backend() {
+        for map in [MapKind::Array, MapKind::Hash] {
+            let c = run(backend.as_ref(), on_execve(map, UpdateMode::Racy), &spec);
+            let what = format!("{} {map}", backend.name());
+            assert_eq!(c.storm.issued, 20_000, "{what}");
+            assert!(c.reading.count <= 20_000, "{what}: {}", c.reading.count);
+            assert_eq!(c.missing(), 20_000 - c.reading.count as i64, "{what}");
+            println!("{what}/racy lost {} of 20000 updates", c.missing());
+        }
+    }
+}
+
+#[test]
+fn filter_all_counts_at_least_the_storm() {
+    for backend in each_backend() {
+        let c = measure(
+            backend.as_ref(),
+            on_execve(MapKind::Array, UpdateMode::Atomic),
+            FilterKind::All,
+            &storm(1, 500),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
+        assert!(
+            c.reading.count >= 500,
+            "{}: {}",
+            backend.name(),
+            c.reading.count
+        );
+        assert_eq!(
+            c.reading.count,
+            c.expected,
+            "{}: machine-wide oracle",
+            backend.name()
+        );
+    }
+}
+
+#[test]
+fn every_strategy_counts_a_small_storm_and_resets_to_zero() {
+    let spec = storm(1, 20);
+    for backend in each_backend() {
+        for s in Strategy::all_for(AttachPoint::TpSysEnterExecve, Filter::All) {
+            let what = format!("{} {s}", backend.name());
+            let cgroup = StormCgroup::create(spec.pids_max()).unwrap();
+            let s = s.with_filter(Filter::Cgroup(cgroup.id()));
+            let mut c = backend.open(&s).unwrap_or_else(|e| panic!("{what}: {e}"));
+            run_storm(&spec, &cgroup, &mut || {}).unwrap();
+            let r = c.read().unwrap();
+            assert_eq!(r.count + r.dropped, 20, "{what}: {r:?}");
+            assert_eq!(c.prog_ids().len(), 1, "{what}");
+            c.reset().unwrap();
+            assert_eq!(c.read().unwrap(), Reading::default(), "{what}: after reset");
+            run_storm(&spec, &cgroup, &mut || {}).unwrap();
+            let r = c.read().unwrap();
+            assert_eq!(
+                r.count + r.dropped,
+                20,
+                "{what}: after reset and a storm: {r:?}"
+            );
+            let ids = c.prog_ids();
+            drop(c);
+            cgroup.remove().unwrap();
+            let left = leaks::find(&ids);
+            assert!(left.is_clean(), "{what} left {left:?}");
+        }
+    }
+}
+
+#[test]
+fn every_backend_reports_its_version() {
+    for backend in each_backend() {
+        assert!(!backend.version().is_empty(), "{}", backend.name());
+    }
+}
+
+#[test]
+fn c_and_libbpf_backends_run_on_one_libbpf() {
+    let version = |name| backends::by_name(name).unwrap().version();
+    let (c, libbpf) = (version("c"), version("libbpf"));
+    let tail = |v: &str| v.rsplit_once("libbpf ").map(|(_, t)| t.to_string());
+    assert!(tail(&c).is_some(), "{c}");
+    assert_eq!(tail(&c), tail(&libbpf), "{c} vs {libbpf}");
+}
+
+#[test]
+fn one_run_compares_c_and_libbpf_in_one_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
+        .args(["run", "--backend", "c,libbpf", "--map", "array,ringbuf"])
+        .args(["--workers", "2", "--execs", "200", "--results-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(table.contains("loader heap KiB"), "{table}");
+    for backend in ["c", "libbpf"] {
+        for map in ["array ", "ringbuf "] {
+            let row = table
+                .lines()
+                .find(|l| l.starts_with(&format!("{backend:<7}")) && l.contains(map))
+                .unwrap_or_else(|| panic!("no {backend} {map}row:\n{table}"));
+            assert!(row.contains(" 400 ") && row.contains("exact"), "{row}");
+        }
+    }
+
+    let csv = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut reader = csv::Reader::from_path(csv).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    // array/atomic, array/racy, ringbuf/stream; each on both backends.
+    assert_eq!(rows.len(), 6);
+    for row in &rows {
+        assert_eq!(&row[col("status")], "ok", "{row:?}");
+        let heap: i64 = row[col("loader_heap_bytes")].parse().unwrap();
+        // A live counter holds at least libbpf's object and skeleton.
+        assert!(heap > 4096, "{row:?}");
+    }
+}

@@ -1,0 +1,168 @@
+//! compare and recommend on real run CSVs and on broken ones: verdicts,
+//! exit status, and clear errors for every kind of bad file.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use bpfstorm::export::read::{parse_run, read_run, ReadError};
+
+fn bpfstorm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
+        .args(args)
+        .output()
+        .expect("running bpfstorm")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// One real run, shared by the tests of this file.
+fn real_run() -> &'static Path {
+    static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &RUN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = bpfstorm(&[
+            "run", "--map", "array,percpu_array", "--execs", "1500",
+            "--results-dir", dir.path().to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let path = fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        (dir, path)
+    })
+    .1
+}
+
+/// A copy of the real run with `edit` applied to every row (by column name).
+fn variant(name: &str, edit: impl Fn(&str, &mut Vec<String>, &dyn Fn(&str) -> usize)) -> PathBuf {
+    let mut reader = csv::Reader::from_path(real_run()).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let path = real_run().with_file_name(format!("{name}.csv"));
+    let mut writer = csv::Writer::from_path(&path).unwrap();
+    writer.write_record(&header).unwrap();
+    for record in reader.records() {
+        let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
+        let update = fields[col("update")].clone();
+        edit(&update, &mut fields, &col);
+        writer.write_record(&fields).unwrap();
+    }
+    writer.flush().unwrap();
+    path
+}
+
+#[test]
+fn a_run_compared_with_itself_is_the_same_within_noise() {
+    let run = real_run().to_str().unwrap();
+    let out = bpfstorm(&["compare", run, run]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let report = text(&out.stdout);
+    assert_eq!(report.matches("same within noise").count(), 3, "{report}");
+    assert!(report.contains("0 regression(s)"), "{report}");
+}
+
+#[test]
+fn three_times_slower_is_a_regression_and_fails() {
+    let slower = variant("slower", |_, f, col| {
+        for c in ["ns_per_run_median", "ns_per_run_ci95_lo", "ns_per_run_ci95_hi"] {
+            let v: f64 = f[col(c)].parse().unwrap();
+            f[col(c)] = (v * 3.0).to_string();
+        }
+    });
+    let out = bpfstorm(&["compare", real_run().to_str().unwrap(), slower.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = text(&out.stdout);
+    assert_eq!(report.matches("SLOWER (regression)").count(), 3, "{report}");
+    assert!(report.contains("+200.0%"), "{report}");
+    // The other way round it is faster, and that passes.
+    let out = bpfstorm(&["compare", slower.to_str().unwrap(), real_run().to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout).matches("| faster |").count(), 3);
+}
+
+#[test]
+fn any_loss_where_there_was_none_fails_even_when_faster() {
+    let lossy = variant("lossy", |update, f, col| {
+        if update != "racy" {
+            f[col("exact")] = "false".into();
+            f[col("missing")] = "7".into();
+        }
+    });
+    let out = bpfstorm(&["compare", real_run().to_str().unwrap(), lossy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = text(&out.stdout);
+    assert!(report.contains("ACCURACY REGRESSED: missed 7 events where it missed none"), "{report}");
+}
+
+#[test]
+fn recommend_names_a_choice_or_an_honest_tie() {
+    let out = bpfstorm(&["recommend", real_run().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(report.contains("## Exact counting at the lowest in-kernel cost"), "{report}");
+    let advice = report.split("## Exact counting at the lowest").nth(1).unwrap();
+    assert!(advice.contains("Choose **") || advice.contains("**Tie**"), "{report}");
+    assert!(!advice.lines().next().unwrap_or("").contains("racy"), "{report}");
+    assert!(report.contains("What it gives up"), "{report}");
+}
+
+#[test]
+fn bad_files_get_errors_that_say_what_is_wrong() {
+    let wrong_version = variant("v2", |_, f, col| f[col("schema_version")] = "2".into());
+    let err = read_run(&wrong_version).unwrap_err().to_string();
+    assert!(err.contains("schema version `2`") && err.contains("reads version 1 only"), "{err}");
+
+    let bytes = fs::read(real_run()).unwrap();
+    let truncated = &bytes[..bytes.len() - 40];
+    let err = parse_run(Path::new("cut.csv"), truncated).unwrap_err();
+    assert!(matches!(err, ReadError::Malformed { line: 4, .. }), "{err}");
+
+    let err = parse_run(Path::new("x.csv"), b"a,b\n1,2\n").unwrap_err();
+    assert!(err.to_string().contains("not a bpfstorm run CSV"), "{err}");
+    let err = parse_run(Path::new("x.csv"), b"").unwrap_err();
+    assert!(err.to_string().contains("not a bpfstorm run CSV"), "{err}");
+
+    let out = bpfstorm(&["compare", "/nonexistent.csv", real_run().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("cannot read /nonexistent.csv"));
+}
+
+/// Random damage to a real CSV never panics the reader: it yields rows of
+/// schema v1 or an error.
+#[test]
+fn damaged_csvs_never_panic_the_reader() {
+    let original = fs::read(real_run()).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..2000 {
+        let mut bytes = original.clone();
+        match round % 4 {
+            0 => bytes.truncate(next() as usize % bytes.len()),
+            1 => {
+                for _ in 0..1 + next() % 8 {
+                    let i = next() as usize % bytes.len();
+                    bytes[i] = next() as u8;
+                }
+            }
+            2 => {
+                let i = next() as usize % bytes.len();
+                bytes.insert(i, b",\n\""[next() as usize % 3]);
+            }
+            _ => {
+                let i = next() as usize % bytes.len();
+                let j = (i + next() as usize % 64).min(bytes.len());
+                bytes.drain(i..j);
+            }
+        }
+        if let Ok(rows) = parse_run(Path::new("damaged.csv"), &bytes) {
+            assert!(rows.iter().all(|r| r.schema_version == 1));
+        }
+    }
+}
