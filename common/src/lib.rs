@@ -1,9 +1,9 @@
 //! Types shared by the bpfstorm harness and its backends: what to count
 //! ([`Strategy`]), and the [`Counter`] a backend turns it into.
 
+pub mod btf;
 mod counter;
 mod error;
-pub mod btf;
 pub mod fdinfo;
 pub mod prog_info;
 mod strategy;

@@ -79,8 +79,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub workers: Option<u32>,
     /// Execs per worker.
-    #[arg(long, default_value_t = 2500)]
+    #[arg(long, default_value_t = 1000)]
     pub execs: u64,
+    /// Repetitions of every cell, interleaved (all cells, then all again) so
+    /// drift hits every cell alike.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
     /// What the storm executes: `tiny` (a static no-libc binary), `true` (/bin/true),
     /// `script` (a #! script run by tiny), `missing` (ENOENT), `noexec` (EACCES),
     /// `fexecve` (execveat on an fd; fork only), `threaded` (exec from a

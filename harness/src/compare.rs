@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::aggregate::aggregate;
 use crate::export::csv::Row;
 
 /// The cell a row measured, whatever machine or run it came from.
@@ -72,7 +73,11 @@ pub struct Change {
 }
 
 fn interval(r: &Row) -> Option<(f64, f64, f64)> {
-    Some((r.ns_per_run_median?, r.ns_per_run_ci95_lo?, r.ns_per_run_ci95_hi?))
+    Some((
+        r.ns_per_run_median?,
+        r.ns_per_run_ci95_lo?,
+        r.ns_per_run_ci95_hi?,
+    ))
 }
 
 /// Judges one cell. `threshold_pct`: smaller changes count as the same even
@@ -80,10 +85,16 @@ fn interval(r: &Row) -> Option<(f64, f64, f64)> {
 pub fn judge(base: &Row, new: &Row, threshold_pct: f64) -> (Option<f64>, Verdict) {
     let measured = |r: &Row| r.status == "ok";
     if measured(base) && !measured(new) {
-        return (None, Verdict::AccuracyRegressed(format!("now {}: {}", new.status, new.error)));
+        return (
+            None,
+            Verdict::AccuracyRegressed(format!("now {}: {}", new.status, new.error)),
+        );
     }
     if !measured(base) || !measured(new) {
-        return (None, Verdict::NotComparable(format!("base {}, new {}", base.status, new.status)));
+        return (
+            None,
+            Verdict::NotComparable(format!("base {}, new {}", base.status, new.status)),
+        );
     }
     // Racy updates lose counts by design; only exact strategies must stay exact.
     if base.update != "racy" {
@@ -116,14 +127,16 @@ pub fn judge(base: &Row, new: &Row, threshold_pct: f64) -> (Option<f64>, Verdict
     (Some(change), verdict)
 }
 
-/// Every cell of either run, in a stable order.
+/// Every cell of either run (repetitions folded), in a stable order.
 pub fn compare(base: &[Row], new: &[Row], threshold_pct: f64) -> Vec<Change> {
     let mut cells: BTreeMap<Key, (Option<Row>, Option<Row>)> = BTreeMap::new();
-    for r in base {
-        cells.entry(Key::of(r)).or_default().0 = Some(r.clone());
+    for a in aggregate(base) {
+        let key = Key::of(&a.row);
+        cells.entry(key).or_default().0 = Some(a.row);
     }
-    for r in new {
-        cells.entry(Key::of(r)).or_default().1 = Some(r.clone());
+    for a in aggregate(new) {
+        let key = Key::of(&a.row);
+        cells.entry(key).or_default().1 = Some(a.row);
     }
     cells
         .into_iter()
@@ -147,7 +160,9 @@ pub fn compare(base: &[Row], new: &[Row], threshold_pct: f64) -> Vec<Change> {
 fn ns(r: &Option<Row>) -> String {
     r.as_ref()
         .and_then(interval)
-        .map_or("-".into(), |(m, lo, hi)| format!("{m:.0} [{lo:.0}, {hi:.0}]"))
+        .map_or("-".into(), |(m, lo, hi)| {
+            format!("{m:.0} [{lo:.0}, {hi:.0}]")
+        })
 }
 
 fn accuracy(r: &Option<Row>) -> String {

@@ -1,5 +1,6 @@
 //! bpfstorm: storms of execs, counted by eBPF and checked against oracles.
 
+pub mod aggregate;
 pub mod backends;
 pub mod bpf_stats;
 pub mod cgroup;

@@ -4,11 +4,11 @@ use anyhow::{Context, Result};
 use bpfstorm::cli::{
     Cli, CollateralArgs, Command, CompareArgs, ProbeArgs, RecommendArgs, RunArgs, SemanticsArgs,
 };
+use bpfstorm::export::csv::{CsvReport, RunInfo};
 use bpfstorm::export::read::read_run;
+use bpfstorm::host::Host;
 use bpfstorm::run::{run, RunOptions};
 use bpfstorm::storm::StormSpec;
-use bpfstorm::export::csv::{CsvReport, RunInfo};
-use bpfstorm::host::Host;
 use bpfstorm::storm::Target;
 use bpfstorm::{
     backends, compare, interrupt, output, plan, privileges, probe, recommend, semantics, trigger,
@@ -68,6 +68,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         strategies,
         filter: args.filter.into(),
         spec,
+        repeat: args.repeat,
         results_dir: args.results_dir,
     };
 
@@ -80,10 +81,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
     let outcome = outcome?;
 
     for path in &outcome.swept {
-        eprintln!(
-            "removed what a killed run left behind: {}",
-            path.display()
-        );
+        eprintln!("removed what a killed run left behind: {}", path.display());
     }
     print!("{}", output::summary::render(&outcome.rows));
     println!("results: {}", outcome.csv.display());
@@ -141,7 +139,13 @@ fn collateral_command(args: CollateralArgs) -> Result<ExitCode> {
     for attach in &args.attach {
         bar.set_message(attach.to_string());
         let strategy = Strategy::new(*attach, MapKind::Array, UpdateMode::Atomic, Filter::All)?;
-        let measured = trigger::collateral(backend.as_ref(), &strategy, threads, args.rounds as usize, length);
+        let measured = trigger::collateral(
+            backend.as_ref(),
+            &strategy,
+            threads,
+            args.rounds as usize,
+            length,
+        );
         bar.inc(1);
         if interrupt::requested() {
             break;
@@ -203,10 +207,16 @@ fn semantics_command(args: SemanticsArgs) -> Result<ExitCode> {
 
     let bar = output::progress::matrix_bar(attaches.len() * targets.len());
     let spec_for = |t| semantics::default_spec(t, args.workers, args.execs);
-    let cells = semantics::matrix(backend.as_ref(), &attaches, &targets, &spec_for, &mut |cell| {
-        bar.set_message(cell.to_string());
-        bar.inc(1);
-    });
+    let cells = semantics::matrix(
+        backend.as_ref(),
+        &attaches,
+        &targets,
+        &spec_for,
+        &mut |cell| {
+            bar.set_message(cell.to_string());
+            bar.inc(1);
+        },
+    );
     bar.finish_and_clear();
     if interrupt::requested() {
         eprintln!("interrupted: no report written");
@@ -245,29 +255,17 @@ fn compare_command(args: CompareArgs) -> Result<ExitCode> {
     })
 }
 
-fn newest_run(dir: &std::path::Path) -> Result<std::path::PathBuf> {
-    let mut runs: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}: give a run CSV explicitly", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("run-") && n.ends_with(".csv"))
-        })
-        .collect();
-    runs.sort();
-    runs.pop().with_context(|| {
-        format!("no run-*.csv in {}: run `bpfstorm run` first, or give a CSV", dir.display())
-    })
-}
-
 fn recommend_command(args: RecommendArgs) -> Result<ExitCode> {
     let path = match args.run {
         Some(p) => p,
-        None => newest_run(std::path::Path::new("results"))?,
+        None => bpfstorm::export::read::newest_run(std::path::Path::new("results"))
+            .context("no results/run-*.csv: run `bpfstorm run` first, or name a run CSV")?,
     };
     let rows = read_run(&path)?;
     println!("From {}:\n", path.display());
-    print!("{}", recommend::render_markdown(&recommend::recommend(&rows)));
+    print!(
+        "{}",
+        recommend::render_markdown(&recommend::recommend(&rows))
+    );
     Ok(ExitCode::SUCCESS)
 }

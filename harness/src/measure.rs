@@ -296,3 +296,17 @@ pub fn measure(
         prog_ids: counter.prog_ids(),
     })
 }
+
+/// The same storm with no probe loaded: the reference for end-to-end cost.
+pub fn baseline_storm(spec: &StormSpec) -> Result<StormReport, MeasureError> {
+    let cgroup = StormCgroup::create(spec.pids_max())?;
+    let report = run_storm(spec, &cgroup, &mut || {
+        if interrupt::requested() {
+            cgroup.kill_all();
+        }
+    });
+    if interrupt::requested() {
+        return Err(MeasureError::Interrupted);
+    }
+    Ok(report?)
+}

@@ -1,6 +1,7 @@
 //! `bpfstorm recommend`: from a run, what to choose for three jobs, why,
 //! and what the choice gives up; an honest tie where intervals overlap.
 
+use crate::aggregate::aggregate;
 use crate::export::csv::Row;
 
 /// One job a counter can be picked for.
@@ -39,9 +40,11 @@ impl Goal {
     /// The figure to minimise: median and 95% interval.
     fn figure(self, r: &Row) -> Option<(f64, f64, f64)> {
         match self {
-            Goal::ExactCount | Goal::Streaming => {
-                Some((r.ns_per_run_median?, r.ns_per_run_ci95_lo?, r.ns_per_run_ci95_hi?))
-            }
+            Goal::ExactCount | Goal::Streaming => Some((
+                r.ns_per_run_median?,
+                r.ns_per_run_ci95_lo?,
+                r.ns_per_run_ci95_hi?,
+            )),
             Goal::CheapRead => Some((r.read_us_median?, r.read_us_ci95_lo?, r.read_us_ci95_hi?)),
         }
     }
@@ -80,6 +83,7 @@ pub struct Advice {
 }
 
 pub fn recommend(rows: &[Row]) -> Vec<Advice> {
+    let rows: Vec<Row> = aggregate(rows).into_iter().map(|a| a.row).collect();
     Goal::ALL
         .iter()
         .map(|&goal| {

@@ -7,9 +7,9 @@ use thiserror::Error;
 
 use crate::cgroup::StormCgroup;
 use crate::export::csv::{CellId, CsvError, CsvReport, Row, RunInfo};
-use crate::measure::{measure, FilterKind, MeasureError};
-use crate::storm::StormSpec;
 use crate::interrupt;
+use crate::measure::{baseline_storm, measure, FilterKind, MeasureError};
+use crate::storm::StormSpec;
 
 #[derive(Debug, Error)]
 pub enum RunError {
@@ -24,12 +24,13 @@ pub struct RunOptions {
     pub strategies: Vec<Strategy>,
     pub filter: FilterKind,
     pub spec: StormSpec,
+    pub repeat: u32,
     pub results_dir: PathBuf,
 }
 
 impl RunOptions {
     pub fn cells(&self) -> usize {
-        self.backends.len() * self.strategies.len()
+        self.backends.len() * self.strategies.len() * self.repeat as usize
     }
 }
 
@@ -50,14 +51,19 @@ pub fn run(opts: &RunOptions, on_cell: &mut dyn FnMut(&str)) -> Result<RunOutcom
     let mut rows = Vec::new();
     let mut interrupted = false;
 
-    'cells: for strategy in &opts.strategies {
-        // Backends side by side per strategy, so drift hits them alike.
-        for backend in &opts.backends {
+    // Every cell once, then every cell again: drift over the run hits all
+    // cells alike instead of the ones measured last.
+    'cells: for (repetition, strategy, backend) in (1..=opts.repeat).flat_map(|rep| {
+        opts.strategies
+            .iter()
+            .flat_map(move |s| opts.backends.iter().map(move |b| (rep, s, b)))
+    }) {
+        {
             if interrupt::requested() {
                 interrupted = true;
                 break 'cells;
             }
-            let name = format!("{} {}", backend.name(), strategy);
+            let name = format!("{} {} (#{repetition})", backend.name(), strategy);
             on_cell(&name);
             let version = backend.version();
             let (attach, map, update) = (
@@ -73,9 +79,32 @@ pub fn run(opts: &RunOptions, on_cell: &mut dyn FnMut(&str)) -> Result<RunOutcom
                 update,
                 filter: opts.filter.name(),
                 spec: &opts.spec,
+                repetition,
             };
-            let row = match measure(backend.as_ref(), *strategy, opts.filter, &opts.spec) {
-                Ok(cell) => Row::measured(&run, &id, &cell),
+            // The probe-free storm goes first on odd repetitions and last on
+            // even ones, so order does not bias the paired difference.
+            let baseline_first = repetition % 2 == 1;
+            let measured = (|| {
+                let before = baseline_first
+                    .then(|| baseline_storm(&opts.spec))
+                    .transpose()?;
+                let cell = measure(backend.as_ref(), *strategy, opts.filter, &opts.spec)?;
+                let baseline = match before {
+                    Some(b) => b,
+                    None => baseline_storm(&opts.spec)?,
+                };
+                Ok::<_, MeasureError>((cell, baseline))
+            })();
+            let row = match measured {
+                Ok((cell, baseline)) => {
+                    let mut row = Row::measured(&run, &id, &cell);
+                    row.baseline_wall_s = Some(baseline.wall.as_secs_f64());
+                    row.e2e_ns_per_exec = (cell.storm.issued > 0).then(|| {
+                        (cell.storm.wall.as_secs_f64() - baseline.wall.as_secs_f64()) * 1e9
+                            / cell.storm.issued as f64
+                    });
+                    row
+                }
                 Err(MeasureError::Interrupted) => {
                     interrupted = true;
                     break 'cells;

@@ -37,6 +37,25 @@ impl Estimate {
         })
     }
 
+    /// The chance that an interval built this way holds the true median:
+    /// the ranks' binomial coverage. Small samples fall short of 95% (three
+    /// values give their range, which covers the median 75% of the time).
+    pub fn coverage(&self) -> f64 {
+        let n = self.n as i32;
+        let half_width = 0.98 * f64::from(n).sqrt();
+        let lo = ((f64::from(n) / 2.0 - half_width).floor() as i32).max(0);
+        let hi = ((f64::from(n) / 2.0 + half_width).ceil() as i32).min(n - 1);
+        // P(lo < B <= hi) for B ~ Binomial(n, 1/2), in logs to stay finite.
+        let ln_choose = |k: i32| -> f64 {
+            (1..=k)
+                .map(|i| f64::from(n - k + i).ln() - f64::from(i).ln())
+                .sum()
+        };
+        ((lo + 1)..=hi)
+            .map(|k| (ln_choose(k) - f64::from(n) * std::f64::consts::LN_2).exp())
+            .sum()
+    }
+
     /// Half the interval's width relative to the median, in percent.
     pub fn relative_half_width_pct(&self) -> f64 {
         if self.median == 0.0 {
@@ -61,6 +80,17 @@ mod tests {
         assert!(
             e.lo > 35.0 && e.lo < 50.0 && e.hi > 51.0 && e.hi < 65.0,
             "{e:?}"
+        );
+        assert!(
+            e.coverage() > 0.95 && e.coverage() < 0.97,
+            "{}",
+            e.coverage()
+        );
+        let three = Estimate::from_samples(&[1.0, 2.0, 3.0]).unwrap();
+        assert!(
+            (three.coverage() - 0.75).abs() < 1e-9,
+            "{}",
+            three.coverage()
         );
         assert!(Estimate::from_samples(&[]).is_none());
         assert!(Estimate::from_samples(&[f64::NAN]).is_none());

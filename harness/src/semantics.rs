@@ -99,7 +99,12 @@ pub fn default_spec(target: Target, workers: u32, execs: u64) -> Result<StormSpe
 }
 
 /// A markdown report: the oracles per target, then the hooks.
-pub fn render_markdown(host: &Host, backend: &dyn Backend, targets: &[Target], cells: &[SemanticsCell]) -> String {
+pub fn render_markdown(
+    host: &Host,
+    backend: &dyn Backend,
+    targets: &[Target],
+    cells: &[SemanticsCell],
+) -> String {
     let mut out = String::new();
     out.push_str("# What each exec hook counts\n\n");
     out.push_str(&format!(
@@ -167,7 +172,10 @@ pub fn render_markdown(host: &Host, backend: &dyn Backend, targets: &[Target], c
             out.push_str(&match cell.map(|c| &c.outcome) {
                 Some(Ok(o)) => format!(" {}: {} |", o.counted, o.meaning()),
                 Some(Err(e)) => {
-                    if !refused.iter().any(|(a, _): &(AttachPoint, String)| *a == attach) {
+                    if !refused
+                        .iter()
+                        .any(|(a, _): &(AttachPoint, String)| *a == attach)
+                    {
                         refused.push((attach, e.clone()));
                     }
                     " refused |".into()
@@ -204,7 +212,10 @@ mod tests {
     #[test]
     fn meanings_from_literal_counts() {
         assert_eq!(observed(10, 10, 10).meaning(), "every exec");
-        assert_eq!(observed(10, 0, 10).meaning(), "every attempt, failed ones too");
+        assert_eq!(
+            observed(10, 0, 10).meaning(),
+            "every attempt, failed ones too"
+        );
         assert_eq!(observed(10, 0, 0).meaning(), "none");
         assert_eq!(observed(10, 10, 20).meaning(), "two per exec");
         assert_eq!(observed(10, 10, 7).meaning(), "7 of 10 attempts");

@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use bpfstorm::export::read::newest_run;
 use bpfstorm::leaks;
 
 fn bpfstorm(args: &[&str]) -> Output {
@@ -87,6 +88,8 @@ fn small_run_writes_an_exact_csv_in_the_documented_schema() {
         "true",
         "--spawn",
         "posix_spawn",
+        "--repeat",
+        "2",
         "--results-dir",
         dir.path().to_str().unwrap(),
     ]);
@@ -94,27 +97,46 @@ fn small_run_writes_an_exact_csv_in_the_documented_schema() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("ns/run median [95% CI]"), "{table}");
 
-    let csv_path = fs::read_dir(dir.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let csv_path = newest_run(dir.path()).expect("the run's CSV");
     let mut reader = csv::Reader::from_path(&csv_path).unwrap();
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(header, documented_columns(), "CSV header vs README");
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(
-        rows.len(),
-        3,
-        "array/atomic, array/racy, percpu_hash/percpu"
-    );
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let cells: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{} #{}",
+                &r[col("map")],
+                &r[col("update")],
+                &r[col("repetition")]
+            )
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            "array/atomic #1",
+            "array/racy #1",
+            "percpu_hash/percpu #1",
+            "array/atomic #2",
+            "array/racy #2",
+            "percpu_hash/percpu #2"
+        ],
+        "every cell, then every cell again"
+    );
     for row in &rows {
         assert_eq!(&row[col("schema_version")], "1");
         assert_eq!(&row[col("status")], "ok");
         assert_eq!(&row[col("issued")], "400");
         assert_eq!(&row[col("expected")], "400");
+        let baseline: f64 = row[col("baseline_wall_s")].parse().unwrap();
+        assert!(baseline > 0.0, "{row:?}");
+        assert!(row[col("e2e_ns_per_exec")]
+            .parse::<f64>()
+            .unwrap()
+            .is_finite());
         if &row[col("update")] != "racy" {
             assert_eq!(&row[col("counted")], "400");
             assert_eq!(&row[col("exact")], "true");
@@ -129,6 +151,8 @@ fn ctrl_c_keeps_finished_cells_and_leaves_nothing_behind() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
         .args([
             "run",
+            "--repeat",
+            "1",
             "--map",
             "array,hash",
             "--update",
@@ -156,12 +180,7 @@ fn ctrl_c_keeps_finished_cells_and_leaves_nothing_behind() {
     let status = child.wait().unwrap();
     assert!(started.elapsed() < Duration::from_secs(10), "slow to stop");
     assert_eq!(status.code(), Some(130));
-    let csv_path = fs::read_dir(dir.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let csv_path = newest_run(dir.path()).expect("the run's CSV");
     assert!(csv_path.to_string_lossy().ends_with(".csv"), "{csv_path:?}");
     let left = leaks::find(&[]);
     assert!(left.maps.is_empty() && !left.stats_enabled, "{left:?}");
@@ -173,7 +192,8 @@ fn ctrl_c_keeps_finished_cells_and_leaves_nothing_behind() {
 
 #[test]
 fn probe_finds_the_exec_tracepoints_supported() {
-    let out = bpfstorm(&["probe"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = bpfstorm(&["probe", "--results-dir", dir.path().to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     let row = text

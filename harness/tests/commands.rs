@@ -25,8 +25,17 @@ fn ok(args: &[&str]) -> String {
 fn probe_writes_one_csv_row_per_attach_point_and_map() {
     let dir = tempfile::tempdir().unwrap();
     ok(&["probe", "--results-dir", dir.path().to_str().unwrap()]);
-    let path = fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
-    assert!(path.file_name().unwrap().to_string_lossy().starts_with("probe-"));
+    let path = fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("probe-"));
     let mut reader = csv::Reader::from_path(&path).unwrap();
     let header = reader.headers().unwrap().clone();
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
@@ -42,7 +51,10 @@ fn probe_writes_one_csv_row_per_attach_point_and_map() {
             assert!(supported, "{row:?}");
         }
         if !supported {
-            assert!(row[col("reason")].starts_with("unsupported here: "), "{row:?}");
+            assert!(
+                row[col("reason")].starts_with("unsupported here: "),
+                "{row:?}"
+            );
         }
     }
 }
@@ -73,7 +85,10 @@ fn semantics_report_tells_attempts_from_successes() {
         row("tp_sys_enter_execve"),
         "| `tp_sys_enter_execve` | 40: every exec | 40: every attempt, failed ones too |"
     );
-    assert_eq!(row("tp_sched_process_exec"), "| `tp_sched_process_exec` | 40: every exec | 0: none |");
+    assert_eq!(
+        row("tp_sched_process_exec"),
+        "| `tp_sched_process_exec` | 40: every exec | 0: none |"
+    );
     let fentry = row("fentry_sys_execve");
     assert!(
         fentry.contains("refused") || fentry.contains("40: every exec"),

@@ -205,7 +205,8 @@ fn one_run_compares_c_and_libbpf_in_one_table() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
         .args(["run", "--backend", "c,libbpf", "--map", "array,ringbuf"])
-        .args(["--workers", "2", "--execs", "200", "--results-dir"])
+        .args(["--workers", "2", "--execs", "200", "--repeat", "1"])
+        .arg("--results-dir")
         .arg(dir.path())
         .output()
         .unwrap();
@@ -228,10 +229,9 @@ fn one_run_compares_c_and_libbpf_in_one_table() {
 
     let csv = std::fs::read_dir(dir.path())
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "csv"))
+        .expect("the run's CSV");
     let mut reader = csv::Reader::from_path(csv).unwrap();
     let header = reader.headers().unwrap().clone();
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();

@@ -9,6 +9,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use bpfstorm::cgroup;
+use bpfstorm::export::read::newest_run;
 use bpfstorm::leaks;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -28,17 +29,27 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn spawn_long_run(dir: &Path, extra: &[&str]) -> Child {
-    command(&["run", "--map", "array", "--update", "atomic", "--workers", "2"])
-        .args(["--execs", "1000000", "--results-dir", dir.to_str().unwrap()])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning bpfstorm")
+    command(&[
+        "run",
+        "--repeat",
+        "1",
+        "--map",
+        "array",
+        "--update",
+        "atomic",
+        "--workers",
+        "2",
+    ])
+    .args(["--execs", "1000000", "--results-dir", dir.to_str().unwrap()])
+    .args(extra)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawning bpfstorm")
 }
 
 fn csv_rows(dir: &Path) -> Vec<csv::StringRecord> {
-    let path = fs::read_dir(dir).unwrap().next().expect("a CSV").unwrap().path();
+    let path = newest_run(dir).expect("the run's CSV");
     csv::Reader::from_path(path)
         .unwrap()
         .records()
@@ -50,7 +61,10 @@ fn assert_nothing_left(pid: u32) {
     let left = leaks::find(&[]);
     assert!(left.maps.is_empty(), "BPF maps left: {left:?}");
     assert!(!left.stats_enabled, "BPF stats left on");
-    assert!(cgroup::owned_by(pid).is_empty(), "storm cgroup of {pid} left");
+    assert!(
+        cgroup::owned_by(pid).is_empty(),
+        "storm cgroup of {pid} left"
+    );
 }
 
 #[test]
@@ -58,7 +72,10 @@ fn sigterm_stops_the_run_cleanly_and_keeps_measured_rows() {
     let dir = tempfile::tempdir().unwrap();
     // The refused attach point fails fast and becomes the first CSV row; the
     // second cell is the long storm the signal interrupts.
-    let mut child = spawn_long_run(dir.path(), &["--attach", "fentry_sys_execve,tp_sys_enter_execve"]);
+    let mut child = spawn_long_run(
+        dir.path(),
+        &["--attach", "fentry_sys_execve,tp_sys_enter_execve"],
+    );
     sleep(Duration::from_millis(2000));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let started = Instant::now();
@@ -66,7 +83,11 @@ fn sigterm_stops_the_run_cleanly_and_keeps_measured_rows() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(status.code(), Some(128 + 15));
     let rows = csv_rows(dir.path());
-    assert_eq!(rows.len(), 1, "the refused cell's row survives the interruption");
+    assert_eq!(
+        rows.len(),
+        1,
+        "the refused cell's row survives the interruption"
+    );
     assert_nothing_left(child.id());
 }
 
@@ -81,23 +102,45 @@ fn sigkill_leaves_a_cgroup_that_the_next_run_sweeps() {
     // BPF objects die with their fds; workers die with their parent
     // (PR_SET_PDEATHSIG), so the cgroup left behind is empty.
     let stale = cgroup::owned_by(pid);
-    assert!(!stale.is_empty(), "SIGKILL cannot clean up; the cgroup should be there");
+    assert!(
+        !stale.is_empty(),
+        "SIGKILL cannot clean up; the cgroup should be there"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     for dir in &stale {
         let procs = dir.join("cgroup.procs");
-        while fs::read_to_string(&procs).map(|p| !p.trim().is_empty()).unwrap_or(false) {
-            assert!(Instant::now() < deadline, "storm processes outlived the harness");
+        while fs::read_to_string(&procs)
+            .map(|p| !p.trim().is_empty())
+            .unwrap_or(false)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "storm processes outlived the harness"
+            );
             sleep(Duration::from_millis(50));
         }
     }
     assert!(leaks::find(&[]).maps.is_empty());
 
     let next = run(&[
-        "run", "--map", "array", "--update", "atomic", "--execs", "50",
-        "--results-dir", dir.path().to_str().unwrap(),
+        "run",
+        "--repeat",
+        "1",
+        "--map",
+        "array",
+        "--update",
+        "atomic",
+        "--execs",
+        "50",
+        "--results-dir",
+        dir.path().to_str().unwrap(),
     ]);
     assert!(next.status.success(), "{}", text(&next.stderr));
-    assert!(text(&next.stderr).contains("removed what a killed run left behind"), "{}", text(&next.stderr));
+    assert!(
+        text(&next.stderr).contains("removed what a killed run left behind"),
+        "{}",
+        text(&next.stderr)
+    );
     assert_nothing_left(pid);
 }
 
@@ -105,13 +148,34 @@ fn sigkill_leaves_a_cgroup_that_the_next_run_sweeps() {
 fn a_storm_past_its_timeout_is_killed_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let out = command(&["run", "--map", "array", "--update", "atomic", "--workers", "2"])
-        .args(["--execs", "1000000", "--timeout", "1", "--results-dir", dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = command(&[
+        "run",
+        "--repeat",
+        "1",
+        "--map",
+        "array",
+        "--update",
+        "atomic",
+        "--workers",
+        "2",
+    ])
+    .args([
+        "--execs",
+        "1000000",
+        "--timeout",
+        "1",
+        "--results-dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("timeout"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("timeout"),
+        "{}",
+        text(&out.stdout)
+    );
     let rows = csv_rows(dir.path());
     assert_eq!(rows.len(), 1);
     assert!(rows[0].iter().any(|f| f == "timeout"), "{:?}", rows[0]);
@@ -128,7 +192,10 @@ fn without_capabilities_it_says_to_run_as_root() {
         .expect("setpriv (util-linux)");
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("needs CAP_SYS_ADMIN") && err.contains("run it as root"), "{err}");
+    assert!(
+        err.contains("needs CAP_SYS_ADMIN") && err.contains("run it as root"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -139,15 +206,29 @@ fn a_missing_btf_file_is_named_with_what_to_do() {
         .unwrap();
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("BPFSTORM_BTF=/nonexistent/vmlinux.btf does not exist"), "{err}");
+    assert!(
+        err.contains("BPFSTORM_BTF=/nonexistent/vmlinux.btf does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_refused_attach_point_fails_the_run_with_the_kernel_reason() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(&[
-        "run", "--attach", "lsm_bprm_check_security", "--map", "array", "--update", "atomic",
-        "--execs", "10", "--results-dir", dir.path().to_str().unwrap(),
+        "run",
+        "--repeat",
+        "1",
+        "--attach",
+        "lsm_bprm_check_security",
+        "--map",
+        "array",
+        "--update",
+        "atomic",
+        "--execs",
+        "10",
+        "--results-dir",
+        dir.path().to_str().unwrap(),
     ]);
     let stdout = text(&out.stdout);
     if out.status.success() {
@@ -155,7 +236,10 @@ fn a_refused_attach_point_fails_the_run_with_the_kernel_reason() {
         assert!(stdout.contains("exact"), "{stdout}");
     } else {
         assert_eq!(out.status.code(), Some(1));
-        assert!(stdout.contains("unsupported here: lsm_bprm_check_security"), "{stdout}");
+        assert!(
+            stdout.contains("unsupported here: lsm_bprm_check_security"),
+            "{stdout}"
+        );
         assert!(text(&out.stderr).contains("could not be measured"));
     }
     assert_nothing_left(std::process::id());
@@ -167,12 +251,22 @@ fn two_runs_at_once_count_only_their_own_storms() {
     let children: Vec<Child> = dirs
         .iter()
         .map(|d| {
-            command(&["run", "--map", "array,percpu_array", "--workers", "2", "--execs", "3000"])
-                .args(["--results-dir", d.path().to_str().unwrap()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            command(&[
+                "run",
+                "--repeat",
+                "1",
+                "--map",
+                "array,percpu_array",
+                "--workers",
+                "2",
+                "--execs",
+                "3000",
+            ])
+            .args(["--results-dir", d.path().to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
         })
         .collect();
     for child in children {
@@ -180,7 +274,7 @@ fn two_runs_at_once_count_only_their_own_storms() {
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
     for dir in &dirs {
-        let path = fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        let path = newest_run(dir.path()).expect("the run's CSV");
         let mut reader = csv::Reader::from_path(path).unwrap();
         let header = reader.headers().unwrap().clone();
         let col = |n: &str| header.iter().position(|h| h == n).unwrap();

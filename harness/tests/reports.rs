@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use bpfstorm::export::read::{parse_run, read_run, ReadError};
+use bpfstorm::export::read::{newest_run, parse_run, read_run, ReadError};
 
 fn bpfstorm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
@@ -25,11 +25,16 @@ fn real_run() -> &'static Path {
     &RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let out = bpfstorm(&[
-            "run", "--map", "array,percpu_array", "--execs", "1500",
-            "--results-dir", dir.path().to_str().unwrap(),
+            "run",
+            "--map",
+            "array,percpu_array",
+            "--execs",
+            "1000",
+            "--results-dir",
+            dir.path().to_str().unwrap(),
         ]);
         assert!(out.status.success(), "{}", text(&out.stderr));
-        let path = fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        let path = newest_run(dir.path()).expect("the run's CSV");
         (dir, path)
     })
     .1
@@ -66,18 +71,30 @@ fn a_run_compared_with_itself_is_the_same_within_noise() {
 #[test]
 fn three_times_slower_is_a_regression_and_fails() {
     let slower = variant("slower", |_, f, col| {
-        for c in ["ns_per_run_median", "ns_per_run_ci95_lo", "ns_per_run_ci95_hi"] {
+        for c in [
+            "ns_per_run_median",
+            "ns_per_run_ci95_lo",
+            "ns_per_run_ci95_hi",
+        ] {
             let v: f64 = f[col(c)].parse().unwrap();
             f[col(c)] = (v * 3.0).to_string();
         }
     });
-    let out = bpfstorm(&["compare", real_run().to_str().unwrap(), slower.to_str().unwrap()]);
+    let out = bpfstorm(&[
+        "compare",
+        real_run().to_str().unwrap(),
+        slower.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let report = text(&out.stdout);
     assert_eq!(report.matches("SLOWER (regression)").count(), 3, "{report}");
     assert!(report.contains("+200.0%"), "{report}");
     // The other way round it is faster, and that passes.
-    let out = bpfstorm(&["compare", slower.to_str().unwrap(), real_run().to_str().unwrap()]);
+    let out = bpfstorm(&[
+        "compare",
+        slower.to_str().unwrap(),
+        real_run().to_str().unwrap(),
+    ]);
     assert!(out.status.success());
     assert_eq!(text(&out.stdout).matches("| faster |").count(), 3);
 }
@@ -90,10 +107,17 @@ fn any_loss_where_there_was_none_fails_even_when_faster() {
             f[col("missing")] = "7".into();
         }
     });
-    let out = bpfstorm(&["compare", real_run().to_str().unwrap(), lossy.to_str().unwrap()]);
+    let out = bpfstorm(&[
+        "compare",
+        real_run().to_str().unwrap(),
+        lossy.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let report = text(&out.stdout);
-    assert!(report.contains("ACCURACY REGRESSED: missed 7 events where it missed none"), "{report}");
+    assert!(
+        report.contains("ACCURACY REGRESSED: missed 7 events where it missed none"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -101,10 +125,22 @@ fn recommend_names_a_choice_or_an_honest_tie() {
     let out = bpfstorm(&["recommend", real_run().to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report = text(&out.stdout);
-    assert!(report.contains("## Exact counting at the lowest in-kernel cost"), "{report}");
-    let advice = report.split("## Exact counting at the lowest").nth(1).unwrap();
-    assert!(advice.contains("Choose **") || advice.contains("**Tie**"), "{report}");
-    assert!(!advice.lines().next().unwrap_or("").contains("racy"), "{report}");
+    assert!(
+        report.contains("## Exact counting at the lowest in-kernel cost"),
+        "{report}"
+    );
+    let advice = report
+        .split("## Exact counting at the lowest")
+        .nth(1)
+        .unwrap();
+    assert!(
+        advice.contains("Choose **") || advice.contains("**Tie**"),
+        "{report}"
+    );
+    assert!(
+        !advice.lines().next().unwrap_or("").contains("racy"),
+        "{report}"
+    );
     assert!(report.contains("What it gives up"), "{report}");
 }
 
@@ -112,7 +148,10 @@ fn recommend_names_a_choice_or_an_honest_tie() {
 fn bad_files_get_errors_that_say_what_is_wrong() {
     let wrong_version = variant("v2", |_, f, col| f[col("schema_version")] = "2".into());
     let err = read_run(&wrong_version).unwrap_err().to_string();
-    assert!(err.contains("schema version `2`") && err.contains("reads version 1 only"), "{err}");
+    assert!(
+        err.contains("schema version `2`") && err.contains("reads version 1 only"),
+        "{err}"
+    );
 
     let bytes = fs::read(real_run()).unwrap();
     let truncated = &bytes[..bytes.len() - 40];

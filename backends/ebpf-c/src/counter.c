@@ -80,11 +80,17 @@ int bpfstorm_c_counter_loop(const struct bpfstorm_c_strategy *strategy, unsigned
 			next.tv_nsec -= 1000000000L;
 		}
 		sleep_until(&next);
+		if (exiting)
+			break;
 		e = bpfstorm_c_read(c, &reading, err, errlen);
 		if (e)
 			goto cleanup;
-		print_reading(exiting ? "final count" : "count", &reading);
+		print_reading("count", &reading);
 	}
+	e = bpfstorm_c_read(c, &reading, err, errlen);
+	if (e)
+		goto cleanup;
+	print_reading("final count", &reading);
 	printf("detaching and unloading\n");
 	fflush(stdout);
 cleanup:

@@ -65,6 +65,8 @@ pub struct Row {
     pub spawn: String,
     pub workers: u32,
     pub execs_per_worker: u64,
+    /// 1-based; every cell is measured `--repeat` times.
+    pub repetition: u32,
     /// ok, timeout (measured, but the storm was cut short), unsupported or error.
     pub status: String,
     pub error: String,
@@ -107,6 +109,11 @@ pub struct Row {
     pub storm_cpu_sys_s: Option<f64>,
     pub system_cpu_s: Option<f64>,
     pub execs_per_s: Option<f64>,
+    /// Wall time of the same storm without any probe, run next to this one.
+    pub baseline_wall_s: Option<f64>,
+    /// (storm_wall_s - baseline_wall_s) / issued: what the probe added to each
+    /// exec end to end, in ns; one paired difference, noisy on its own.
+    pub e2e_ns_per_exec: Option<f64>,
 }
 
 /// Identifies a cell in a row whether or not it could be measured.
@@ -118,6 +125,7 @@ pub struct CellId<'a> {
     pub update: &'a str,
     pub filter: &'a str,
     pub spec: &'a StormSpec,
+    pub repetition: u32,
 }
 
 fn round(value: f64, digits: i32) -> f64 {
@@ -146,6 +154,7 @@ impl Row {
             spawn: id.spec.spawn.to_string(),
             workers: id.spec.workers,
             execs_per_worker: id.spec.execs_per_worker,
+            repetition: id.repetition,
             status: status.to_string(),
             error,
             issued: None,
@@ -187,6 +196,8 @@ impl Row {
             storm_cpu_sys_s: None,
             system_cpu_s: None,
             execs_per_s: None,
+            baseline_wall_s: None,
+            e2e_ns_per_exec: None,
         }
     }
 

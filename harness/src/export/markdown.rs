@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::csv::Row;
 use super::svg::{interval_chart, Item};
+use crate::aggregate::aggregate;
 use crate::recommend;
 
 fn cell(v: Option<f64>, digits: usize) -> String {
@@ -25,7 +26,9 @@ fn label(r: &Row) -> String {
 }
 
 /// Writes `<csv stem>.md` and `<csv stem>-ns_per_run.svg` beside the CSV.
-pub fn write_report(csv: &Path, rows: &[Row]) -> io::Result<PathBuf> {
+pub fn write_report(csv: &Path, all: &[Row]) -> io::Result<PathBuf> {
+    let folded: Vec<Row> = aggregate(all).into_iter().map(|a| a.row).collect();
+    let rows = folded.as_slice();
     let stem = csv
         .file_stem()
         .and_then(|s| s.to_str())
@@ -46,7 +49,10 @@ pub fn write_report(csv: &Path, rows: &[Row]) -> io::Result<PathBuf> {
     let dir = csv.parent().unwrap_or(Path::new("."));
     if !items.is_empty() {
         let title = format!("In-kernel cost per program run ({stem})");
-        fs::write(dir.join(&svg_name), interval_chart(&title, "ns per run", &items))?;
+        fs::write(
+            dir.join(&svg_name),
+            interval_chart(&title, "ns per run", &items),
+        )?;
     }
 
     let mut md = format!("# bpfstorm {stem}\n\n");
@@ -82,7 +88,12 @@ pub fn write_report(csv: &Path, rows: &[Row]) -> io::Result<PathBuf> {
             r.expected.map_or("-".into(), |v| v.to_string()),
             r.dropped.map_or("-".into(), |v| v.to_string()),
             r.missing.map_or("-".into(), |v| v.to_string()),
-            interval(r.ns_per_run_median, r.ns_per_run_ci95_lo, r.ns_per_run_ci95_hi, 0),
+            interval(
+                r.ns_per_run_median,
+                r.ns_per_run_ci95_lo,
+                r.ns_per_run_ci95_hi,
+                0
+            ),
             interval(r.read_us_median, r.read_us_ci95_lo, r.read_us_ci95_hi, 1),
             match (r.load_ms, r.attach_ms) {
                 (Some(l), Some(a)) => cell(Some(l + a), 1),
@@ -93,7 +104,11 @@ pub fn write_report(csv: &Path, rows: &[Row]) -> io::Result<PathBuf> {
     if !items.is_empty() {
         md.push_str(&format!("\n![ns per run]({svg_name})\n\n"));
     }
-    md.push_str(&recommend::render_markdown(&recommend::recommend(rows)).replacen("# ", "## ", 1).replace("\n## ", "\n### "));
+    md.push_str(
+        &recommend::render_markdown(&recommend::recommend(all))
+            .replacen("# ", "## ", 1)
+            .replace("\n## ", "\n### "),
+    );
     let path = dir.join(format!("{stem}.md"));
     fs::write(&path, md)?;
     Ok(path)

@@ -89,3 +89,18 @@ pub fn parse_run(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, ReadError> {
     }
     Ok(rows)
 }
+
+/// The newest `run-*.csv` in `dir` (names sort by start time).
+pub fn newest_run(dir: &Path) -> Option<PathBuf> {
+    let mut runs: Vec<PathBuf> = fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("run-") && n.ends_with(".csv"))
+        })
+        .collect();
+    runs.sort();
+    runs.pop()
+}

@@ -16,7 +16,9 @@ const TOP: f64 = 40.0;
 const BOTTOM: f64 = 40.0;
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A "nice" axis end (1, 2 or 5 times a power of ten) at or above `max`.
@@ -101,8 +103,18 @@ mod tests {
     #[test]
     fn chart_has_a_line_per_item_and_escapes_labels() {
         let items = [
-            Item { label: "a<b".into(), median: 10.0, lo: 8.0, hi: 12.0 },
-            Item { label: "c".into(), median: 20.0, lo: 15.0, hi: 30.0 },
+            Item {
+                label: "a<b".into(),
+                median: 10.0,
+                lo: 8.0,
+                hi: 12.0,
+            },
+            Item {
+                label: "c".into(),
+                median: 20.0,
+                lo: 15.0,
+                hi: 30.0,
+            },
         ];
         let svg = interval_chart("t", "ns/run", &items);
         assert_eq!(svg.matches("<circle").count(), 2);

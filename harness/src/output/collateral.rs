@@ -44,7 +44,13 @@ pub fn render(results: &[(AttachPoint, Result<Collateral, CounterError>)]) -> St
                 ]);
             }
             Err(e) => {
-                table.push(vec![attach.to_string(), "-".into(), "-".into(), "-".into(), "failed".into()]);
+                table.push(vec![
+                    attach.to_string(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "failed".into(),
+                ]);
                 errors.push(format!("{attach}: {e}"));
             }
         }

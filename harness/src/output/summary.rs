@@ -1,6 +1,7 @@
 //! The run table: one line per cell, units in the headers, an interval on
 //! every timing, and a closing line that only ranks what the noise allows.
 
+use crate::aggregate::{aggregate, Aggregate};
 use crate::export::csv::Row;
 use crate::output::table::{Align, Table};
 
@@ -38,15 +39,38 @@ fn shared(rows: &[Row], field: fn(&Row) -> &str) -> Option<&str> {
     rows.iter().all(|r| field(r) == first).then_some(first)
 }
 
-pub fn render(rows: &[Row]) -> String {
+/// End-to-end cost per exec over the repetitions, or why it cannot be told.
+fn e2e(a: &Aggregate) -> String {
+    let Some(e) = a.e2e_ns_per_exec else {
+        return "-".into();
+    };
+    let range = if e.coverage() < 0.95 {
+        format!(" (range of {}: too few repetitions for 95%)", e.n)
+    } else {
+        String::new()
+    };
+    if e.lo <= 0.0 && e.hi >= 0.0 {
+        let per_exec = a.row.baseline_wall_s.unwrap_or(0.0) * 1e9
+            / (u64::from(a.row.workers) * a.row.execs_per_worker).max(1) as f64;
+        let noise = (e.hi - e.lo) / 2.0 / per_exec.max(f64::MIN_POSITIVE) * 100.0;
+        return format!("not resolvable at this noise (+-{noise:.0}%){range}");
+    }
+    format!("{:.0} [{:.0}, {:.0}]{range}", e.median, e.lo, e.hi)
+}
+
+pub fn render(all: &[Row]) -> String {
+    let cells = aggregate(all);
+    let rows: Vec<Row> = cells.iter().map(|a| a.row.clone()).collect();
+    let rows = rows.as_slice();
     let Some(first) = rows.first() else {
         return "no cells were measured\n".into();
     };
     // Columns that hold one value for the whole run move to the title line.
     let backend = shared(rows, |r| &r.backend);
     let attach = shared(rows, |r| &r.attach);
+    let repetitions = cells.iter().map(|a| a.repetitions).max().unwrap_or(1);
     let mut title = vec![format!(
-        "storm: {} workers x {} execs of `{}` ({}), filter {}",
+        "storm: {} workers x {} execs of `{}` ({}), filter {}, {repetitions} repetition(s) per cell (counts summed over them)",
         first.workers, first.execs_per_worker, first.target, first.spawn, first.filter
     )];
     title.extend(backend.map(|b| format!("backend {b} ({})", first.backend_version)));
@@ -67,16 +91,15 @@ pub fn render(rows: &[Row]) -> String {
         ("dropped", Align::Right),
         ("verdict", Align::Left),
         ("ns/run median [95% CI]", Align::Right),
-        ("ns/event mean", Align::Right),
         ("insns verified/xlated, JIT B", Align::Right),
         ("load+attach ms (1 run)", Align::Right),
         ("read us median [95% CI]", Align::Right),
+        ("e2e ns/exec [95% CI]", Align::Right),
         ("map KiB", Align::Right),
         ("loader heap KiB", Align::Right),
-        ("execs/s", Align::Right),
     ]);
     let mut table = Table::new(&columns);
-    for r in rows {
+    for (r, a) in rows.iter().zip(&cells) {
         let mut cells = Vec::new();
         if backend.is_none() {
             cells.push(r.backend.clone());
@@ -97,8 +120,6 @@ pub fn render(rows: &[Row]) -> String {
                 r.ns_per_run_ci95_hi,
                 0,
             ),
-            r.ns_per_event_mean
-                .map_or("-".into(), |v| format!("{v:.0}")),
             match (r.verified_insns, r.xlated_insns, r.jited_bytes) {
                 (Some(v), Some(x), Some(j)) => format!("{v}/{x}, {j}"),
                 _ => "-".into(),
@@ -108,11 +129,11 @@ pub fn render(rows: &[Row]) -> String {
                 _ => "-".into(),
             },
             interval(r.read_us_median, r.read_us_ci95_lo, r.read_us_ci95_hi, 1),
+            e2e(a),
             r.map_bytes
                 .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1024.0)),
             r.loader_heap_bytes
                 .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1024.0)),
-            r.execs_per_s.map_or("-".into(), |v| format!("{v:.0}")),
         ]);
         table.push(cells);
     }
@@ -125,6 +146,17 @@ pub fn render(rows: &[Row]) -> String {
             r.backend, r.attach, r.map, r.update, r.error
         ));
     }
+    for a in cells.iter().filter(|a| !a.outliers.is_empty()) {
+        out.push_str(&format!(
+            "warning: {}: repetition(s) {:?} are outliers in ns/run (outside 1.5 IQR of the others): was the machine busy?\n",
+            label(&a.row),
+            a.outliers
+        ));
+    }
+    out.push_str(
+        "ns/run: bpf_stats time per program run, stats' own clock reads included (`bpfstorm collateral` measures that bias); \
+         e2e: storm wall time with minus without the probe, per exec, paired per repetition.\n",
+    );
     if let Some(line) = cheapest(rows) {
         out.push_str(&line);
         out.push('\n');
