@@ -81,9 +81,10 @@ pub fn run(opts: &RunOptions, on_cell: &mut dyn FnMut(&str)) -> Result<RunOutcom
                 spec: &opts.spec,
                 repetition,
             };
-            // The probe-free storm goes first on odd repetitions and last on
-            // even ones, so order does not bias the paired difference.
-            let baseline_first = repetition % 2 == 1;
+            // The probe-free storm goes last on odd repetitions and first on
+            // even ones, so order does not bias the paired difference; the
+            // first repetition loads first, so a refused cell fails fast.
+            let baseline_first = repetition % 2 == 0;
             let measured = (|| {
                 let before = baseline_first
                     .then(|| baseline_storm(&opts.spec))
