@@ -123,7 +123,33 @@ impl MapKind {
     }
 }
 
+impl MapKind {
+    /// The value of `enum storm_map_kind` (bpfstorm.h), which the BPF
+    /// programs read from their `map_kind` global.
+    pub fn abi_value(self) -> u32 {
+        match self {
+            MapKind::Array => 0,
+            MapKind::Hash => 1,
+            MapKind::PercpuArray => 2,
+            MapKind::PercpuHash => 3,
+            MapKind::Ringbuf => 4,
+            MapKind::PerfEventArray => 5,
+        }
+    }
+}
+
 impl UpdateMode {
+    /// The value of `enum storm_update_mode` (bpfstorm.h), which the BPF
+    /// programs read from their `update_mode` global.
+    pub fn abi_value(self) -> u32 {
+        match self {
+            UpdateMode::Atomic => 0,
+            UpdateMode::Percpu => 1,
+            UpdateMode::Racy => 2,
+            UpdateMode::Stream => 3,
+        }
+    }
+
     /// Whether every event must be accounted for: counted, or reported dropped.
     pub fn is_exact(self) -> bool {
         !matches!(self, UpdateMode::Racy)

@@ -9,7 +9,7 @@ use aya::programs::{
 use aya::{Btf, Ebpf, EbpfLoader};
 use bpfstorm_common::{
     fdinfo, prog_info, tracefs, AttachPoint, Counter, CounterError, LoadTimings, MapKind,
-    ProgInsns, ProgStats, Reading, Strategy, UpdateMode,
+    ProgInsns, ProgStats, Reading, Strategy,
 };
 
 use crate::errors;
@@ -43,28 +43,6 @@ pub struct AyaCounter {
     map_ids: Vec<u32>,
     prog_fd: OwnedFd,
     _ebpf: Ebpf,
-}
-
-/// bpfstorm.h `enum storm_map_kind`.
-fn map_kind_value(map: MapKind) -> u32 {
-    match map {
-        MapKind::Array => 0,
-        MapKind::Hash => 1,
-        MapKind::PercpuArray => 2,
-        MapKind::PercpuHash => 3,
-        MapKind::Ringbuf => 4,
-        MapKind::PerfEventArray => 5,
-    }
-}
-
-/// bpfstorm.h `enum storm_update_mode`.
-fn update_mode_value(update: UpdateMode) -> u32 {
-    match update {
-        UpdateMode::Atomic => 0,
-        UpdateMode::Percpu => 1,
-        UpdateMode::Racy => 2,
-        UpdateMode::Stream => 3,
-    }
 }
 
 /// The kernel's syscall wrapper for execve on this architecture: what
@@ -238,8 +216,8 @@ impl AyaCounter {
             None
         };
         let (map_kind, update_mode, cgroup) = (
-            map_kind_value(strategy.map()),
-            update_mode_value(strategy.update()),
+            strategy.map().abi_value(),
+            strategy.update().abi_value(),
             strategy.filter().cgroup_id().unwrap_or(0),
         );
         let mut loader = EbpfLoader::new();

@@ -6,33 +6,11 @@ use std::ptr::{self, NonNull};
 use std::time::{Duration, Instant};
 
 use bpfstorm_common::{
-    fdinfo, prog_info, tracefs, Counter, CounterError, LoadTimings, MapKind, ProgInsns, ProgStats,
-    Reading, Strategy, UpdateMode,
+    fdinfo, prog_info, tracefs, Counter, CounterError, LoadTimings, ProgInsns, ProgStats, Reading,
+    Strategy,
 };
 
 use crate::ffi::{self, Failure};
-
-/// `enum storm_map_kind` in bpfstorm.h.
-fn map_kind_value(map: MapKind) -> u32 {
-    match map {
-        MapKind::Array => 0,
-        MapKind::Hash => 1,
-        MapKind::PercpuArray => 2,
-        MapKind::PercpuHash => 3,
-        MapKind::Ringbuf => 4,
-        MapKind::PerfEventArray => 5,
-    }
-}
-
-/// `enum storm_update_mode` in bpfstorm.h.
-fn update_mode_value(update: UpdateMode) -> u32 {
-    match update {
-        UpdateMode::Atomic => 0,
-        UpdateMode::Percpu => 1,
-        UpdateMode::Racy => 2,
-        UpdateMode::Stream => 3,
-    }
-}
 
 /// A strategy as the C side takes it; owns the names it points to.
 struct AbiStrategy {
@@ -49,8 +27,8 @@ impl AbiStrategy {
         AbiStrategy {
             attach: name(strategy.attach().name()),
             map: name(strategy.map().name()),
-            map_kind: map_kind_value(strategy.map()),
-            update_mode: update_mode_value(strategy.update()),
+            map_kind: strategy.map().abi_value(),
+            update_mode: strategy.update().abi_value(),
             filter_cgroup_id: strategy.filter().cgroup_id().unwrap_or(0),
         }
     }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bpfstorm_common::{
     btf, fdinfo, prog_info, tracefs, AttachPoint, Counter, CounterError, LoadTimings, MapKind,
-    ProgInsns, ProgStats, Reading, Strategy, UpdateMode,
+    ProgInsns, ProgStats, Reading, Strategy,
 };
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, Map, MapCore, MapFlags, MapHandle, OpenObject, ProgramMut};
@@ -50,26 +50,6 @@ pub struct LibbpfCounter {
     _storage: ObjectStorage,
 }
 
-fn map_kind_value(map: MapKind) -> u32 {
-    match map {
-        MapKind::Array => 0,
-        MapKind::Hash => 1,
-        MapKind::PercpuArray => 2,
-        MapKind::PercpuHash => 3,
-        MapKind::Ringbuf => 4,
-        MapKind::PerfEventArray => 5,
-    }
-}
-
-fn update_mode_value(update: UpdateMode) -> u32 {
-    match update {
-        UpdateMode::Atomic => 0,
-        UpdateMode::Percpu => 1,
-        UpdateMode::Racy => 2,
-        UpdateMode::Stream => 3,
-    }
-}
-
 fn configure(
     open: &mut OpenBpfstormSkel<'static>,
     strategy: &Strategy,
@@ -82,8 +62,8 @@ fn configure(
             backend: "libbpf",
             message: "the BPF object has no .rodata section".into(),
         })?;
-    rodata.map_kind = map_kind_value(strategy.map());
-    rodata.update_mode = update_mode_value(strategy.update());
+    rodata.map_kind = strategy.map().abi_value();
+    rodata.update_mode = strategy.update().abi_value();
     rodata.filter_cgroup_id = strategy.filter().cgroup_id().unwrap_or(0);
 
     // Programs and maps are chosen by name (one name everywhere), so a new
