@@ -8,6 +8,7 @@ pub mod fdinfo;
 pub mod prog_info;
 mod strategy;
 pub mod tracefs;
+pub mod wakeup;
 
 pub use counter::{Backend, Counter, LoadTimings, ProgStats, Reading};
 pub use error::{CounterError, InvalidStrategy};

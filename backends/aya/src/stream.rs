@@ -5,8 +5,7 @@
 //! answers, which makes a read after the storm exact and cheap. aya's sync
 //! `RingBuf` and `PerfEventArray` buffers are used (no async runtime).
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use std::thread::JoinHandle;
 
 use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
 use aya::maps::{Map, MapData, PerfEventArray, RingBuf};
+use bpfstorm_common::wakeup::{Doorbell, Waiter};
 use bpfstorm_common::{CounterError, MapKind};
 
 use crate::errors;
@@ -90,78 +90,6 @@ impl Buffer {
     }
 }
 
-/// An eventfd that wakes the poller when a request is queued.
-struct Doorbell(OwnedFd);
-
-impl Doorbell {
-    fn new() -> io::Result<Doorbell> {
-        // SAFETY: eventfd(2) with valid flags; the fd is owned right away.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this fd to us.
-        Ok(Doorbell(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    fn ring(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
-        unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), one.len()) };
-    }
-
-    fn clear(&self) {
-        let mut buf = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into a live buffer (nonblocking fd).
-        unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    }
-}
-
-/// An epoll set watching the buffers and the doorbell.
-struct Waiter {
-    epoll: OwnedFd,
-    events: Vec<libc::epoll_event>,
-}
-
-impl Waiter {
-    fn new(fds: &[RawFd]) -> io::Result<Waiter> {
-        // SAFETY: epoll_create1 with a valid flag; the fd is owned right away.
-        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if epfd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this fd to us.
-        let epoll = unsafe { OwnedFd::from_raw_fd(epfd) };
-        for &fd in fds {
-            let mut event = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: fd as u64,
-            };
-            // SAFETY: every fd is open for the waiter's whole life.
-            if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut event) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(Waiter {
-            epoll,
-            events: vec![libc::epoll_event { events: 0, u64: 0 }; fds.len()],
-        })
-    }
-
-    /// Blocks until any fd is readable (or a signal interrupts).
-    fn wait(&mut self) {
-        // SAFETY: the kernel writes at most `events.len()` events.
-        unsafe {
-            libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                self.events.len() as i32,
-                -1,
-            )
-        };
-    }
-}
-
 pub struct StreamReader {
     requests: Sender<Request>,
     doorbell: Arc<Doorbell>,
@@ -184,7 +112,7 @@ impl StreamReader {
             .spawn(move || {
                 let started = Buffer::open(kind, map).and_then(|buffer| {
                     let mut fds = buffer.fds();
-                    fds.push(bell.0.as_raw_fd());
+                    fds.push(bell.as_raw_fd());
                     let waiter = Waiter::new(&fds)?;
                     Ok((buffer, waiter))
                 });

@@ -4,13 +4,13 @@
 //! eventfd, so `drain` wakes it at once: it consumes everything already
 //! submitted and answers, which makes a read after the storm exact and cheap.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use bpfstorm_common::wakeup::{Doorbell, Waiter};
 use bpfstorm_common::{CounterError, MapKind};
 use libbpf_rs::{
     ErrorKind, MapHandle, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder,
@@ -89,66 +89,6 @@ fn retry_interrupted(result: libbpf_rs::Result<()>) -> libbpf_rs::Result<()> {
     }
 }
 
-/// An eventfd that wakes the poller when a request is queued.
-struct Doorbell(OwnedFd);
-
-impl Doorbell {
-    fn new() -> io::Result<Doorbell> {
-        // SAFETY: eventfd(2) with valid flags; the fd is owned right away.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this fd to us.
-        Ok(Doorbell(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    fn ring(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
-        unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), one.len()) };
-    }
-
-    fn clear(&self) {
-        let mut buf = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into a live buffer (nonblocking fd).
-        unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    }
-}
-
-/// An epoll set watching the buffer's epoll fd and the doorbell.
-struct Waiter(OwnedFd);
-
-impl Waiter {
-    fn new(fds: [RawFd; 2]) -> io::Result<Waiter> {
-        // SAFETY: epoll_create1 with a valid flag; the fd is owned right away.
-        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if epfd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this fd to us.
-        let waiter = Waiter(unsafe { OwnedFd::from_raw_fd(epfd) });
-        for fd in fds {
-            let mut event = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: fd as u64,
-            };
-            // SAFETY: both fds are open for the waiter's whole life.
-            if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut event) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(waiter)
-    }
-
-    /// Blocks until either fd is readable (or a signal interrupts).
-    fn wait(&self) {
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
-        // SAFETY: the kernel writes at most 2 events into the array.
-        unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), 2, -1) };
-    }
-}
-
 pub struct StreamReader {
     requests: Sender<Request>,
     doorbell: Arc<Doorbell>,
@@ -170,13 +110,13 @@ impl StreamReader {
             .name("bpfstorm-poller".into())
             .spawn(move || {
                 let started = Buffer::open(kind, &map, r, l).and_then(|buffer| {
-                    let waiter = Waiter::new([buffer.epoll_fd(), bell.0.as_raw_fd()])?;
+                    let waiter = Waiter::new(&[buffer.epoll_fd(), bell.as_raw_fd()])?;
                     Ok((buffer, waiter))
                 });
                 match started {
-                    Ok((buffer, waiter)) => {
+                    Ok((buffer, mut waiter)) => {
                         let _ = ready_tx.send(Ok(()));
-                        serve(&buffer, &waiter, &bell, &inbox);
+                        serve(&buffer, &mut waiter, &bell, &inbox);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -232,7 +172,7 @@ impl StreamReader {
     }
 }
 
-fn serve(buffer: &Buffer, waiter: &Waiter, doorbell: &Doorbell, inbox: &Receiver<Request>) {
+fn serve(buffer: &Buffer, waiter: &mut Waiter, doorbell: &Doorbell, inbox: &Receiver<Request>) {
     loop {
         waiter.wait();
         doorbell.clear();
