@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::guest::KernelChoice;
 use crate::measure::FilterKind;
 use crate::storm::{SpawnMethod, Target};
 
@@ -78,13 +79,13 @@ pub struct RunArgs {
     /// Storm worker processes [default: one per CPU]
     #[arg(long)]
     pub workers: Option<u32>,
-    /// Execs per worker.
-    #[arg(long, default_value_t = 1000)]
-    pub execs: u64,
+    /// Execs per worker [default: 1000; 100 in a guest]
+    #[arg(long)]
+    pub execs: Option<u64>,
     /// Repetitions of every cell, interleaved (all cells, then all again) so
-    /// drift hits every cell alike.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub repeat: u32,
+    /// drift hits every cell alike [default: 3; 1 in a guest]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: Option<u32>,
     /// What the storm executes: `tiny` (a static no-libc binary), `true` (/bin/true),
     /// `script` (a #! script run by tiny), `missing` (ENOENT), `noexec` (EACCES),
     /// `fexecve` (execveat on an fd; fork only), `threaded` (exec from a
@@ -100,6 +101,76 @@ pub struct RunArgs {
     /// Folder for the run's CSV.
     #[arg(long, default_value = "results")]
     pub results_dir: PathBuf,
+    #[command(flatten)]
+    pub kernels: KernelArgs,
+}
+
+/// A run's options for a guest: the same matrix with guest defaults for
+/// what was not given, written to `results_dir`.
+impl RunArgs {
+    pub fn guest_args(&self, results_dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+        let list = |items: &[String]| items.join(",");
+        let names = |items: Vec<String>| list(&items);
+        let mut args: Vec<std::ffi::OsString> = vec!["run".into()];
+        let mut flag = |name: &str, value: String| {
+            args.push(format!("--{name}").into());
+            args.push(value.into());
+        };
+        flag("backend", list(&self.backend));
+        flag(
+            "attach",
+            names(self.attach.iter().map(|a| a.to_string()).collect()),
+        );
+        if !self.map.is_empty() {
+            flag(
+                "map",
+                names(self.map.iter().map(|m| m.to_string()).collect()),
+            );
+        }
+        if !self.update.is_empty() {
+            flag(
+                "update",
+                names(self.update.iter().map(|u| u.to_string()).collect()),
+            );
+        }
+        flag("filter", FilterKind::from(self.filter).name().into());
+        if let Some(w) = self.workers {
+            flag("workers", w.to_string());
+        }
+        flag("execs", self.execs.unwrap_or(GUEST_EXECS).to_string());
+        flag("repeat", self.repeat.unwrap_or(1).to_string());
+        flag("target", self.target.to_string());
+        flag("spawn", self.spawn.to_string());
+        flag("timeout", self.timeout.to_string());
+        flag("results-dir", results_dir.display().to_string());
+        args
+    }
+}
+
+/// Execs per worker in a guest, where one exec costs ~15 ms (emulated).
+pub const GUEST_EXECS: u64 = 100;
+
+#[derive(Debug, clap::Args)]
+pub struct KernelArgs {
+    /// Kernels to run on, comma-separated: `host` (this machine's), or a
+    /// Debian cloud kernel series booted in a QEMU guest under software
+    /// emulation (`6.1`, `6.12`; fetched by scripts/setup-guests). Guest
+    /// rows count for real; their times are emulation's (timing = emulated).
+    #[arg(long = "kernel", value_delimiter = ',', default_value = "host")]
+    pub kernel: Vec<KernelChoice>,
+    /// Wall-clock limit for each guest, boot included, in seconds.
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(30..=86_400))]
+    pub guest_timeout: u64,
+}
+
+impl KernelArgs {
+    pub fn host(&self) -> bool {
+        self.kernel.iter().any(KernelChoice::is_host)
+    }
+
+    pub fn guest_limit(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.guest_timeout)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +181,8 @@ pub struct ProbeArgs {
     /// Folder for the probe's CSV.
     #[arg(long, default_value = "results")]
     pub results_dir: PathBuf,
+    #[command(flatten)]
+    pub kernels: KernelArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -150,9 +223,12 @@ pub struct SemanticsArgs {
     /// Execs per worker per cell.
     #[arg(long, default_value_t = 100)]
     pub execs: u64,
-    /// Where to write the markdown report [default: results/semantics-<kernel>.md]
-    #[arg(long)]
-    pub output: Option<PathBuf>,
+    /// Folder for the reports: semantics-<kernel>.md and .csv per kernel,
+    /// and semantics-kernels.md across them when there are several.
+    #[arg(long, default_value = "results")]
+    pub results_dir: PathBuf,
+    #[command(flatten)]
+    pub kernels: KernelArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,8 +236,12 @@ pub struct CompareArgs {
     /// The reference run (e.g. a committed baseline under results/).
     pub base: PathBuf,
     /// Runs to compare with it.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "by_kernel")]
     pub new: Vec<PathBuf>,
+    /// Instead of base vs new: every strategy of the given runs, a column
+    /// per kernel (e.g. a `run --kernel host,6.1,6.12`).
+    #[arg(long)]
+    pub by_kernel: bool,
     /// Changes smaller than this (percent) count as the same even outside the noise.
     #[arg(long, default_value_t = 5.0)]
     pub threshold: f64,

@@ -1,14 +1,16 @@
 //! `bpfstorm compare BASE.csv NEW.csv...`: per cell, the change in
 //! in-kernel cost and accuracy, judged with both runs' intervals.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aggregate::aggregate;
 use crate::export::csv::Row;
 
-/// The cell a row measured, whatever machine or run it came from.
+/// The cell a row measured, whatever run it came from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key {
+    /// Empty when comparing one kernel with another (base vs new machine).
+    pub kernel: String,
     pub backend: String,
     pub attach: String,
     pub map: String,
@@ -21,6 +23,7 @@ pub struct Key {
 impl Key {
     pub fn of(row: &Row) -> Key {
         Key {
+            kernel: row.kernel.clone(),
             backend: row.backend.clone(),
             attach: row.attach.clone(),
             map: row.map.clone(),
@@ -96,6 +99,11 @@ pub fn judge(base: &Row, new: &Row, threshold_pct: f64) -> (Option<f64>, Verdict
             Verdict::NotComparable(format!("base {}, new {}", base.status, new.status)),
         );
     }
+    let (times_comparable, timing_note) = if base.timing == new.timing {
+        (true, String::new())
+    } else {
+        (false, format!("ns/run {} vs {}", base.timing, new.timing))
+    };
     // Racy updates lose counts by design; only exact strategies must stay exact.
     if base.update != "racy" {
         match (base.exact, new.exact) {
@@ -112,6 +120,9 @@ pub fn judge(base: &Row, new: &Row, threshold_pct: f64) -> (Option<f64>, Verdict
             _ => {}
         }
     }
+    if !times_comparable {
+        return (None, Verdict::NotComparable(timing_note));
+    }
     let (Some((bm, blo, bhi)), Some((nm, nlo, nhi))) = (interval(base), interval(new)) else {
         return (None, Verdict::NotComparable("no ns/run interval".into()));
     };
@@ -127,16 +138,31 @@ pub fn judge(base: &Row, new: &Row, threshold_pct: f64) -> (Option<f64>, Verdict
     (Some(change), verdict)
 }
 
-/// Every cell of either run (repetitions folded), in a stable order.
+fn kernels(rows: &[Row]) -> BTreeSet<&str> {
+    rows.iter().map(|r| r.kernel.as_str()).collect()
+}
+
+/// Every cell of either run (repetitions folded), in a stable order. Runs
+/// of one kernel each are matched cell by cell whatever their kernels (a
+/// new machine, a new kernel); runs spanning several kernels are matched
+/// kernel by kernel.
 pub fn compare(base: &[Row], new: &[Row], threshold_pct: f64) -> Vec<Change> {
+    let across = kernels(base).len() <= 1 && kernels(new).len() <= 1;
+    let key = |r: &Row| {
+        let mut key = Key::of(r);
+        if across {
+            key.kernel.clear();
+        }
+        key
+    };
     let mut cells: BTreeMap<Key, (Option<Row>, Option<Row>)> = BTreeMap::new();
     for a in aggregate(base) {
-        let key = Key::of(&a.row);
-        cells.entry(key).or_default().0 = Some(a.row);
+        let k = key(&a.row);
+        cells.entry(k).or_default().0 = Some(a.row);
     }
     for a in aggregate(new) {
-        let key = Key::of(&a.row);
-        cells.entry(key).or_default().1 = Some(a.row);
+        let k = key(&a.row);
+        cells.entry(k).or_default().1 = Some(a.row);
     }
     cells
         .into_iter()
@@ -197,11 +223,16 @@ pub fn render_markdown(title: &str, changes: &[Change], threshold_pct: f64) -> S
         kernels(|c| &c.base),
         kernels(|c| &c.new)
     ));
-    out.push_str("| backend | attach | map | update | base ns/run | new ns/run | change | base accuracy | new accuracy | verdict |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| kernel | backend | attach | map | update | base ns/run | new ns/run | change | base accuracy | new accuracy | verdict |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for c in changes {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            if c.key.kernel.is_empty() {
+                "(each run's)"
+            } else {
+                &c.key.kernel
+            },
             c.key.backend,
             c.key.attach,
             c.key.map,
@@ -216,5 +247,65 @@ pub fn render_markdown(title: &str, changes: &[Change], threshold_pct: f64) -> S
     }
     let regressions = changes.iter().filter(|c| c.verdict.is_regression()).count();
     out.push_str(&format!("\n{regressions} regression(s).\n"));
+    out
+}
+
+/// The same strategies on several kernels, a column per kernel: accuracy,
+/// then in-kernel time (marked where a guest's emulation measured it).
+pub fn render_by_kernel(rows: &[Row]) -> String {
+    let cells = aggregate(rows);
+    let mut kernels: Vec<(String, String)> = Vec::new();
+    let mut strategies: Vec<Key> = Vec::new();
+    for a in &cells {
+        if !kernels.iter().any(|(k, _)| *k == a.row.kernel) {
+            kernels.push((a.row.kernel.clone(), a.row.timing.clone()));
+        }
+        let mut key = Key::of(&a.row);
+        key.kernel.clear();
+        if !strategies.contains(&key) {
+            strategies.push(key);
+        }
+    }
+    let mut out = String::from(
+        "## By kernel\n\nEach cell: accuracy (counted/oracle), then ns/run median [95% interval]. \
+         Times measured in a guest are QEMU's software emulation (marked *emulated*): compare \
+         them with each other, never with native ones.\n\n| backend | attach | map | update |",
+    );
+    let mut rule = String::from("|---|---|---|---|");
+    for (kernel, timing) in &kernels {
+        out.push_str(&format!(" `{kernel}` ({timing}) |"));
+        rule.push_str("---|");
+    }
+    out.push_str(&format!("\n{rule}\n"));
+    for key in &strategies {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |",
+            key.backend, key.attach, key.map, key.update
+        ));
+        for (kernel, timing) in &kernels {
+            let row = cells.iter().map(|a| &a.row).find(|r| {
+                let mut k = Key::of(r);
+                k.kernel.clear();
+                r.kernel == *kernel && k == *key
+            });
+            out.push_str(&match row {
+                None => " - |".into(),
+                Some(r) if r.status != "ok" => format!(" {} |", r.status),
+                Some(r) => format!(
+                    " {} {}/{}; {}{} |",
+                    accuracy(&Some(r.clone())),
+                    r.counted.map_or("-".into(), |c| c.to_string()),
+                    r.expected.map_or("-".into(), |c| c.to_string()),
+                    ns(&Some(r.clone())),
+                    if timing == "emulated" {
+                        " *emulated*"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        out.push('\n');
+    }
     out
 }

@@ -12,6 +12,9 @@ pub struct Host {
     pub kernel: String,
     pub cpus: usize,
     pub cpu_model: String,
+    /// `native`, or `emulated` inside a guest booted by `--kernel`: its
+    /// times are QEMU's software emulation, not this CPU's.
+    pub timing: String,
     pub git_rev: String,
 }
 
@@ -28,6 +31,12 @@ impl Host {
             kernel: field(|u| u.release()),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu_model: cpu_model().unwrap_or_else(|| "unknown".into()),
+            timing: if crate::guest::inside() {
+                "emulated"
+            } else {
+                "native"
+            }
+            .into(),
             git_rev: git_rev().unwrap_or_else(|| "unknown".into()),
         }
     }

@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod compare;
 pub mod export;
+pub mod guest;
 pub mod host;
 pub mod interrupt;
 pub mod leaks;

@@ -91,6 +91,7 @@ pub fn rows(run: &RunInfo, backend: &dyn Backend, probes: &[Probe]) -> Vec<Probe
             kernel: run.host.kernel.clone(),
             cpus: run.host.cpus,
             cpu_model: run.host.cpu_model.clone(),
+            timing: run.host.timing.clone(),
             git_rev: run.host.git_rev.clone(),
             backend: p.backend.to_string(),
             backend_version: backend.version(),

@@ -28,7 +28,9 @@ impl Goal {
 
     fn eligible(self, r: &Row) -> bool {
         let streaming = matches!(r.map.as_str(), "ringbuf" | "perf_event_array");
+        // Emulated times (guest kernels) say nothing about this CPU's cost.
         r.status == "ok"
+            && r.timing == "native"
             && r.exact == Some(true)
             && r.update != "racy"
             && match self {
@@ -146,7 +148,9 @@ pub fn render_markdown(advice: &[Advice]) -> String {
     }
     out.push_str(
         "\nRacy updates are never recommended: they lose counts under contention. \
-         Intervals come from one storm each; repeat runs before acting on small differences.\n",
+         Intervals come from one storm each; repeat runs before acting on small differences. \
+         Rows from guest kernels (timing = emulated) are left out: emulation's times are not \
+         this CPU's; `bpfstorm compare --by-kernel` shows what they count.\n",
     );
     out
 }

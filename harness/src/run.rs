@@ -25,7 +25,9 @@ pub struct RunOptions {
     pub filter: FilterKind,
     pub spec: StormSpec,
     pub repeat: u32,
-    pub results_dir: PathBuf,
+    /// Pair every cell with a probe-free storm (end-to-end cost). Off in
+    /// guests, where emulation's exec cost dwarfs any probe's.
+    pub paired_baseline: bool,
 }
 
 impl RunOptions {
@@ -36,18 +38,20 @@ impl RunOptions {
 
 pub struct RunOutcome {
     pub rows: Vec<Row>,
-    pub csv: PathBuf,
     /// Cgroups and target folders of killed runs, removed at the start.
     pub swept: Vec<PathBuf>,
     pub interrupted: bool,
 }
 
-/// Measures every cell; `on_cell` hears of each before it starts.
-pub fn run(opts: &RunOptions, on_cell: &mut dyn FnMut(&str)) -> Result<RunOutcome, RunError> {
+/// Measures every cell into `csv`; `on_cell` hears of each before it starts.
+pub fn run(
+    opts: &RunOptions,
+    run: &RunInfo,
+    csv: &mut CsvReport,
+    on_cell: &mut dyn FnMut(&str),
+) -> Result<RunOutcome, RunError> {
     let mut swept = StormCgroup::sweep_stale()?;
     swept.extend(crate::storm::sweep_stale_dirs());
-    let run = RunInfo::start();
-    let mut csv = CsvReport::create(&opts.results_dir, &format!("run-{}.csv", run.run_id))?;
     let mut rows = Vec::new();
     let mut interrupted = false;
 
@@ -86,31 +90,34 @@ pub fn run(opts: &RunOptions, on_cell: &mut dyn FnMut(&str)) -> Result<RunOutcom
             // first repetition loads first, so a refused cell fails fast.
             let baseline_first = repetition % 2 == 0;
             let measured = (|| {
-                let before = baseline_first
+                let before = (opts.paired_baseline && baseline_first)
                     .then(|| baseline_storm(&opts.spec))
                     .transpose()?;
                 let cell = measure(backend.as_ref(), *strategy, opts.filter, &opts.spec)?;
                 let baseline = match before {
-                    Some(b) => b,
-                    None => baseline_storm(&opts.spec)?,
+                    Some(b) => Some(b),
+                    None if opts.paired_baseline => Some(baseline_storm(&opts.spec)?),
+                    None => None,
                 };
                 Ok::<_, MeasureError>((cell, baseline))
             })();
             let row = match measured {
                 Ok((cell, baseline)) => {
-                    let mut row = Row::measured(&run, &id, &cell);
-                    row.baseline_wall_s = Some(baseline.wall.as_secs_f64());
-                    row.e2e_ns_per_exec = (cell.storm.issued > 0).then(|| {
-                        (cell.storm.wall.as_secs_f64() - baseline.wall.as_secs_f64()) * 1e9
-                            / cell.storm.issued as f64
-                    });
+                    let mut row = Row::measured(run, &id, &cell);
+                    if let Some(baseline) = baseline {
+                        row.baseline_wall_s = Some(baseline.wall.as_secs_f64());
+                        row.e2e_ns_per_exec = (cell.storm.issued > 0).then(|| {
+                            (cell.storm.wall.as_secs_f64() - baseline.wall.as_secs_f64()) * 1e9
+                                / cell.storm.issued as f64
+                        });
+                    }
                     row
                 }
                 Err(MeasureError::Interrupted) => {
                     interrupted = true;
                     break 'cells;
                 }
-                Err(e) => Row::failed(&run, &id, e.is_unsupported(), e.to_string()),
+                Err(e) => Row::failed(run, &id, e.is_unsupported(), e.to_string()),
             };
             csv.push(row.clone())?;
             rows.push(row);
@@ -118,7 +125,6 @@ pub fn run(opts: &RunOptions, on_cell: &mut dyn FnMut(&str)) -> Result<RunOutcom
     }
     Ok(RunOutcome {
         rows,
-        csv: csv.path().to_path_buf(),
         swept,
         interrupted,
     })

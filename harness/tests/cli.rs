@@ -55,7 +55,7 @@ fn documented_columns() -> Vec<String> {
     let readme =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
     let section = readme
-        .split("## The CSV (schema v1)")
+        .split("## The CSV (schema v2)")
         .nth(1)
         .expect("README has the CSV section");
     section
@@ -127,7 +127,8 @@ fn small_run_writes_an_exact_csv_in_the_documented_schema() {
         "every cell, then every cell again"
     );
     for row in &rows {
-        assert_eq!(&row[col("schema_version")], "1");
+        assert_eq!(&row[col("schema_version")], "2");
+        assert_eq!(&row[col("timing")], "native");
         assert_eq!(&row[col("status")], "ok");
         assert_eq!(&row[col("issued")], "400");
         assert_eq!(&row[col("expected")], "400");

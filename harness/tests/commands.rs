@@ -62,7 +62,6 @@ fn probe_writes_one_csv_row_per_attach_point_and_map() {
 #[test]
 fn semantics_report_tells_attempts_from_successes() {
     let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("semantics.md");
     ok(&[
         "semantics",
         "--attach",
@@ -71,10 +70,17 @@ fn semantics_report_tells_attempts_from_successes() {
         "tiny,missing",
         "--execs",
         "20",
-        "--output",
-        report.to_str().unwrap(),
+        "--results-dir",
+        dir.path().to_str().unwrap(),
     ]);
-    let text = fs::read_to_string(&report).unwrap();
+    let kernel = bpfstorm::host::Host::detect().kernel;
+    let text = fs::read_to_string(dir.path().join(format!("semantics-{kernel}.md"))).unwrap();
+    let csv = fs::read_to_string(dir.path().join(format!("semantics-{kernel}.csv"))).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(",tp_sys_enter_execve,missing,ok,,40,0,40,")),
+        "the CSV holds every cell with its counts:\n{csv}"
+    );
     let row = |attach: &str| {
         text.lines()
             .find(|l| l.starts_with(&format!("| `{attach}` |")))

@@ -148,10 +148,10 @@ fn recommend_names_a_choice_or_an_honest_tie() {
 
 #[test]
 fn bad_files_get_errors_that_say_what_is_wrong() {
-    let wrong_version = variant("v2", |_, f, col| f[col("schema_version")] = "2".into());
+    let wrong_version = variant("v3", |_, f, col| f[col("schema_version")] = "3".into());
     let err = read_run(&wrong_version).unwrap_err().to_string();
     assert!(
-        err.contains("schema version `2`") && err.contains("reads version 1 only"),
+        err.contains("schema version `3`") && err.contains("reads versions 1 to 2 only"),
         "{err}"
     );
 
@@ -173,8 +173,8 @@ fn bad_files_get_errors_that_say_what_is_wrong() {
     assert!(text(&out.stderr).contains("cannot read /nonexistent.csv"));
 }
 
-/// Random damage to a real CSV never panics the reader: it yields rows of
-/// schema v1 or an error.
+/// Random damage to a real CSV never panics the reader: it yields rows of a
+/// readable schema or an error.
 #[test]
 fn damaged_csvs_never_panic_the_reader() {
     let original = fs::read(real_run()).unwrap();
@@ -206,7 +206,91 @@ fn damaged_csvs_never_panic_the_reader() {
             }
         }
         if let Ok(rows) = parse_run(Path::new("damaged.csv"), &bytes) {
-            assert!(rows.iter().all(|r| r.schema_version == 1));
+            assert!(rows.iter().all(|r| (1..=2).contains(&r.schema_version)));
+        }
+    }
+}
+
+#[test]
+fn schema_v1_files_still_read_as_native() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baseline-rust-vm.csv");
+    let rows = read_run(&base).unwrap();
+    assert!(!rows.is_empty());
+    assert!(rows
+        .iter()
+        .all(|r| r.schema_version == 1 && r.timing == "native"));
+}
+
+/// A real run's rows plus the same cells as if measured in a guest.
+fn two_kernels() -> Vec<bpfstorm::export::csv::Row> {
+    let host = read_run(real_run()).unwrap();
+    let mut rows = host.clone();
+    rows.extend(host.into_iter().map(|mut r| {
+        r.kernel = "6.12.95+deb12-cloud-amd64".into();
+        r.timing = "emulated".into();
+        r.ns_per_run_median = r.ns_per_run_median.map(|m| m * 30.0);
+        r.ns_per_run_ci95_lo = r.ns_per_run_ci95_lo.map(|m| m * 30.0);
+        r.ns_per_run_ci95_hi = r.ns_per_run_ci95_hi.map(|m| m * 30.0);
+        r
+    }));
+    rows
+}
+
+#[test]
+fn runs_over_several_kernels_compare_kernel_by_kernel() {
+    let rows = two_kernels();
+    let changes = bpfstorm::compare::compare(&rows, &rows, 5.0);
+    let host_cells = read_run(real_run()).unwrap().len() / 3;
+    assert_eq!(
+        changes.len(),
+        2 * host_cells,
+        "one line per cell per kernel"
+    );
+    for c in &changes {
+        assert!(!c.key.kernel.is_empty());
+        assert_eq!(c.verdict, bpfstorm::compare::Verdict::Same, "{c:?}");
+    }
+
+    // A guest's emulated times are never judged against native ones.
+    let guest: Vec<_> = rows
+        .iter()
+        .filter(|r| r.timing == "emulated")
+        .cloned()
+        .collect();
+    let host = read_run(real_run()).unwrap();
+    for c in bpfstorm::compare::compare(&host, &guest, 5.0) {
+        assert!(
+            matches!(&c.verdict, bpfstorm::compare::Verdict::NotComparable(why) if why.contains("native vs emulated")),
+            "{:?}",
+            c.verdict
+        );
+    }
+}
+
+#[test]
+fn the_by_kernel_view_has_a_column_per_kernel() {
+    let report = bpfstorm::compare::render_by_kernel(&two_kernels());
+    let header = report
+        .lines()
+        .find(|l| l.starts_with("| backend |"))
+        .unwrap_or_else(|| panic!("{report}"));
+    let kernel = read_run(real_run()).unwrap()[0].kernel.clone();
+    assert!(header.contains(&format!("`{kernel}` (native)")), "{header}");
+    assert!(
+        header.contains("`6.12.95+deb12-cloud-amd64` (emulated)"),
+        "{header}"
+    );
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("| libbpf | tp_sys_enter_execve | array | atomic |"))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(line.matches("exact ").count(), 2, "{line}");
+    assert_eq!(line.matches("*emulated*").count(), 1, "{line}");
+
+    for advice in bpfstorm::recommend::recommend(&two_kernels()) {
+        let picked = advice.best.iter().chain(&advice.ties);
+        for r in picked {
+            assert_eq!(r.timing, "native", "emulated rows are not ranked: {r:?}");
         }
     }
 }

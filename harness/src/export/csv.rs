@@ -1,4 +1,4 @@
-//! The run CSV, schema v1: one row per cell, columns documented in the
+//! The run CSV, schema v2: one row per cell, columns documented in the
 //! README. The file is rewritten (write, then rename) after every cell, so a
 //! later failure or Ctrl-C loses nothing measured and never leaves it
 //! half-written.
@@ -14,7 +14,7 @@ use crate::host::Host;
 use crate::measure::Cell;
 use crate::storm::StormSpec;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Error)]
 pub enum CsvError {
@@ -54,6 +54,9 @@ pub struct Row {
     pub kernel: String,
     pub cpus: usize,
     pub cpu_model: String,
+    /// native, or emulated (a `--kernel` guest: times are not this CPU's).
+    #[serde(default = "native")]
+    pub timing: String,
     pub git_rev: String,
     pub backend: String,
     pub backend_version: String,
@@ -128,6 +131,10 @@ pub struct CellId<'a> {
     pub repetition: u32,
 }
 
+fn native() -> String {
+    "native".into()
+}
+
 fn round(value: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (value * scale).round() / scale
@@ -143,6 +150,7 @@ impl Row {
             kernel: run.host.kernel.clone(),
             cpus: run.host.cpus,
             cpu_model: run.host.cpu_model.clone(),
+            timing: run.host.timing.clone(),
             git_rev: run.host.git_rev.clone(),
             backend: id.backend.to_string(),
             backend_version: id.backend_version.to_string(),
@@ -317,7 +325,7 @@ impl<R: Serialize> CsvReport<R> {
 
 /// One row of a probe CSV: whether an attach point x map kind loads and
 /// attaches on this kernel, and the kernel's reason when it does not.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ProbeRow {
     pub schema_version: u32,
     pub run_id: String,
@@ -326,6 +334,7 @@ pub struct ProbeRow {
     pub kernel: String,
     pub cpus: usize,
     pub cpu_model: String,
+    pub timing: String,
     pub git_rev: String,
     pub backend: String,
     pub backend_version: String,

@@ -1,9 +1,10 @@
-//! Reading run CSVs back (compare, recommend): only schema v1, and every
+//! Reading run CSVs back (compare, recommend): schemas v1 and v2, and every
 //! problem reported with the file, the line and what to do.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use super::csv::{Row, SCHEMA_VERSION};
@@ -18,8 +19,8 @@ pub enum ReadError {
     #[error("{path} is not a bpfstorm run CSV: it has no `schema_version` column")]
     NotRun { path: PathBuf },
     #[error(
-        "{path}, line {line}: schema version `{found}`, but this bpfstorm reads version \
-         {SCHEMA_VERSION} only: re-run `bpfstorm run`, or read it with the bpfstorm that wrote it"
+        "{path}, line {line}: schema version `{found}`, but this bpfstorm reads versions \
+         1 to {SCHEMA_VERSION} only: re-run `bpfstorm run`, or read it with the bpfstorm that wrote it"
     )]
     Version {
         path: PathBuf,
@@ -70,7 +71,8 @@ pub fn parse_run(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, ReadError> {
         })?;
         let line = record.position().map_or(0, |p| p.line());
         let found = record.get(version_col).unwrap_or("");
-        if found != SCHEMA_VERSION.to_string() {
+        // v1 had no `timing` column: its rows read as native.
+        if !(1..=SCHEMA_VERSION).any(|v| v.to_string() == found) {
             return Err(ReadError::Version {
                 path: path.to_path_buf(),
                 line,
@@ -88,6 +90,25 @@ pub fn parse_run(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, ReadError> {
         });
     }
     Ok(rows)
+}
+
+/// Every row of a CSV this bpfstorm wrote other than a run's (a guest's
+/// probe or semantics rows, to merge into the host's).
+pub fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ReadError> {
+    let bytes = fs::read(path).map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    ::csv::Reader::from_reader(bytes.as_slice())
+        .deserialize()
+        .map(|row| {
+            row.map_err(|e: ::csv::Error| ReadError::Malformed {
+                path: path.to_path_buf(),
+                line: e.position().map_or(0, |p| p.line()),
+                message: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The newest `run-*.csv` in `dir` (names sort by start time).

@@ -58,7 +58,35 @@ fn e2e(a: &Aggregate) -> String {
     format!("{:.0} [{:.0}, {:.0}]{range}", e.median, e.lo, e.hi)
 }
 
+/// The table, one section per kernel when the run spans several.
 pub fn render(all: &[Row]) -> String {
+    let mut kernels: Vec<&str> = Vec::new();
+    for r in all {
+        if !kernels.contains(&r.kernel.as_str()) {
+            kernels.push(&r.kernel);
+        }
+    }
+    if kernels.len() < 2 {
+        return render_kernel(all);
+    }
+    let mut out = String::new();
+    for kernel in kernels {
+        let rows: Vec<Row> = all.iter().filter(|r| r.kernel == kernel).cloned().collect();
+        out.push_str(&format!("\n== kernel {kernel} ({}) ==\n", timing(&rows[0])));
+        out.push_str(&render_kernel(&rows));
+    }
+    out
+}
+
+fn timing(r: &Row) -> &'static str {
+    if r.timing == "emulated" {
+        "guest under software emulation: counts are real, times are emulation's"
+    } else {
+        "native"
+    }
+}
+
+fn render_kernel(all: &[Row]) -> String {
     let cells = aggregate(all);
     let rows: Vec<Row> = cells.iter().map(|a| a.row.clone()).collect();
     let rows = rows.as_slice();
@@ -73,6 +101,9 @@ pub fn render(all: &[Row]) -> String {
         "storm: {} workers x {} execs of `{}` ({}), filter {}, {repetitions} repetition(s) per cell (counts summed over them)",
         first.workers, first.execs_per_worker, first.target, first.spawn, first.filter
     )];
+    if first.timing == "emulated" {
+        title.push(format!("kernel {} ({})", first.kernel, timing(first)));
+    }
     title.extend(backend.map(|b| format!("backend {b} ({})", first.backend_version)));
     title.extend(attach.map(|a| format!("attach {a}")));
 
@@ -157,7 +188,9 @@ pub fn render(all: &[Row]) -> String {
         "ns/run: bpf_stats time per program run, stats' own clock reads included (`bpfstorm collateral` measures that bias); \
          e2e: storm wall time with minus without the probe, per exec, paired per repetition.\n",
     );
-    if let Some(line) = cheapest(rows) {
+    if first.timing == "emulated" {
+        out.push_str("times above are QEMU's software emulation, not this CPU's: not ranked\n");
+    } else if let Some(line) = cheapest(rows) {
         out.push_str(&line);
         out.push('\n');
     }
@@ -165,7 +198,7 @@ pub fn render(all: &[Row]) -> String {
 }
 
 fn label(r: &Row) -> String {
-    format!("{} {}/{}", r.backend, r.map, r.update)
+    format!("{} {} {}/{}", r.backend, r.attach, r.map, r.update)
 }
 
 /// Names the cheapest cell in-kernel, and every cell whose 95% interval

@@ -1,0 +1,162 @@
+//! Other kernels: bpfstorm commands run again inside guests that boot
+//! Debian's cloud kernels (virtme-ng, QEMU under software emulation), their
+//! CSV rows brought back into the host's results.
+//!
+//! Emulation makes an exec cost ~25x what it does natively, so a guest
+//! measures what counts and how exactly, not speed: its rows say
+//! `timing = emulated`.
+
+pub mod kernels;
+pub mod vm;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub use kernels::{cache_dir, GuestKernel, KernelChoice};
+pub use vm::{GuestOutput, Vm, GUEST_ENV};
+
+#[derive(Debug, Error)]
+pub enum GuestError {
+    #[error(
+        "no cached kernel {series} (looked for {looked}/vmlinuz-*): run `scripts/setup-guests` \
+         as root to fetch Debian's cloud kernels"
+    )]
+    MissingKernel { series: String, looked: PathBuf },
+    #[error("{tool} is missing: run `scripts/setup-guests` as root to install the guest tools")]
+    MissingTool { tool: PathBuf },
+    #[error("starting {tool}: {source}")]
+    Spawn { tool: PathBuf, source: io::Error },
+    #[error("waiting for the guest: {0}")]
+    Wait(io::Error),
+    #[error(
+        "the guest on kernel {series} ran past {limit:?} and was killed; raise --guest-timeout"
+    )]
+    Timeout { series: String, limit: Duration },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("preparing the guest's results folder {path}: {source}")]
+    Scratch { path: PathBuf, source: io::Error },
+    #[error("finding bpfstorm's own executable: {0}")]
+    SelfExe(io::Error),
+    #[error("bpfstorm is running inside a guest already: --kernel takes only `host` there")]
+    Nested,
+}
+
+/// Whether this process runs inside a guest that a host bpfstorm booted.
+pub fn inside() -> bool {
+    std::env::var_os(GUEST_ENV).is_some_and(|v| !v.is_empty())
+}
+
+/// A kernel to boot, with the tools to boot it.
+#[derive(Debug, Clone)]
+pub struct Guest {
+    pub kernel: GuestKernel,
+    vm: Vm,
+}
+
+impl Guest {
+    /// Every guest kernel among `choices`, checked before anything runs.
+    pub fn prepare(choices: &[KernelChoice]) -> Result<Vec<Guest>, GuestError> {
+        let series: Vec<&str> = choices
+            .iter()
+            .filter_map(|c| match c {
+                KernelChoice::Guest(s) => Some(s.as_str()),
+                KernelChoice::Host => None,
+            })
+            .collect();
+        if series.is_empty() {
+            return Ok(Vec::new());
+        }
+        if inside() {
+            return Err(GuestError::Nested);
+        }
+        let cache = cache_dir();
+        let vm = Vm::find(&cache)?;
+        series
+            .into_iter()
+            .map(|s| {
+                Ok(Guest {
+                    kernel: GuestKernel::find(&cache, s)?,
+                    vm: vm.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Runs this bpfstorm with `args(results folder)` in the guest. The
+    /// folder lives under `parent` while the returned [`Scratch`] does.
+    pub fn bpfstorm(
+        &self,
+        parent: &Path,
+        args: impl FnOnce(&Path) -> Vec<OsString>,
+        limit: Duration,
+    ) -> Result<(GuestOutput, Scratch), GuestError> {
+        let scratch = Scratch::create(parent, &self.kernel.series)?;
+        let exe = std::env::current_exe().map_err(GuestError::SelfExe)?;
+        let mut argv = vec![exe.into_os_string()];
+        argv.extend(args(scratch.path()));
+        let prefix = format!("[{}] ", self.kernel.series);
+        let out = self
+            .vm
+            .run(&self.kernel, &argv, scratch.path(), limit, &prefix)?;
+        Ok((out, scratch))
+    }
+
+    /// How the guest is named in messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "kernel {} (Debian {}) in a QEMU guest, software emulation, 2 vCPUs",
+            self.kernel.series, self.kernel.release
+        )
+    }
+}
+
+/// The guest's writable results folder; removed when dropped.
+#[derive(Debug)]
+pub struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    fn create(parent: &Path, series: &str) -> Result<Scratch, GuestError> {
+        let fail = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| GuestError::Scratch { path, source }
+        };
+        fs::create_dir_all(parent).map_err(fail(parent))?;
+        let parent = fs::canonicalize(parent).map_err(fail(parent))?;
+        let path = parent.join(format!(".guest-{series}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir(&path).map_err(fail(&path))?;
+        Ok(Scratch { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The one file in the folder whose name starts with `prefix` and ends
+    /// with `suffix`, if the guest wrote it.
+    pub fn file(&self, prefix: &str, suffix: &str) -> Option<PathBuf> {
+        fs::read_dir(&self.path)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix))
+            })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}

@@ -1,0 +1,216 @@
+//! One bpfstorm command inside a guest kernel, run by virtme-ng under QEMU's
+//! software emulation. The host's root is the guest's (read-only, over
+//! virtiofs); only the given folder is writable, and it is where the guest's
+//! results come back.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use super::kernels::GuestKernel;
+use super::GuestError;
+use crate::interrupt;
+
+/// The environment variable that tells a bpfstorm inside a guest where it
+/// runs: its rows say `timing = emulated`.
+pub const GUEST_ENV: &str = "BPFSTORM_GUEST";
+
+/// What the guest's command left behind.
+#[derive(Debug)]
+pub struct GuestOutput {
+    /// Its exit status; `None` when it died of a signal.
+    pub status: Option<i32>,
+    pub stdout: String,
+}
+
+/// The virtme-ng front end and the tools it needs, from the cache.
+#[derive(Debug, Clone)]
+pub struct Vm {
+    vng: PathBuf,
+    path: OsString,
+}
+
+impl Vm {
+    /// Finds vng, QEMU and virtiofsd, or says how to install them.
+    pub fn find(cache: &Path) -> Result<Vm, GuestError> {
+        let vng = cache.join("venv/bin/vng");
+        let virtiofsd = cache.join("bin/virtiofsd");
+        for tool in [&vng, &virtiofsd] {
+            if !tool.is_file() {
+                return Err(GuestError::MissingTool { tool: tool.clone() });
+            }
+        }
+        if !Path::new("/usr/bin/qemu-system-x86_64").is_file() {
+            return Err(GuestError::MissingTool {
+                tool: "/usr/bin/qemu-system-x86_64".into(),
+            });
+        }
+        let mut path = OsString::from(cache.join("bin"));
+        path.push(":");
+        path.push(cache.join("venv/bin"));
+        if let Some(old) = std::env::var_os("PATH") {
+            path.push(":");
+            path.push(old);
+        }
+        Ok(Vm { vng, path })
+    }
+
+    /// Boots `kernel`, runs `command` (argv) as root with `rwdir` writable,
+    /// and returns when it exits. Its stderr is passed through line by line,
+    /// each prefixed with `prefix`. The VM is killed past `limit` or on
+    /// Ctrl-C, and with it every process it started.
+    pub fn run(
+        &self,
+        kernel: &GuestKernel,
+        command: &[OsString],
+        rwdir: &Path,
+        limit: Duration,
+        prefix: &str,
+    ) -> Result<GuestOutput, GuestError> {
+        let mut script = format!("{GUEST_ENV}={} exec", kernel.series);
+        for arg in command {
+            script.push(' ');
+            script.push_str(&shell_quote(&arg.to_string_lossy()));
+        }
+        let mut cmd = Command::new(&self.vng);
+        cmd.env("PATH", &self.path)
+            .arg("--run")
+            .arg(&kernel.vmlinuz)
+            .args(["--disable-kvm", "--cpus", "2", "--memory", "2G", "--rwdir"])
+            .arg(rwdir)
+            .arg("--exec")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so one signal reaches vng, QEMU and
+            // virtiofsd, and the terminal's Ctrl-C reaches us first.
+            .process_group(0);
+        let child = cmd.spawn().map_err(|source| GuestError::Spawn {
+            tool: self.vng.clone(),
+            source,
+        })?;
+        let mut vm = RunningVm { child };
+        let stdout = vm.child.stdout.take().expect("piped stdout");
+        let stderr = vm.child.stderr.take().expect("piped stderr");
+        let out_reader = thread::spawn(move || {
+            let mut text = String::new();
+            BufReader::new(stdout)
+                .read_to_string(&mut text)
+                .map(|_| text)
+        });
+        let prefix = prefix.to_string();
+        let err_reader = thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{prefix}{line}");
+            }
+        });
+
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = vm.child.try_wait().map_err(GuestError::Wait)? {
+                break status;
+            }
+            if interrupt::requested() {
+                return Err(GuestError::Interrupted);
+            }
+            if started.elapsed() > limit {
+                return Err(GuestError::Timeout {
+                    series: kernel.series.clone(),
+                    limit,
+                });
+            }
+            thread::sleep(Duration::from_millis(100));
+        };
+        // vng is gone; anything it left running goes with the group.
+        drop(vm);
+        let stdout = out_reader
+            .join()
+            .expect("stdout reader")
+            .map_err(GuestError::Wait)?;
+        let _ = err_reader.join();
+        Ok(GuestOutput {
+            status: status.code(),
+            stdout,
+        })
+    }
+}
+
+/// Kills the whole process group on every way out: return, error, panic.
+struct RunningVm {
+    child: Child,
+}
+
+impl Drop for RunningVm {
+    fn drop(&mut self) {
+        let group = self.child.id() as i32;
+        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+        let _ = self.child.wait();
+        // QEMU and virtiofsd are vng's children, not ours: wait until the
+        // kernel has really taken them down before saying we are done.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while group_alive(group) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Whether any process of `group` is still running (zombies are dead).
+fn group_alive(group: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // After the command's closing parenthesis: state, ppid, pgrp.
+        let mut fields = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+        pgrp == Some(group) && state != Some("Z")
+    })
+}
+
+/// Quotes one word for the guest's POSIX shell.
+fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_quoted_only_when_needed() {
+        assert_eq!(
+            shell_quote("--attach=fentry_sys_execve,kprobe"),
+            "--attach=fentry_sys_execve,kprobe"
+        );
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn missing_tools_say_how_to_install_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Vm::find(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("scripts/setup-guests"), "{err}");
+    }
+}
