@@ -21,6 +21,17 @@ pub struct Aggregate {
     pub outliers: Vec<u32>,
 }
 
+/// The distinct items, in the order first seen.
+pub fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut seen = Vec::new();
+    for item in items {
+        if !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen
+}
+
 fn median(values: &[f64]) -> Option<f64> {
     Estimate::from_samples(values).map(|e| e.median)
 }

@@ -1,6 +1,8 @@
 //! Command-line flags, parsed into typed options.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -105,50 +107,87 @@ pub struct RunArgs {
     pub kernels: KernelArgs,
 }
 
-/// A run's options for a guest: the same matrix with guest defaults for
-/// what was not given, written to `results_dir`.
-impl RunArgs {
-    pub fn guest_args(&self, results_dir: &std::path::Path) -> Vec<std::ffi::OsString> {
-        let list = |items: &[String]| items.join(",");
-        let names = |items: Vec<String>| list(&items);
-        let mut args: Vec<std::ffi::OsString> = vec!["run".into()];
-        let mut flag = |name: &str, value: String| {
-            args.push(format!("--{name}").into());
-            args.push(value.into());
-        };
-        flag("backend", list(&self.backend));
-        flag(
-            "attach",
-            names(self.attach.iter().map(|a| a.to_string()).collect()),
-        );
-        if !self.map.is_empty() {
-            flag(
-                "map",
-                names(self.map.iter().map(|m| m.to_string()).collect()),
-            );
+/// A command line for the same command in a guest: flags given here,
+/// the guest's own results folder, and nothing of `--kernel`.
+struct GuestArgs(Vec<OsString>);
+
+impl GuestArgs {
+    fn new(command: &str) -> GuestArgs {
+        GuestArgs(vec![command.into()])
+    }
+
+    fn flag(&mut self, name: &str, value: impl fmt::Display) -> &mut Self {
+        self.0.push(format!("--{name}").into());
+        self.0.push(value.to_string().into());
+        self
+    }
+
+    /// A comma-separated list, left out when empty (the guest's default).
+    fn list<T: fmt::Display>(&mut self, name: &str, items: &[T]) -> &mut Self {
+        if !items.is_empty() {
+            let joined: Vec<String> = items.iter().map(T::to_string).collect();
+            self.flag(name, joined.join(","));
         }
-        if !self.update.is_empty() {
-            flag(
-                "update",
-                names(self.update.iter().map(|u| u.to_string()).collect()),
-            );
-        }
-        flag("filter", FilterKind::from(self.filter).name().into());
-        if let Some(w) = self.workers {
-            flag("workers", w.to_string());
-        }
-        flag("execs", self.execs.unwrap_or(GUEST_EXECS).to_string());
-        flag("repeat", self.repeat.unwrap_or(1).to_string());
-        flag("target", self.target.to_string());
-        flag("spawn", self.spawn.to_string());
-        flag("timeout", self.timeout.to_string());
-        flag("results-dir", results_dir.display().to_string());
-        args
+        self
+    }
+
+    fn done(&mut self, results_dir: &Path) -> Vec<OsString> {
+        self.0.push("--results-dir".into());
+        self.0.push(results_dir.into());
+        std::mem::take(&mut self.0)
     }
 }
 
 /// Execs per worker in a guest, where one exec costs ~15 ms (emulated).
 pub const GUEST_EXECS: u64 = 100;
+
+impl RunArgs {
+    pub fn execs(&self, in_guest: bool) -> u64 {
+        self.execs
+            .unwrap_or(if in_guest { GUEST_EXECS } else { 1000 })
+    }
+
+    pub fn repeat(&self, in_guest: bool) -> u32 {
+        self.repeat.unwrap_or(if in_guest { 1 } else { 3 })
+    }
+
+    /// The same matrix in a guest, with guest defaults for what was not given.
+    pub fn guest_args(&self, results_dir: &Path) -> Vec<OsString> {
+        let mut args = GuestArgs::new("run");
+        args.list("backend", &self.backend)
+            .list("attach", &self.attach)
+            .list("map", &self.map)
+            .list("update", &self.update)
+            .flag("filter", FilterKind::from(self.filter).name())
+            .list("workers", &self.workers.into_iter().collect::<Vec<_>>())
+            .flag("execs", self.execs(true))
+            .flag("repeat", self.repeat(true))
+            .flag("target", self.target)
+            .flag("spawn", self.spawn)
+            .flag("timeout", self.timeout);
+        args.done(results_dir)
+    }
+}
+
+impl ProbeArgs {
+    pub fn guest_args(&self, results_dir: &Path) -> Vec<OsString> {
+        GuestArgs::new("probe")
+            .list("backend", &self.backend)
+            .done(results_dir)
+    }
+}
+
+impl SemanticsArgs {
+    pub fn guest_args(&self, results_dir: &Path) -> Vec<OsString> {
+        GuestArgs::new("semantics")
+            .flag("backend", &self.backend)
+            .list("attach", &self.attach)
+            .list("target", &self.target)
+            .flag("workers", self.workers)
+            .flag("execs", self.execs)
+            .done(results_dir)
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct KernelArgs {
@@ -264,6 +303,64 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn guest_command_lines_keep_every_flag() {
+        let cli = Cli::try_parse_from([
+            "bpfstorm",
+            "run",
+            "--backend",
+            "libbpf,aya",
+            "--attach",
+            "fentry_sys_execve,kprobe_sys_execve",
+            "--map",
+            "array,hash",
+            "--update",
+            "atomic",
+            "--filter",
+            "all",
+            "--workers",
+            "3",
+            "--execs",
+            "7",
+            "--target",
+            "script",
+            "--spawn",
+            "posix_spawn",
+            "--timeout",
+            "9",
+            "--kernel",
+            "host,6.12",
+            "--results-dir",
+            "elsewhere",
+        ])
+        .unwrap();
+        let Command::Run(host) = cli.command else {
+            panic!("not run")
+        };
+        let mut argv = vec![OsString::from("bpfstorm")];
+        argv.extend(host.guest_args(Path::new("/scratch")));
+        let Command::Run(guest) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not run")
+        };
+        assert_eq!(guest.backend, host.backend);
+        assert_eq!(guest.attach, host.attach);
+        assert_eq!(guest.map, host.map);
+        assert_eq!(guest.update, host.update);
+        assert!(matches!(guest.filter, FilterArg::All));
+        assert_eq!(guest.workers, Some(3));
+        assert_eq!(guest.execs, Some(7));
+        assert_eq!(
+            guest.repeat,
+            Some(1),
+            "one repetition by default in a guest"
+        );
+        assert_eq!(guest.target.to_string(), "script");
+        assert_eq!(guest.spawn.to_string(), "posix_spawn");
+        assert_eq!(guest.timeout, 9);
+        assert_eq!(guest.results_dir, Path::new("/scratch"));
+        assert_eq!(guest.kernels.kernel, [KernelChoice::Host]);
     }
 
     #[test]

@@ -3,14 +3,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::aggregate::aggregate;
+use crate::aggregate::{aggregate, distinct};
 use crate::export::csv::Row;
 
 /// The cell a row measured, whatever run it came from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key {
-    /// Empty when comparing one kernel with another (base vs new machine).
+    /// Kernel and timing are empty when comparing one kernel with another
+    /// (base vs new machine); a host can run the same kernel as a guest.
     pub kernel: String,
+    pub timing: String,
     pub backend: String,
     pub attach: String,
     pub map: String,
@@ -21,9 +23,17 @@ pub struct Key {
 }
 
 impl Key {
+    /// The same cell with kernel and timing left out: the strategy and storm.
+    pub fn strategy(mut self) -> Key {
+        self.kernel.clear();
+        self.timing.clear();
+        self
+    }
+
     pub fn of(row: &Row) -> Key {
         Key {
             kernel: row.kernel.clone(),
+            timing: row.timing.clone(),
             backend: row.backend.clone(),
             attach: row.attach.clone(),
             map: row.map.clone(),
@@ -138,8 +148,10 @@ pub fn judge(base: &Row, new: &Row, threshold_pct: f64) -> (Option<f64>, Verdict
     (Some(change), verdict)
 }
 
-fn kernels(rows: &[Row]) -> BTreeSet<&str> {
-    rows.iter().map(|r| r.kernel.as_str()).collect()
+fn kernels(rows: &[Row]) -> BTreeSet<(&str, &str)> {
+    rows.iter()
+        .map(|r| (r.kernel.as_str(), r.timing.as_str()))
+        .collect()
 }
 
 /// Every cell of either run (repetitions folded), in a stable order. Runs
@@ -149,11 +161,12 @@ fn kernels(rows: &[Row]) -> BTreeSet<&str> {
 pub fn compare(base: &[Row], new: &[Row], threshold_pct: f64) -> Vec<Change> {
     let across = kernels(base).len() <= 1 && kernels(new).len() <= 1;
     let key = |r: &Row| {
-        let mut key = Key::of(r);
+        let key = Key::of(r);
         if across {
-            key.kernel.clear();
+            key.strategy()
+        } else {
+            key
         }
-        key
     };
     let mut cells: BTreeMap<Key, (Option<Row>, Option<Row>)> = BTreeMap::new();
     for a in aggregate(base) {
@@ -254,18 +267,12 @@ pub fn render_markdown(title: &str, changes: &[Change], threshold_pct: f64) -> S
 /// then in-kernel time (marked where a guest's emulation measured it).
 pub fn render_by_kernel(rows: &[Row]) -> String {
     let cells = aggregate(rows);
-    let mut kernels: Vec<(String, String)> = Vec::new();
-    let mut strategies: Vec<Key> = Vec::new();
-    for a in &cells {
-        if !kernels.iter().any(|(k, _)| *k == a.row.kernel) {
-            kernels.push((a.row.kernel.clone(), a.row.timing.clone()));
-        }
-        let mut key = Key::of(&a.row);
-        key.kernel.clear();
-        if !strategies.contains(&key) {
-            strategies.push(key);
-        }
-    }
+    let kernels = distinct(
+        cells
+            .iter()
+            .map(|a| (a.row.kernel.clone(), a.row.timing.clone())),
+    );
+    let strategies = distinct(cells.iter().map(|a| Key::of(&a.row).strategy()));
     let mut out = String::from(
         "## By kernel\n\nEach cell: accuracy (counted/oracle), then ns/run median [95% interval]. \
          Times measured in a guest are QEMU's software emulation (marked *emulated*): compare \
@@ -284,9 +291,7 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
         ));
         for (kernel, timing) in &kernels {
             let row = cells.iter().map(|a| &a.row).find(|r| {
-                let mut k = Key::of(r);
-                k.kernel.clear();
-                r.kernel == *kernel && k == *key
+                r.kernel == *kernel && r.timing == *timing && Key::of(r).strategy() == *key
             });
             out.push_str(&match row {
                 None => " - |".into(),

@@ -1,5 +1,6 @@
-//! Ctrl-C and SIGTERM become a flag the run loop checks, so every counter,
-//! storm and cgroup is torn down by its normal Drop path.
+//! Ctrl-C, SIGTERM, SIGHUP (a closed terminal) and SIGQUIT become a flag
+//! the run loop checks, so every counter, storm, cgroup and guest VM is torn
+//! down by its normal Drop path.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -12,14 +13,19 @@ extern "C" fn on_signal(signal: libc::c_int) {
     RECEIVED.store(signal, Ordering::SeqCst);
 }
 
-/// Installs the handler for SIGINT and SIGTERM.
+/// Installs the handler for SIGINT, SIGTERM, SIGHUP and SIGQUIT.
 pub fn install() -> nix::Result<()> {
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+    for signal in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { sigaction(signal, &action) }?;
     }

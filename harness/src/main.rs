@@ -1,13 +1,15 @@
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use bpfstorm::cli::{
-    Cli, CollateralArgs, Command, CompareArgs, ProbeArgs, RecommendArgs, RunArgs, SemanticsArgs,
-    GUEST_EXECS,
+    Cli, CollateralArgs, Command, CompareArgs, KernelArgs, ProbeArgs, RecommendArgs, RunArgs,
+    SemanticsArgs,
 };
 use bpfstorm::export::csv::{CsvReport, ProbeRow, RunInfo};
-use bpfstorm::export::read::{read_rows, read_run};
-use bpfstorm::guest::{self, Guest, GuestError};
+use bpfstorm::export::read::{read_rows, read_run, ReadError};
+use bpfstorm::guest::{self, Guest, GuestError, GuestRun, Scratch};
 use bpfstorm::host::Host;
 use bpfstorm::run::{run, RunOptions};
 use bpfstorm::storm::StormSpec;
@@ -59,13 +61,10 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
             .map_or(1, |n| n.get())
             .try_into()?,
     };
-    let in_guest = guest::inside();
-    let execs = args
-        .execs
-        .unwrap_or(if in_guest { GUEST_EXECS } else { 1000 });
+    let inside = guest::inside();
     let spec = StormSpec::new(
         workers,
-        execs,
+        args.execs(inside),
         args.target,
         args.spawn,
         std::time::Duration::from_secs(args.timeout),
@@ -75,8 +74,8 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         strategies,
         filter: args.filter.into(),
         spec,
-        repeat: args.repeat.unwrap_or(if in_guest { 1 } else { 3 }),
-        paired_baseline: !in_guest,
+        repeat: args.repeat(inside),
+        paired_baseline: !inside,
     };
 
     let info = RunInfo::start();
@@ -98,37 +97,39 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         rows.extend(outcome.rows);
         interrupted = outcome.interrupted;
     }
-    for guest in guests.iter().take_while(|_| !interrupted) {
-        eprintln!("{}: booting, then the run inside...", guest.describe());
-        let ran = guest.bpfstorm(
-            &args.results_dir,
-            |dir| args.guest_args(dir),
-            args.kernels.guest_limit(),
-        );
-        let (out, scratch) = match ran {
-            Err(GuestError::Interrupted) => {
-                interrupted = true;
-                break;
+    for guest in &guests {
+        if interrupted {
+            break;
+        }
+        let got = in_guest(guest, &args.results_dir, &args.kernels, |dir| {
+            args.guest_args(dir)
+        });
+        interrupted |= got.interrupted;
+        let mut failed = got.failed;
+        match got.read("run-", ".csv", read_run) {
+            Ok(guest_rows) => {
+                // A guest exits 1 when a cell failed; its rows say why.
+                if got.status.is_some_and(|s| s != 0) && guest_rows.iter().all(|r| r.status == "ok")
+                {
+                    eprintln!(
+                        "error: the guest on kernel {} exited with {:?}",
+                        guest.kernel.series, got.status
+                    );
+                    failed = true;
+                }
+                for mut row in guest_rows {
+                    row.run_id.clone_from(&info.run_id);
+                    csv.push(row.clone())?;
+                    rows.push(row);
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                guest_failures += 1;
-                continue;
+            Err(why) => {
+                got.report(guest, &why);
+                failed = true;
             }
-            Ok(done) => done,
-        };
-        let Some(path) = scratch.file("run-", ".csv") else {
-            eprintln!(
-                "error: the guest on kernel {} wrote no run CSV (exit status {:?}); it printed:\n{}",
-                guest.kernel.series, out.status, out.stdout
-            );
+        }
+        if failed && !got.interrupted {
             guest_failures += 1;
-            continue;
-        };
-        for mut row in read_run(&path)? {
-            row.run_id.clone_from(&info.run_id);
-            csv.push(row.clone())?;
-            rows.push(row);
         }
     }
 
@@ -182,40 +183,28 @@ fn probe_command(args: ProbeArgs) -> Result<ExitCode> {
         }
         print!("{}", probe::render(&probes));
     }
-    for guest in &guests {
+    for guest in guests.iter().take_while(|_| !interrupt::requested()) {
         println!("\n== {} ==", guest.describe());
-        let ran = guest.bpfstorm(
-            &args.results_dir,
-            |dir| {
-                vec![
-                    "probe".into(),
-                    "--backend".into(),
-                    args.backend.join(",").into(),
-                    "--results-dir".into(),
-                    dir.into(),
-                ]
-            },
-            args.kernels.guest_limit(),
-        );
-        let (out, scratch) = match ran {
-            Err(GuestError::Interrupted) => return Ok(ExitCode::from(interrupt::exit_status())),
-            Err(e) => {
-                eprintln!("error: {e}");
-                failures += 1;
-                continue;
-            }
-            Ok(done) => done,
-        };
-        print!("{}", out.stdout.replace("results: ", "guest's results: "));
-        match scratch.file("probe-", ".csv") {
-            Some(path) => {
-                for mut row in read_rows::<ProbeRow>(&path)? {
+        let got = in_guest(guest, &args.results_dir, &args.kernels, |dir| {
+            args.guest_args(dir)
+        });
+        print!("{}", got.stdout.replace("results: ", "guest's results: "));
+        match got.read("probe-", ".csv", read_rows::<ProbeRow>) {
+            Ok(guest_rows) => {
+                for mut row in guest_rows {
                     row.run_id.clone_from(&run.run_id);
                     csv.push(row)?;
                 }
             }
-            None => failures += 1,
+            Err(why) => got.report(guest, &why),
         }
+        if got.failed || got.status != Some(0) {
+            failures += 1;
+        }
+    }
+    if interrupt::requested() {
+        println!("results: {}", csv.path().display());
+        return Ok(ExitCode::from(interrupt::exit_status()));
     }
     println!("results: {}", csv.path().display());
     Ok(if failures > 0 {
@@ -324,7 +313,11 @@ fn semantics_command(args: SemanticsArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(interrupt::exit_status()));
         }
         let report = semantics::render_markdown(&host, backend.as_ref(), &targets, &cells);
-        let stem = format!("semantics-{}", host.kernel);
+        // A guest's files say so: a host may run the very same kernel.
+        let stem = match host.timing.as_str() {
+            "emulated" => format!("semantics-{}-guest", host.kernel),
+            _ => format!("semantics-{}", host.kernel),
+        };
         let md = args.results_dir.join(format!("{stem}.md"));
         std::fs::write(&md, &report).with_context(|| format!("writing {}", md.display()))?;
         let mut csv = CsvReport::create(&args.results_dir, &format!("{stem}.csv"))?;
@@ -335,58 +328,40 @@ fn semantics_command(args: SemanticsArgs) -> Result<ExitCode> {
         print!("{report}");
         println!("\nreport: {}", md.display());
     }
-    for guest in &guests {
-        eprintln!("{}: booting, then the matrix inside...", guest.describe());
-        let ran = guest.bpfstorm(
-            &args.results_dir,
-            |dir| {
-                let list = |items: Vec<String>| items.join(",").into();
-                vec![
-                    "semantics".into(),
-                    "--backend".into(),
-                    args.backend.clone().into(),
-                    "--attach".into(),
-                    list(attaches.iter().map(|a| a.to_string()).collect()),
-                    "--target".into(),
-                    list(targets.iter().map(|t| t.to_string()).collect()),
-                    "--workers".into(),
-                    args.workers.to_string().into(),
-                    "--execs".into(),
-                    args.execs.to_string().into(),
-                    "--results-dir".into(),
-                    dir.into(),
-                ]
-            },
-            args.kernels.guest_limit(),
-        );
-        let (out, scratch) = match ran {
-            Err(GuestError::Interrupted) => return Ok(ExitCode::from(interrupt::exit_status())),
-            Err(e) => {
-                eprintln!("error: {e}");
-                failures += 1;
-                continue;
+    for guest in guests.iter().take_while(|_| !interrupt::requested()) {
+        let got = in_guest(guest, &args.results_dir, &args.kernels, |dir| {
+            args.guest_args(dir)
+        });
+        let taken = got.read("semantics-", ".csv", |csv| {
+            let guest_rows = read_rows::<semantics::SemanticsRow>(csv)?;
+            let md = csv.with_extension("md");
+            for file in [md.as_path(), csv] {
+                let to = args.results_dir.join(file.file_name().unwrap_or_default());
+                std::fs::copy(file, &to).map_err(|source| ReadError::Io {
+                    path: to.clone(),
+                    source,
+                })?;
             }
-            Ok(done) => done,
-        };
-        let (Some(md), Some(csv)) = (
-            scratch.file("semantics-", ".md"),
-            scratch.file("semantics-", ".csv"),
-        ) else {
-            eprintln!(
-                "error: the guest on kernel {} wrote no report (exit status {:?}); it printed:\n{}",
-                guest.kernel.series, out.status, out.stdout
+            println!(
+                "report: {} ({})",
+                args.results_dir
+                    .join(md.file_name().unwrap_or_default())
+                    .display(),
+                guest.describe()
             );
-            failures += 1;
-            continue;
-        };
-        for file in [&md, &csv] {
-            let to = args.results_dir.join(file.file_name().unwrap_or_default());
-            std::fs::copy(file, &to).with_context(|| format!("copying {}", to.display()))?;
-            if file == &md {
-                println!("report: {} ({})", to.display(), guest.describe());
-            }
+            Ok(guest_rows)
+        });
+        match taken {
+            Ok(guest_rows) => rows.extend(guest_rows),
+            Err(why) => got.report(guest, &why),
         }
-        rows.extend(read_rows::<semantics::SemanticsRow>(&csv)?);
+        if got.failed || got.status != Some(0) {
+            failures += 1;
+        }
+    }
+    if interrupt::requested() {
+        eprintln!("interrupted: no report across kernels written");
+        return Ok(ExitCode::from(interrupt::exit_status()));
     }
     if args.kernels.kernel.len() > 1 && !rows.is_empty() {
         let report = semantics::render_kernels(&rows);
@@ -450,4 +425,82 @@ fn recommend_command(args: RecommendArgs) -> Result<ExitCode> {
         recommend::render_markdown(&recommend::recommend(&rows))
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What came back from one guest.
+struct FromGuest {
+    scratch: Option<Scratch>,
+    status: Option<i32>,
+    stdout: String,
+    /// It did not boot, or did not finish (the error was printed).
+    failed: bool,
+    interrupted: bool,
+}
+
+/// Boots `guest` and runs bpfstorm `args(its results folder)` there,
+/// printing what went wrong; whatever the guest wrote stays readable.
+fn in_guest(
+    guest: &Guest,
+    results_dir: &Path,
+    kernels: &KernelArgs,
+    args: impl FnOnce(&Path) -> Vec<OsString>,
+) -> FromGuest {
+    eprintln!("{}: booting...", guest.describe());
+    let mut got = FromGuest {
+        scratch: None,
+        status: None,
+        stdout: String::new(),
+        failed: false,
+        interrupted: false,
+    };
+    match guest.bpfstorm(results_dir, args, kernels.guest_limit()) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            got.failed = true;
+        }
+        Ok(GuestRun { scratch, outcome }) => {
+            got.scratch = Some(scratch);
+            match outcome {
+                Ok(out) => {
+                    got.status = out.status;
+                    got.stdout = out.stdout;
+                }
+                Err(GuestError::Interrupted) => got.interrupted = true,
+                Err(e) => {
+                    eprintln!("error: {e} (keeping what it measured before)");
+                    got.failed = true;
+                }
+            }
+        }
+    }
+    got
+}
+
+impl FromGuest {
+    /// Reads the guest's `<prefix>*<suffix>` file with `read`.
+    fn read<T>(
+        &self,
+        prefix: &str,
+        suffix: &str,
+        read: impl FnOnce(&Path) -> Result<T, ReadError>,
+    ) -> Result<T, String> {
+        let file = self
+            .scratch
+            .as_ref()
+            .and_then(|s| s.file(prefix, suffix))
+            .ok_or_else(|| format!("it wrote no {prefix}*{suffix}"))?;
+        read(&file).map_err(|e| e.to_string())
+    }
+
+    /// Says why nothing of the guest's could be taken in, unless its
+    /// failure was already reported.
+    fn report(&self, guest: &Guest, why: &str) {
+        if self.failed || self.interrupted {
+            return;
+        }
+        eprintln!(
+            "error: the guest on kernel {} (exit status {:?}): {why}; it printed:\n{}",
+            guest.kernel.series, self.status, self.stdout
+        );
+    }
 }

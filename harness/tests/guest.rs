@@ -81,12 +81,7 @@ fn every_attach_point_the_host_refuses_counts_exactly_in_a_debian_guest() {
         assert_eq!(r.status, "ok", "{cell}: {}", r.error);
         assert_eq!(r.issued, Some(50), "{cell}");
         assert_eq!(r.counted, Some(50), "{cell}");
-        assert_eq!(
-            r.expected,
-            Some(50),
-            "{cell}: oracle {}",
-            r.expected_oracle
-        );
+        assert_eq!(r.expected, Some(50), "{cell}: oracle {}", r.expected_oracle);
         assert_eq!(r.exact, Some(true), "{cell}");
         assert!(
             r.run_cnt.is_some_and(|n| n >= 50),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::csv::Row;
 use super::svg::{interval_chart, Item};
-use crate::aggregate::aggregate;
+use crate::aggregate::{aggregate, distinct};
 use crate::recommend;
 
 fn cell(v: Option<f64>, digits: usize) -> String {
@@ -76,17 +76,12 @@ pub fn write_report(csv: &Path, all: &[Row]) -> io::Result<PathBuf> {
             csv.file_name().and_then(|n| n.to_str()).unwrap_or("csv"),
         ));
     }
-    let mut guests: Vec<String> = rows
-        .iter()
-        .filter(|r| r.timing == "emulated")
-        .map(|r| {
-            format!(
-                "{} ({} workers x {} execs)",
-                r.kernel, r.workers, r.execs_per_worker
-            )
-        })
-        .collect();
-    guests.dedup();
+    let guests = distinct(rows.iter().filter(|r| r.timing == "emulated").map(|r| {
+        format!(
+            "{} ({} workers x {} execs)",
+            r.kernel, r.workers, r.execs_per_worker
+        )
+    }));
     if !guests.is_empty() {
         md.push_str(&format!(
             "Guest kernels, booted under QEMU's software emulation (counts are real; times are \

@@ -2,7 +2,6 @@
 //! kernel that `scripts/setup-guests` unpacked into the cache.
 
 use std::fmt;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -79,16 +78,7 @@ impl GuestKernel {
             series: series.to_string(),
             looked: boot.clone(),
         };
-        let vmlinuz = fs::read_dir(&boot)
-            .map_err(|_| missing())?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("vmlinuz-"))
-            })
-            .ok_or_else(missing)?;
+        let vmlinuz = super::find_file(&boot, "vmlinuz-", "").ok_or_else(missing)?;
         let release = vmlinuz
             .file_name()
             .and_then(|n| n.to_str())
@@ -106,6 +96,7 @@ impl GuestKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn choices_parse_and_print_back() {

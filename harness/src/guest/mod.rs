@@ -45,6 +45,12 @@ pub enum GuestError {
     SelfExe(io::Error),
     #[error("bpfstorm is running inside a guest already: --kernel takes only `host` there")]
     Nested,
+    #[error(
+        "{path}: a guest's results folder must be a path of letters, digits and `/._-+@` \
+         (virtme-ng passes it through a shell and the kernel's command line); choose \
+         another --results-dir"
+    )]
+    UnsafePath { path: PathBuf },
 }
 
 /// Whether this process runs inside a guest that a host bpfstorm booted.
@@ -89,22 +95,23 @@ impl Guest {
     }
 
     /// Runs this bpfstorm with `args(results folder)` in the guest. The
-    /// folder lives under `parent` while the returned [`Scratch`] does.
+    /// folder lives under `parent` while the returned [`GuestRun`] does, so
+    /// what the guest wrote can be read even when it failed or was killed.
     pub fn bpfstorm(
         &self,
         parent: &Path,
         args: impl FnOnce(&Path) -> Vec<OsString>,
         limit: Duration,
-    ) -> Result<(GuestOutput, Scratch), GuestError> {
+    ) -> Result<GuestRun, GuestError> {
         let scratch = Scratch::create(parent, &self.kernel.series)?;
         let exe = std::env::current_exe().map_err(GuestError::SelfExe)?;
         let mut argv = vec![exe.into_os_string()];
         argv.extend(args(scratch.path()));
         let prefix = format!("[{}] ", self.kernel.series);
-        let out = self
+        let outcome = self
             .vm
-            .run(&self.kernel, &argv, scratch.path(), limit, &prefix)?;
-        Ok((out, scratch))
+            .run(&self.kernel, &argv, scratch.path(), limit, &prefix);
+        Ok(GuestRun { scratch, outcome })
     }
 
     /// How the guest is named in messages.
@@ -114,6 +121,33 @@ impl Guest {
             self.kernel.series, self.kernel.release
         )
     }
+}
+
+/// A guest's command, done: how it ended, and the folder it wrote to.
+#[derive(Debug)]
+pub struct GuestRun {
+    pub scratch: Scratch,
+    pub outcome: Result<GuestOutput, GuestError>,
+}
+
+/// The first entry of `dir` named `<prefix>...<suffix>`.
+fn find_file(dir: &Path, prefix: &str, suffix: &str) -> Option<PathBuf> {
+    fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix))
+        })
+}
+
+/// Whether `name` is `<prefix><pid>` of a process that is gone.
+fn left_by_dead_process(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|pid| pid.parse::<i32>().ok())
+        .is_some_and(|pid| !crate::cgroup::process_alive(pid))
 }
 
 /// The guest's writable results folder; removed when dropped.
@@ -130,7 +164,21 @@ impl Scratch {
         };
         fs::create_dir_all(parent).map_err(fail(parent))?;
         let parent = fs::canonicalize(parent).map_err(fail(parent))?;
-        let path = parent.join(format!(".guest-{series}-{}", std::process::id()));
+        // vng hands the share's path to a shell and the kernel's command line.
+        let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+@".contains(c);
+        if !parent.to_string_lossy().chars().all(plain) {
+            return Err(GuestError::UnsafePath { path: parent });
+        }
+        // Folders of killed runs (SIGKILL skips Drop).
+        let prefix = format!(".guest-{series}-");
+        if let Ok(entries) = fs::read_dir(&parent) {
+            for entry in entries.filter_map(Result::ok) {
+                if left_by_dead_process(&entry.file_name().to_string_lossy(), &prefix) {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let path = parent.join(format!("{prefix}{}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir(&path).map_err(fail(&path))?;
         Ok(Scratch { path })
@@ -143,15 +191,7 @@ impl Scratch {
     /// The one file in the folder whose name starts with `prefix` and ends
     /// with `suffix`, if the guest wrote it.
     pub fn file(&self, prefix: &str, suffix: &str) -> Option<PathBuf> {
-        fs::read_dir(&self.path)
-            .ok()?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix))
-            })
+        find_file(&self.path, prefix, suffix)
     }
 }
 

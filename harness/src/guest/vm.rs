@@ -4,10 +4,11 @@
 //! results come back.
 
 use std::ffi::OsString;
+use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -64,7 +65,7 @@ impl Vm {
 
     /// Boots `kernel`, runs `command` (argv) as root with `rwdir` writable,
     /// and returns when it exits. Its stderr is passed through line by line,
-    /// each prefixed with `prefix`. The VM is killed past `limit` or on
+    /// each prefixed with `prefix`. The VM is shut down past `limit` or on
     /// Ctrl-C, and with it every process it started.
     pub fn run(
         &self,
@@ -79,8 +80,22 @@ impl Vm {
             script.push(' ');
             script.push_str(&shell_quote(&arg.to_string_lossy()));
         }
+        // vng's sockets and pid files go to a folder of ours, removed
+        // afterwards even when vng is killed before its own clean-up (and
+        // by the next run when we were killed).
+        sweep_stale_tmp();
+        let tmp = std::env::temp_dir().join(format!(
+            "{TMP_PREFIX}{}-{}",
+            std::process::id(),
+            kernel.series
+        ));
+        fs::create_dir_all(&tmp).map_err(|source| GuestError::Scratch {
+            path: tmp.clone(),
+            source,
+        })?;
         let mut cmd = Command::new(&self.vng);
         cmd.env("PATH", &self.path)
+            .env("TMPDIR", &tmp)
             .arg("--run")
             .arg(&kernel.vmlinuz)
             .args(["--disable-kvm", "--cpus", "2", "--memory", "2G", "--rwdir"])
@@ -93,31 +108,38 @@ impl Vm {
             // Its own process group, so one signal reaches vng, QEMU and
             // virtiofsd, and the terminal's Ctrl-C reaches us first.
             .process_group(0);
-        let child = cmd.spawn().map_err(|source| GuestError::Spawn {
-            tool: self.vng.clone(),
-            source,
-        })?;
-        let mut vm = RunningVm { child };
+        let child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(source) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(GuestError::Spawn {
+                    tool: self.vng.clone(),
+                    source,
+                });
+            }
+        };
+        let mut vm = RunningVm {
+            child,
+            tmp,
+            status: None,
+        };
         let stdout = vm.child.stdout.take().expect("piped stdout");
         let stderr = vm.child.stderr.take().expect("piped stderr");
         let out_reader = thread::spawn(move || {
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             BufReader::new(stdout)
-                .read_to_string(&mut text)
-                .map(|_| text)
+                .read_to_end(&mut bytes)
+                .map(|_| String::from_utf8_lossy(&bytes).into_owned())
         });
         let prefix = prefix.to_string();
         let err_reader = thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("{prefix}{line}");
+            for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+                eprintln!("{prefix}{}", String::from_utf8_lossy(&line));
             }
         });
 
         let started = Instant::now();
-        let status = loop {
-            if let Some(status) = vm.child.try_wait().map_err(GuestError::Wait)? {
-                break status;
-            }
+        while !vm.exited().map_err(GuestError::Wait)? {
             if interrupt::requested() {
                 return Err(GuestError::Interrupted);
             }
@@ -128,9 +150,8 @@ impl Vm {
                 });
             }
             thread::sleep(Duration::from_millis(100));
-        };
-        // vng is gone; anything it left running goes with the group.
-        drop(vm);
+        }
+        let status = vm.shut_down().map_err(GuestError::Wait)?;
         let stdout = out_reader
             .join()
             .expect("stdout reader")
@@ -143,32 +164,90 @@ impl Vm {
     }
 }
 
-/// Kills the whole process group on every way out: return, error, panic.
+/// vng's process group, shut down on every way out: return, error, panic.
 struct RunningVm {
     child: Child,
+    tmp: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl RunningVm {
+    /// Whether vng has exited, leaving it unreaped: while it is a zombie
+    /// its pid, and so its process group's id, cannot be reused.
+    fn exited(&self) -> std::io::Result<bool> {
+        // SAFETY: waitid only writes the siginfo_t we hand it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        // SAFETY: a plain syscall on our own child, with a valid siginfo_t.
+        let rc = unsafe { libc::waitid(libc::P_PID, self.child.id(), &mut info, flags) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: si_pid is valid for the WEXITED siginfo waitid filled in.
+        Ok(unsafe { info.si_pid() } != 0)
+    }
+
+    /// SIGINT first, so vng and QEMU clean up after themselves; SIGKILL for
+    /// whatever is still running 3 s later. Then reaps vng.
+    fn shut_down(&mut self) -> std::io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let group = self.child.id() as i32;
+        let _ = killpg(Pid::from_raw(group), Signal::SIGINT);
+        if !wait_for_group(group, Duration::from_secs(3)) {
+            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+            wait_for_group(group, Duration::from_secs(5));
+        }
+        let status = self.child.wait()?;
+        let _ = fs::remove_dir_all(&self.tmp);
+        self.status = Some(status);
+        Ok(status)
+    }
 }
 
 impl Drop for RunningVm {
     fn drop(&mut self) {
-        let group = self.child.id() as i32;
-        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
-        let _ = self.child.wait();
-        // QEMU and virtiofsd are vng's children, not ours: wait until the
-        // kernel has really taken them down before saying we are done.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while group_alive(group) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(20));
+        let _ = self.shut_down();
+    }
+}
+
+const TMP_PREFIX: &str = "bpfstorm-vng-";
+
+fn sweep_stale_tmp() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let owner = name.rsplit_once('-').map_or("", |(owner, _series)| owner);
+        if super::left_by_dead_process(owner, TMP_PREFIX) {
+            let _ = fs::remove_dir_all(entry.path());
         }
+    }
+}
+
+/// Waits until no process of `group` runs; false if some still do at `limit`.
+fn wait_for_group(group: i32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if !group_alive(group) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// Whether any process of `group` is still running (zombies are dead).
 fn group_alive(group: i32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Ok(entries) = fs::read_dir("/proc") else {
         return false;
     };
     entries.filter_map(Result::ok).any(|e| {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
             return false;
         };
         // After the command's closing parenthesis: state, ppid, pgrp.

@@ -1,7 +1,7 @@
 //! The run table: one line per cell, units in the headers, an interval on
 //! every timing, and a closing line that only ranks what the noise allows.
 
-use crate::aggregate::{aggregate, Aggregate};
+use crate::aggregate::{aggregate, distinct, Aggregate};
 use crate::export::csv::Row;
 use crate::output::table::{Align, Table};
 
@@ -60,18 +60,17 @@ fn e2e(a: &Aggregate) -> String {
 
 /// The table, one section per kernel when the run spans several.
 pub fn render(all: &[Row]) -> String {
-    let mut kernels: Vec<&str> = Vec::new();
-    for r in all {
-        if !kernels.contains(&r.kernel.as_str()) {
-            kernels.push(&r.kernel);
-        }
-    }
+    let kernels = distinct(all.iter().map(|r| (&r.kernel, &r.timing)));
     if kernels.len() < 2 {
         return render_kernel(all);
     }
     let mut out = String::new();
-    for kernel in kernels {
-        let rows: Vec<Row> = all.iter().filter(|r| r.kernel == kernel).cloned().collect();
+    for (kernel, clock) in kernels {
+        let rows: Vec<Row> = all
+            .iter()
+            .filter(|r| r.kernel == *kernel && r.timing == *clock)
+            .cloned()
+            .collect();
         out.push_str(&format!("\n== kernel {kernel} ({}) ==\n", timing(&rows[0])));
         out.push_str(&render_kernel(&rows));
     }
