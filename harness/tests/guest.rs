@@ -179,3 +179,60 @@ fn an_unknown_kernel_is_refused_with_the_choices() {
     assert!(err.contains("unknown kernel `5.10`"), "{err}");
     assert!(err.contains("6.1, 6.12"), "{err}");
 }
+
+#[test]
+fn semantics_across_kernels_has_a_column_per_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bpfstorm(&[
+        "semantics",
+        "--kernel",
+        &format!("host,{KERNEL}"),
+        "--attach",
+        "tp_sys_enter_execve,fentry_sys_execve",
+        "--target",
+        "tiny,missing",
+        "--execs",
+        "10",
+        "--results-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let host = bpfstorm::host::Host::detect().kernel;
+    let guest_csv = fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with(&format!("semantics-{KERNEL}.")) && n.ends_with("-guest.csv"))
+        .expect("the guest's semantics CSV, named as a guest's");
+    assert!(dir.path().join(guest_csv.replace(".csv", ".md")).is_file());
+
+    let report = fs::read_to_string(dir.path().join("semantics-kernels.md")).unwrap();
+    let table = report
+        .split("## Target `missing`")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{report}"));
+    let header = table
+        .lines()
+        .find(|l| l.starts_with("| attach point |"))
+        .unwrap();
+    assert!(header.contains(&format!("`{host}` (native)")), "{header}");
+    assert!(header.contains(&format!("`{KERNEL}.")), "{header}");
+    assert!(header.contains("(emulated)"), "{header}");
+    let row = |attach: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{attach}` |")))
+            .unwrap_or_else(|| panic!("no {attach} row:\n{table}"))
+            .to_string()
+    };
+    // The host refuses fentry; the guest counts every attempt, failed ones too.
+    assert_eq!(
+        row("fentry_sys_execve"),
+        "| `fentry_sys_execve` | refused | 20: every attempt, failed ones too |"
+    );
+    assert_eq!(
+        row("tp_sys_enter_execve"),
+        "| `tp_sys_enter_execve` | 20: every attempt, failed ones too | 20: every attempt, failed ones too |"
+    );
+}
