@@ -274,7 +274,9 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
     );
     let strategies = distinct(cells.iter().map(|a| Key::of(&a.row).strategy()));
     let mut out = String::from(
-        "## By kernel\n\nEach cell: accuracy (counted/oracle), then ns/run median [95% interval]. \
+        "## By kernel\n\nEach cell: accuracy (counted/oracle), in-kernel ns/run median [95% \
+         interval], and the program's size after the kernel's verifier rewrote it (xlated \
+         instructions: kernels inline some helpers, e.g. per-CPU array lookups). \
          Times measured in a guest are QEMU's software emulation (marked *emulated*): compare \
          them with each other, never with native ones.\n\n| backend | attach | map | update |",
     );
@@ -297,7 +299,7 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
                 None => " - |".into(),
                 Some(r) if r.status != "ok" => format!(" {} |", r.status),
                 Some(r) => format!(
-                    " {} {}/{}; {}{} |",
+                    " {} {}/{}; {} ns/run{}; {} insns |",
                     accuracy(&Some(r.clone())),
                     r.counted.map_or("-".into(), |c| c.to_string()),
                     r.expected.map_or("-".into(), |c| c.to_string()),
@@ -306,7 +308,8 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
                         " *emulated*"
                     } else {
                         ""
-                    }
+                    },
+                    r.xlated_insns.map_or("-".into(), |n| n.to_string()),
                 ),
             });
         }
