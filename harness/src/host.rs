@@ -37,7 +37,11 @@ impl Host {
                 "native"
             }
             .into(),
-            git_rev: git_rev().unwrap_or_else(|| "unknown".into()),
+            git_rev: std::env::var(crate::guest::vm::GIT_REV_ENV)
+                .ok()
+                .filter(|_| crate::guest::inside())
+                .or_else(git_rev)
+                .unwrap_or_else(|| "unknown".into()),
         }
     }
 }

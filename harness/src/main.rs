@@ -48,7 +48,7 @@ fn real_main() -> Result<ExitCode> {
 }
 
 fn run_command(args: RunArgs) -> Result<ExitCode> {
-    let guests = Guest::prepare(&args.kernels.kernel)?;
+    let guests = Guest::prepare(&args.kernels.kernel, &args.results_dir)?;
     let backends = args
         .backend
         .iter()
@@ -108,12 +108,19 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         let mut failed = got.failed;
         match got.read("run-", ".csv", read_run) {
             Ok(guest_rows) => {
-                // A guest exits 1 when a cell failed; its rows say why.
-                if got.status.is_some_and(|s| s != 0) && guest_rows.iter().all(|r| r.status == "ok")
+                // A guest exits 1 when a cell failed (its rows say why);
+                // anything else, or a matrix cut short, is the guest's failure.
+                let wanted =
+                    opts.backends.len() * opts.strategies.len() * args.repeat(true) as usize;
+                let explained =
+                    got.status == Some(1) && guest_rows.iter().any(|r| r.status != "ok");
+                if !got.failed
+                    && !got.interrupted
+                    && (guest_rows.len() < wanted || !(got.status == Some(0) || explained))
                 {
                     eprintln!(
-                        "error: the guest on kernel {} exited with {:?}",
-                        guest.kernel.series, got.status
+                        "error: the guest on kernel {} measured {} of {wanted} cells and exited with {:?}; it printed:\n{}",
+                        guest.kernel.series, guest_rows.len(), got.status, got.stdout
                     );
                     failed = true;
                 }
@@ -140,7 +147,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
             .with_context(|| format!("writing the report beside {}", csv.path().display()))?;
         println!("report:  {} (with an SVG chart)", report.display());
     }
-    if interrupted {
+    if interrupted || interrupt::requested() {
         eprintln!("interrupted: the CSV holds the cells measured before the signal");
         return Ok(ExitCode::from(interrupt::exit_status()));
     }
@@ -169,7 +176,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
 }
 
 fn probe_command(args: ProbeArgs) -> Result<ExitCode> {
-    let guests = Guest::prepare(&args.kernels.kernel)?;
+    let guests = Guest::prepare(&args.kernels.kernel, &args.results_dir)?;
     let backends = args
         .backend
         .iter()
@@ -198,7 +205,10 @@ fn probe_command(args: ProbeArgs) -> Result<ExitCode> {
         let got = in_guest(guest, &args.results_dir, &args.kernels, |dir| {
             args.guest_args(dir)
         });
-        print!("{}", got.stdout.replace("results: ", "guest's results: "));
+        // The guest's own results path is gone with its scratch folder.
+        for line in got.stdout.lines().filter(|l| !l.starts_with("results: ")) {
+            println!("{line}");
+        }
         match got.read("probe-", ".csv", read_rows::<ProbeRow>) {
             Ok(guest_rows) => {
                 for mut row in guest_rows {
@@ -284,7 +294,7 @@ fn collateral_command(args: CollateralArgs) -> Result<ExitCode> {
 }
 
 fn semantics_command(args: SemanticsArgs) -> Result<ExitCode> {
-    let guests = Guest::prepare(&args.kernels.kernel)?;
+    let guests = Guest::prepare(&args.kernels.kernel, &args.results_dir)?;
     let backend = backends::by_name(&args.backend)?;
     let attaches = if args.attach.is_empty() {
         AttachPoint::ALL.to_vec()
@@ -499,6 +509,9 @@ impl FromGuest {
             .as_ref()
             .and_then(|s| s.file(prefix, suffix))
             .ok_or_else(|| format!("it wrote no {prefix}*{suffix}"))?;
+        if std::fs::metadata(&file).is_ok_and(|m| m.len() == 0) {
+            return Err("it stopped before writing its first row".into());
+        }
         read(&file).map_err(|e| e.to_string())
     }
 

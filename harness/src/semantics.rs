@@ -48,7 +48,26 @@ impl Observed {
 pub struct SemanticsCell {
     pub attach: AttachPoint,
     pub target: Target,
-    pub outcome: Result<Observed, String>,
+    pub outcome: Result<Observed, Failure>,
+}
+
+/// Why a cell has no count.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The kernel refused the attach point ("unsupported here"), as opposed
+    /// to a storm or oracle that failed.
+    pub refused: bool,
+    pub message: String,
+}
+
+impl Failure {
+    fn word(&self) -> &'static str {
+        if self.refused {
+            "refused"
+        } else {
+            "error"
+        }
+    }
 }
 
 /// Runs the matrix; attach points the kernel refuses fail fast, once per
@@ -64,10 +83,14 @@ pub fn matrix(
     for &attach in attaches {
         for &target in targets {
             on_cell(&format!("{attach} x {target}"));
-            let outcome = spec_for(target).and_then(|spec| {
+            let failed = |message: String| Failure {
+                refused: false,
+                message,
+            };
+            let outcome = spec_for(target).map_err(failed).and_then(|spec| {
                 let strategy =
                     Strategy::new(attach, MapKind::Array, UpdateMode::Atomic, Filter::All)
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| failed(e.to_string()))?;
                 measure(backend, strategy, FilterKind::Cgroup, &spec)
                     .map(|c| Observed {
                         attempts: c.storm.issued,
@@ -77,7 +100,10 @@ pub fn matrix(
                         perf_execveat: c.perf_sys_enter_execveat,
                         perf_exec: c.perf_sched_process_exec,
                     })
-                    .map_err(|e: MeasureError| e.to_string())
+                    .map_err(|e: MeasureError| Failure {
+                        refused: e.is_unsupported(),
+                        message: e.to_string(),
+                    })
             });
             cells.push(SemanticsCell {
                 attach,
@@ -175,23 +201,25 @@ pub fn render_markdown(
             out.push_str(&match cell.map(|c| &c.outcome) {
                 Some(Ok(o)) => format!(" {}: {} |", o.counted, o.meaning()),
                 Some(Err(e)) => {
-                    if !refused
-                        .iter()
-                        .any(|(a, _): &(AttachPoint, String)| *a == attach)
-                    {
-                        refused.push((attach, e.clone()));
+                    if !refused.iter().any(|(a, f): &(AttachPoint, &Failure)| {
+                        *a == attach && f.refused == e.refused
+                    }) {
+                        refused.push((attach, e));
                     }
-                    " refused |".into()
+                    format!(" {} |", e.word())
                 }
                 None => " - |".into(),
             });
         }
         out.push('\n');
     }
-    if !refused.is_empty() {
-        out.push_str("\n## Refused by this kernel\n\n");
-        for (attach, reason) in refused {
-            out.push_str(&format!("- `{attach}`: {reason}\n"));
+    for (title, kind) in [("Refused by this kernel", true), ("Errors", false)] {
+        let listed: Vec<_> = refused.iter().filter(|(_, f)| f.refused == kind).collect();
+        if !listed.is_empty() {
+            out.push_str(&format!("\n## {title}\n\n"));
+            for (attach, failure) in listed {
+                out.push_str(&format!("- `{attach}`: {}\n", failure.message));
+            }
         }
     }
     out
@@ -208,7 +236,7 @@ pub struct SemanticsRow {
     pub backend_version: String,
     pub attach: String,
     pub target: String,
-    /// ok, or refused (the kernel's reason in `error`).
+    /// ok, refused (the kernel's reason in `error`) or error.
     pub status: String,
     pub error: String,
     pub attempts: Option<u64>,
@@ -244,8 +272,17 @@ pub fn rows(host: &Host, backend: &dyn Backend, cells: &[SemanticsCell]) -> Vec<
                 backend_version: backend.version(),
                 attach: c.attach.to_string(),
                 target: c.target.to_string(),
-                status: if seen.is_some() { "ok" } else { "refused" }.into(),
-                error: c.outcome.as_ref().err().cloned().unwrap_or_default(),
+                status: match &c.outcome {
+                    Ok(_) => "ok",
+                    Err(f) => f.word(),
+                }
+                .into(),
+                error: c
+                    .outcome
+                    .as_ref()
+                    .err()
+                    .map(|f| f.message.clone())
+                    .unwrap_or_default(),
                 attempts: seen.map(|o| o.attempts),
                 successes: seen.map(|o| o.successes),
                 counted: seen.map(|o| o.counted),
@@ -305,7 +342,7 @@ pub fn render_kernels(rows: &[SemanticsRow]) -> String {
                 out.push_str(&match cell {
                     Some(r) => match r.observed() {
                         Some(o) => format!(" {}: {} |", o.counted, o.meaning()),
-                        None => " refused |".into(),
+                        None => format!(" {} |", r.status),
                     },
                     None => " - |".into(),
                 });

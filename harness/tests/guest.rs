@@ -69,6 +69,7 @@ fn every_attach_point_the_host_refuses_counts_exactly_in_a_debian_guest() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
 
     let rows = read_run(&newest_run(dir.path()).expect("a run CSV")).unwrap();
+    let git_rev = bpfstorm::host::Host::detect().git_rev;
     assert_eq!(rows.len(), 18, "3 backends x 6 attach points: {rows:#?}");
     for r in &rows {
         let cell = format!("{} {}", r.backend, r.attach);
@@ -78,6 +79,10 @@ fn every_attach_point_the_host_refuses_counts_exactly_in_a_debian_guest() {
             r.kernel
         );
         assert_eq!(r.timing, "emulated", "{cell}");
+        assert_eq!(
+            r.git_rev, git_rev,
+            "{cell}: the host's revision, not the guest's view"
+        );
         assert_eq!(r.status, "ok", "{cell}: {}", r.error);
         assert_eq!(r.issued, Some(50), "{cell}");
         assert_eq!(r.counted, Some(50), "{cell}");

@@ -46,11 +46,11 @@ pub enum GuestError {
     #[error("bpfstorm is running inside a guest already: --kernel takes only `host` there")]
     Nested,
     #[error(
-        "{path}: a guest's results folder must be a path of letters, digits and `/._-+@` \
-         (virtme-ng passes it through a shell and the kernel's command line); choose \
-         another --results-dir"
+        "{path}: a guest can only use paths of letters, digits and `/._-+@` (virtme-ng \
+         passes them through a shell, QEMU's options and the kernel's command line); \
+         change {choose}"
     )]
-    UnsafePath { path: PathBuf },
+    UnsafePath { path: PathBuf, choose: &'static str },
 }
 
 /// Whether this process runs inside a guest that a host bpfstorm booted.
@@ -66,8 +66,9 @@ pub struct Guest {
 }
 
 impl Guest {
-    /// Every guest kernel among `choices`, checked before anything runs.
-    pub fn prepare(choices: &[KernelChoice]) -> Result<Vec<Guest>, GuestError> {
+    /// Every guest kernel among `choices`, with its tools and the paths it
+    /// will share under `results_dir`, checked before anything runs.
+    pub fn prepare(choices: &[KernelChoice], results_dir: &Path) -> Result<Vec<Guest>, GuestError> {
         let series: Vec<&str> = choices
             .iter()
             .filter_map(|c| match c {
@@ -83,11 +84,23 @@ impl Guest {
         }
         let cache = cache_dir();
         let vm = Vm::find(&cache)?;
+        fs::create_dir_all(results_dir).map_err(|source| GuestError::Scratch {
+            path: results_dir.to_path_buf(),
+            source,
+        })?;
+        let shared = fs::canonicalize(results_dir).map_err(|source| GuestError::Scratch {
+            path: results_dir.to_path_buf(),
+            source,
+        })?;
+        plain_path(&shared, "--results-dir")?;
+        plain_path(&std::env::temp_dir(), "TMPDIR")?;
         series
             .into_iter()
             .map(|s| {
+                let kernel = GuestKernel::find(&cache, s)?;
+                plain_path(&kernel.vmlinuz, "XDG_CACHE_HOME or HOME")?;
                 Ok(Guest {
-                    kernel: GuestKernel::find(&cache, s)?,
+                    kernel,
                     vm: vm.clone(),
                 })
             })
@@ -143,6 +156,20 @@ fn find_file(dir: &Path, prefix: &str, suffix: &str) -> Option<PathBuf> {
         })
 }
 
+/// vng hands paths to a shell, QEMU's option parser and the kernel's
+/// command line, none of which it quotes for.
+fn plain_path(path: &Path, choose: &'static str) -> Result<(), GuestError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+@".contains(c);
+    if path.to_string_lossy().chars().all(plain) {
+        Ok(())
+    } else {
+        Err(GuestError::UnsafePath {
+            path: path.to_path_buf(),
+            choose,
+        })
+    }
+}
+
 /// Whether `name` is `<prefix><pid>` of a process that is gone.
 fn left_by_dead_process(name: &str, prefix: &str) -> bool {
     name.strip_prefix(prefix)
@@ -164,11 +191,6 @@ impl Scratch {
         };
         fs::create_dir_all(parent).map_err(fail(parent))?;
         let parent = fs::canonicalize(parent).map_err(fail(parent))?;
-        // vng hands the share's path to a shell and the kernel's command line.
-        let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+@".contains(c);
-        if !parent.to_string_lossy().chars().all(plain) {
-            return Err(GuestError::UnsafePath { path: parent });
-        }
         // Folders of killed runs (SIGKILL skips Drop).
         let prefix = format!(".guest-{series}-");
         if let Ok(entries) = fs::read_dir(&parent) {

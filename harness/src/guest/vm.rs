@@ -23,6 +23,10 @@ use crate::interrupt;
 /// runs: its rows say `timing = emulated`.
 pub const GUEST_ENV: &str = "BPFSTORM_GUEST";
 
+/// The host's source revision, handed to the guest: there the checkout is
+/// read-only, and git calls any tree it cannot refresh the index of dirty.
+pub const GIT_REV_ENV: &str = "BPFSTORM_GIT_REV";
+
 /// What the guest's command left behind.
 #[derive(Debug)]
 pub struct GuestOutput {
@@ -75,7 +79,11 @@ impl Vm {
         limit: Duration,
         prefix: &str,
     ) -> Result<GuestOutput, GuestError> {
-        let mut script = format!("{GUEST_ENV}={} exec", kernel.series);
+        let mut script = format!(
+            "{GUEST_ENV}={} {GIT_REV_ENV}={} exec",
+            kernel.series,
+            shell_quote(&crate::host::Host::detect().git_rev)
+        );
         for arg in command {
             script.push(' ');
             script.push_str(&shell_quote(&arg.to_string_lossy()));
@@ -152,11 +160,20 @@ impl Vm {
             thread::sleep(Duration::from_millis(100));
         }
         let status = vm.shut_down().map_err(GuestError::Wait)?;
-        let stdout = out_reader
-            .join()
-            .expect("stdout reader")
-            .map_err(GuestError::Wait)?;
-        let _ = err_reader.join();
+        // The pipes close when the group is gone; a process stuck in the
+        // kernel past SIGKILL could hold them, so do not wait forever.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !(out_reader.is_finished() && err_reader.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let stdout = if out_reader.is_finished() {
+            out_reader
+                .join()
+                .expect("stdout reader")
+                .map_err(GuestError::Wait)?
+        } else {
+            String::new()
+        };
         Ok(GuestOutput {
             status: status.code(),
             stdout,
