@@ -240,7 +240,7 @@ fn a_refused_attach_point_fails_the_run_with_the_kernel_reason() {
             stdout.contains("unsupported here: lsm_bprm_check_security"),
             "{stdout}"
         );
-        assert!(text(&out.stderr).contains("could not be measured"));
+        assert!(text(&out.stderr).contains("1 cell(s) refused by their kernel"));
     }
     assert_nothing_left(std::process::id());
 }
