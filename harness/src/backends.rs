@@ -9,6 +9,11 @@ pub const NAMES: &[&str] = &["libbpf", "c", "aya"];
 #[error("unknown backend `{0}`: expected one of {names}", names = NAMES.join(", "))]
 pub struct UnknownBackend(pub String);
 
+/// The backends named, in order; the first unknown name is an error.
+pub fn by_names(names: &[String]) -> Result<Vec<Box<dyn Backend>>, UnknownBackend> {
+    names.iter().map(|name| by_name(name)).collect()
+}
+
 pub fn by_name(name: &str) -> Result<Box<dyn Backend>, UnknownBackend> {
     match name {
         "libbpf" => Ok(Box::new(bpfstorm_libbpf::Libbpf)),

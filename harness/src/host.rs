@@ -40,8 +40,7 @@ impl Host {
             git_rev: std::env::var(crate::guest::vm::GIT_REV_ENV)
                 .ok()
                 .filter(|_| crate::guest::inside())
-                .or_else(git_rev)
-                .unwrap_or_else(|| "unknown".into()),
+                .unwrap_or_else(source_rev),
         }
     }
 }
@@ -55,14 +54,14 @@ fn cpu_model() -> Option<String> {
 }
 
 /// The source revision of this build, "-dirty" when it had local changes.
-fn git_rev() -> Option<String> {
+pub fn source_rev() -> String {
     let dir = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new("git")
+    Command::new("git")
         .args(["-C", dir, "describe", "--always", "--dirty", "--abbrev=12"])
         .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }

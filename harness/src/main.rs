@@ -49,11 +49,7 @@ fn real_main() -> Result<ExitCode> {
 
 fn run_command(args: RunArgs) -> Result<ExitCode> {
     let guests = Guest::prepare(&args.kernels.kernel, &args.results_dir)?;
-    let backends = args
-        .backend
-        .iter()
-        .map(|name| backends::by_name(name))
-        .collect::<Result<Vec<_>, _>>()?;
+    let backends = backends::by_names(&args.backend)?;
     let strategies = plan::strategies(&args.attach, &args.map, &args.update)?;
     let workers = match args.workers {
         Some(w) => w,
@@ -101,9 +97,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         if interrupted {
             break;
         }
-        let got = in_guest(guest, &args.results_dir, &args.kernels, |dir| {
-            args.guest_args(dir)
-        });
+        let got = in_guest(guest, &args.kernels, |dir| args.guest_args(dir));
         interrupted |= got.interrupted;
         let mut failed = got.failed;
         match got.read("run-", ".csv", read_run) {
@@ -177,11 +171,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
 
 fn probe_command(args: ProbeArgs) -> Result<ExitCode> {
     let guests = Guest::prepare(&args.kernels.kernel, &args.results_dir)?;
-    let backends = args
-        .backend
-        .iter()
-        .map(|name| backends::by_name(name))
-        .collect::<Result<Vec<_>, _>>()?;
+    let backends = backends::by_names(&args.backend)?;
     let run = RunInfo::start();
     let mut csv = CsvReport::create(&args.results_dir, &format!("probe-{}.csv", run.run_id))?;
     let mut failures = 0;
@@ -202,9 +192,7 @@ fn probe_command(args: ProbeArgs) -> Result<ExitCode> {
     }
     for guest in guests.iter().take_while(|_| !interrupt::requested()) {
         println!("\n== {} ==", guest.describe());
-        let got = in_guest(guest, &args.results_dir, &args.kernels, |dir| {
-            args.guest_args(dir)
-        });
+        let got = in_guest(guest, &args.kernels, |dir| args.guest_args(dir));
         // The guest's own results path is gone with its scratch folder.
         for line in got.stdout.lines().filter(|l| !l.starts_with("results: ")) {
             println!("{line}");
@@ -222,11 +210,10 @@ fn probe_command(args: ProbeArgs) -> Result<ExitCode> {
             failures += 1;
         }
     }
+    println!("results: {}", csv.path().display());
     if interrupt::requested() {
-        println!("results: {}", csv.path().display());
         return Ok(ExitCode::from(interrupt::exit_status()));
     }
-    println!("results: {}", csv.path().display());
     Ok(if failures > 0 {
         ExitCode::FAILURE
     } else {
@@ -349,9 +336,7 @@ fn semantics_command(args: SemanticsArgs) -> Result<ExitCode> {
         println!("\nreport: {}", md.display());
     }
     for guest in guests.iter().take_while(|_| !interrupt::requested()) {
-        let got = in_guest(guest, &args.results_dir, &args.kernels, |dir| {
-            args.guest_args(dir)
-        });
+        let got = in_guest(guest, &args.kernels, |dir| args.guest_args(dir));
         let taken = got.read("semantics-", ".csv", |csv| {
             let guest_rows = read_rows::<semantics::SemanticsRow>(csv)?;
             let md = csv.with_extension("md");
@@ -399,27 +384,23 @@ fn semantics_command(args: SemanticsArgs) -> Result<ExitCode> {
 
 fn compare_command(args: CompareArgs) -> Result<ExitCode> {
     let base = read_run(&args.base)?;
+    let mut report = String::new();
+    let mut regressions = 0;
     if args.by_kernel {
         let mut rows = base;
         for path in &args.new {
             rows.extend(read_run(path)?);
         }
-        let report = compare::render_by_kernel(&rows);
-        print!("{report}");
-        if let Some(path) = &args.output {
-            std::fs::write(path, &report).with_context(|| format!("writing {}", path.display()))?;
+        report = compare::render_by_kernel(&rows);
+    } else {
+        for path in &args.new {
+            let new = read_run(path)?;
+            let changes = compare::compare(&base, &new, args.threshold);
+            regressions += changes.iter().filter(|c| c.verdict.is_regression()).count();
+            let title = format!("{} vs {}", args.base.display(), path.display());
+            report.push_str(&compare::render_markdown(&title, &changes, args.threshold));
+            report.push('\n');
         }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut report = String::new();
-    let mut regressions = 0;
-    for path in &args.new {
-        let new = read_run(path)?;
-        let changes = compare::compare(&base, &new, args.threshold);
-        regressions += changes.iter().filter(|c| c.verdict.is_regression()).count();
-        let title = format!("{} vs {}", args.base.display(), path.display());
-        report.push_str(&compare::render_markdown(&title, &changes, args.threshold));
-        report.push('\n');
     }
     print!("{report}");
     if let Some(path) = &args.output {
@@ -461,7 +442,6 @@ struct FromGuest {
 /// printing what went wrong; whatever the guest wrote stays readable.
 fn in_guest(
     guest: &Guest,
-    results_dir: &Path,
     kernels: &KernelArgs,
     args: impl FnOnce(&Path) -> Vec<OsString>,
 ) -> FromGuest {
@@ -473,7 +453,7 @@ fn in_guest(
         failed: false,
         interrupted: false,
     };
-    match guest.bpfstorm(results_dir, args, kernels.guest_limit()) {
+    match guest.bpfstorm(args, kernels.guest_limit()) {
         Err(e) => {
             eprintln!("error: {e}");
             got.failed = true;

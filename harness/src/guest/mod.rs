@@ -63,6 +63,8 @@ pub fn inside() -> bool {
 pub struct Guest {
     pub kernel: GuestKernel,
     vm: Vm,
+    /// The results folder, canonical: the guest's scratch goes inside.
+    results_dir: PathBuf,
 }
 
 impl Guest {
@@ -102,21 +104,22 @@ impl Guest {
                 Ok(Guest {
                     kernel,
                     vm: vm.clone(),
+                    results_dir: shared.clone(),
                 })
             })
             .collect()
     }
 
     /// Runs this bpfstorm with `args(results folder)` in the guest. The
-    /// folder lives under `parent` while the returned [`GuestRun`] does, so
-    /// what the guest wrote can be read even when it failed or was killed.
+    /// folder lives under the results folder while the returned
+    /// [`GuestRun`] does, so what the guest wrote can be read even when it
+    /// failed or was killed.
     pub fn bpfstorm(
         &self,
-        parent: &Path,
         args: impl FnOnce(&Path) -> Vec<OsString>,
         limit: Duration,
     ) -> Result<GuestRun, GuestError> {
-        let scratch = Scratch::create(parent, &self.kernel.series)?;
+        let scratch = Scratch::create(&self.results_dir, &self.kernel.series)?;
         let exe = std::env::current_exe().map_err(GuestError::SelfExe)?;
         let mut argv = vec![exe.into_os_string()];
         argv.extend(args(scratch.path()));
@@ -184,16 +187,11 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// A fresh folder in `parent` (canonical, checked by `Guest::prepare`).
     fn create(parent: &Path, series: &str) -> Result<Scratch, GuestError> {
-        let fail = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| GuestError::Scratch { path, source }
-        };
-        fs::create_dir_all(parent).map_err(fail(parent))?;
-        let parent = fs::canonicalize(parent).map_err(fail(parent))?;
         // Folders of killed runs (SIGKILL skips Drop).
         let prefix = format!(".guest-{series}-");
-        if let Ok(entries) = fs::read_dir(&parent) {
+        if let Ok(entries) = fs::read_dir(parent) {
             for entry in entries.filter_map(Result::ok) {
                 if left_by_dead_process(&entry.file_name().to_string_lossy(), &prefix) {
                     let _ = fs::remove_dir_all(entry.path());
@@ -202,7 +200,10 @@ impl Scratch {
         }
         let path = parent.join(format!("{prefix}{}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
-        fs::create_dir(&path).map_err(fail(&path))?;
+        fs::create_dir(&path).map_err(|source| GuestError::Scratch {
+            path: path.clone(),
+            source,
+        })?;
         Ok(Scratch { path })
     }
 

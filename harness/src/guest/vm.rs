@@ -82,7 +82,7 @@ impl Vm {
         let mut script = format!(
             "{GUEST_ENV}={} {GIT_REV_ENV}={} exec",
             kernel.series,
-            shell_quote(&crate::host::Host::detect().git_rev)
+            shell_quote(&crate::host::source_rev())
         );
         for arg in command {
             script.push(' ');
