@@ -4,22 +4,18 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use bpfstorm::export::read::newest_run;
 use bpfstorm::leaks;
+use common::{bpfstorm, command, text};
 
-fn bpfstorm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
-        .args(args)
-        .output()
-        .expect("running bpfstorm")
-}
+mod common;
 
 fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    text(&out.stderr)
 }
 
 fn assert_refused(args: &[&str], says: &str) {
@@ -149,28 +145,27 @@ fn small_run_writes_an_exact_csv_in_the_documented_schema() {
 #[test]
 fn ctrl_c_keeps_finished_cells_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
-        .args([
-            "run",
-            "--repeat",
-            "1",
-            "--map",
-            "array,hash",
-            "--update",
-            "atomic",
-            "--workers",
-            "2",
-        ])
-        .args([
-            "--execs",
-            "1000000",
-            "--results-dir",
-            dir.path().to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = command(&[
+        "run",
+        "--repeat",
+        "1",
+        "--map",
+        "array,hash",
+        "--update",
+        "atomic",
+        "--workers",
+        "2",
+    ])
+    .args([
+        "--execs",
+        "1000000",
+        "--results-dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     sleep(Duration::from_millis(1500));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

@@ -2,23 +2,19 @@
 //! files written, outputs that say what they measured.
 
 use std::fs;
-use std::process::{Command, Output};
 
-fn bpfstorm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
-        .args(args)
-        .output()
-        .expect("running bpfstorm")
-}
+use common::{bpfstorm, text};
+
+mod common;
 
 fn ok(args: &[&str]) -> String {
     let out = bpfstorm(args);
     assert!(
         out.status.success(),
         "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        text(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    text(&out.stdout)
 }
 
 #[test]

@@ -4,29 +4,18 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use bpfstorm::cgroup;
 use bpfstorm::export::read::newest_run;
 use bpfstorm::leaks;
+use common::{bpfstorm, command, text};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bpfstorm"));
-    cmd.args(args);
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    command(args).output().expect("running bpfstorm")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
 
 fn spawn_long_run(dir: &Path, extra: &[&str]) -> Child {
     command(&[
@@ -122,7 +111,7 @@ fn sigkill_leaves_a_cgroup_that_the_next_run_sweeps() {
     }
     assert!(leaks::find(&[]).maps.is_empty());
 
-    let next = run(&[
+    let next = bpfstorm(&[
         "run",
         "--repeat",
         "1",
@@ -215,7 +204,7 @@ fn a_missing_btf_file_is_named_with_what_to_do() {
 #[test]
 fn a_refused_attach_point_fails_the_run_with_the_kernel_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&[
+    let out = bpfstorm(&[
         "run",
         "--repeat",
         "1",

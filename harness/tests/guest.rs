@@ -4,20 +4,16 @@
 //! tools and kernels that `scripts/setup-guests` caches (scripts/test runs it).
 
 use std::fs;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use bpfstorm::export::read::{newest_run, read_run};
+use common::{bpfstorm, command, text};
+
+mod common;
 
 const KERNEL: &str = "6.12";
-
-fn bpfstorm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
-        .args(args)
-        .output()
-        .expect("running bpfstorm")
-}
 
 /// Processes of the VM tooling still running anywhere on the machine
 /// (zombies are dead: only their parent's reaping is left).
@@ -64,8 +60,8 @@ fn every_attach_point_the_host_refuses_counts_exactly_in_a_debian_guest() {
         "--results-dir",
         results,
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
 
     let rows = read_run(&newest_run(dir.path()).expect("a run CSV")).unwrap();
@@ -120,20 +116,19 @@ fn every_attach_point_the_host_refuses_counts_exactly_in_a_debian_guest() {
 #[test]
 fn ctrl_c_during_a_guest_kills_the_vm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
-        .args([
-            "run",
-            "--kernel",
-            KERNEL,
-            "--execs",
-            "2000",
-            "--results-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = command(&[
+        "run",
+        "--kernel",
+        KERNEL,
+        "--execs",
+        "2000",
+        "--results-dir",
+    ])
+    .arg(dir.path())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     // Wait until QEMU is up, then interrupt as a terminal's Ctrl-C would.
     let started = Instant::now();
     while vm_processes().iter().all(|c| !c.starts_with("qemu-system")) {
@@ -161,14 +156,13 @@ fn ctrl_c_during_a_guest_kills_the_vm() {
 fn a_kernel_not_in_the_cache_says_how_to_fetch_it() {
     let cache = tempfile::tempdir().unwrap();
     let results = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
+    let out = command(&["run", "--kernel", "host,6.1", "--results-dir"])
         .env("XDG_CACHE_HOME", cache.path())
-        .args(["run", "--kernel", "host,6.1", "--results-dir"])
         .arg(results.path())
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = text(&out.stderr);
     assert!(err.contains("run `scripts/setup-guests`"), "{err}");
     assert!(
         newest_run(results.path()).is_none(),
@@ -180,7 +174,7 @@ fn a_kernel_not_in_the_cache_says_how_to_fetch_it() {
 fn an_unknown_kernel_is_refused_with_the_choices() {
     let out = bpfstorm(&["run", "--kernel", "5.10"]);
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = text(&out.stderr);
     assert!(err.contains("unknown kernel `5.10`"), "{err}");
     assert!(err.contains("6.1, 6.12"), "{err}");
 }
@@ -201,7 +195,7 @@ fn semantics_across_kernels_has_a_column_per_kernel() {
         "--results-dir",
         dir.path().to_str().unwrap(),
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let host = bpfstorm::host::Host::detect().kernel;
     let guest_csv = fs::read_dir(dir.path())

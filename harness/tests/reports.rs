@@ -3,21 +3,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use bpfstorm::export::read::{newest_run, parse_run, read_run, ReadError};
+use common::{bpfstorm, text};
 
-fn bpfstorm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
-        .args(args)
-        .output()
-        .expect("running bpfstorm")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
 
 /// One real run, shared by the tests of this file.
 fn real_run() -> &'static Path {
