@@ -48,28 +48,52 @@ fn yardstick(mode: &str, execs_per_worker: u64, target: &TargetBinary) -> Durati
     Duration::from_nanos(ns)
 }
 
-fn per_exec(total: Duration, iters: u64) -> Duration {
-    total / u32::try_from(iters.max(1)).unwrap_or(u32::MAX)
+/// What criterion wants back from `iter_custom`: the time of `iters`
+/// iterations (one exec each), from a storm of `per_worker(iters)` execs per
+/// worker, which rounds `iters` up to a multiple of the workers.
+fn time_of_iters(wall: Duration, iters: u64) -> Duration {
+    let execs = per_worker(iters) * u64::from(WORKERS);
+    wall.mul_f64(iters as f64 / execs as f64)
 }
 
-/// Interleaved rounds, so drift hits both alike; prints the rate ratio.
-fn ratio_report(rounds: usize, execs_per_worker: u64) {
+fn per_worker(iters: u64) -> u64 {
+    iters.div_ceil(u64::from(WORKERS)).max(1)
+}
+
+/// Interleaved rounds, so drift hits both alike; prints the rate ratio and
+/// the engine's own time per exec (criterion's `exec_rate/engine` figures
+/// below must agree with it).
+fn ratio_report(rounds: usize, execs_per_worker: u64, smoke: bool) {
     let target = TargetBinary::prepare(Target::Tiny).expect("tiny target");
     for (spawn, mode) in [
         (SpawnMethod::Fork, "fork"),
         (SpawnMethod::PosixSpawn, "vfork"),
     ] {
         let mut ratios = Vec::with_capacity(rounds);
+        let mut engine_us = Vec::with_capacity(rounds);
+        let execs = (u64::from(WORKERS) * execs_per_worker) as f64;
         for _ in 0..rounds {
             let c = yardstick(mode, execs_per_worker, &target);
             let e = engine(spawn, execs_per_worker);
             // rate ratio = (execs / e) / (execs / c)
             ratios.push(c.as_secs_f64() / e.as_secs_f64());
+            engine_us.push(e.as_secs_f64() * 1e6 / execs);
         }
-        if let Some(est) = Estimate::from_samples(&ratios) {
+        if smoke {
             println!(
-                "storm engine ({spawn}) vs C {mode}+exec loop: exec rate ratio {:.3} [95% CI {:.3}, {:.3}] over {} rounds of {} x {} execs (goal >= 0.90)",
-                est.median, est.lo, est.hi, est.n, WORKERS, execs_per_worker
+                "storm engine ({spawn}) vs C {mode}+exec loop: smoke run of `cargo test --benches` \
+                 ({rounds} round of {WORKERS} x {execs_per_worker} execs): it runs; not a measurement"
+            );
+            continue;
+        }
+        if let (Some(ratio), Some(us)) = (
+            Estimate::from_samples(&ratios),
+            Estimate::from_samples(&engine_us),
+        ) {
+            println!(
+                "storm engine ({spawn}) vs C {mode}+exec loop: exec rate ratio {:.3} [95% CI {:.3}, {:.3}] over {} rounds of {} x {} execs (goal >= 0.90); \
+                 engine {:.1} us/exec [{:.1}, {:.1}] by its own wall time",
+                ratio.median, ratio.lo, ratio.hi, ratio.n, WORKERS, execs_per_worker, us.median, us.lo, us.hi
             );
         }
     }
@@ -80,18 +104,21 @@ fn exec_rate(c: &mut Criterion) {
     let mut group = c.benchmark_group("exec_rate");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
-    let per_worker = |iters: u64| iters.div_ceil(u64::from(WORKERS)).max(1);
+    // Each iteration is one exec: criterion's time per iteration is the
+    // time per exec.
     group.bench_function(BenchmarkId::new("engine", "fork"), |b| {
-        b.iter_custom(|iters| per_exec(engine(SpawnMethod::Fork, per_worker(iters)), iters))
+        b.iter_custom(|iters| time_of_iters(engine(SpawnMethod::Fork, per_worker(iters)), iters))
     });
     group.bench_function(BenchmarkId::new("c_loop", "fork"), |b| {
-        b.iter_custom(|iters| per_exec(yardstick("fork", per_worker(iters), &target), iters))
+        b.iter_custom(|iters| time_of_iters(yardstick("fork", per_worker(iters), &target), iters))
     });
     group.bench_function(BenchmarkId::new("engine", "posix_spawn"), |b| {
-        b.iter_custom(|iters| per_exec(engine(SpawnMethod::PosixSpawn, per_worker(iters)), iters))
+        b.iter_custom(|iters| {
+            time_of_iters(engine(SpawnMethod::PosixSpawn, per_worker(iters)), iters)
+        })
     });
     group.bench_function(BenchmarkId::new("c_loop", "vfork"), |b| {
-        b.iter_custom(|iters| per_exec(yardstick("vfork", per_worker(iters), &target), iters))
+        b.iter_custom(|iters| time_of_iters(yardstick("vfork", per_worker(iters), &target), iters))
     });
     group.finish();
 }
@@ -103,9 +130,9 @@ fn main() {
     // needs to know the code still runs.
     let benchmarking = std::env::args().any(|a| a == "--bench");
     if benchmarking {
-        ratio_report(9, 2000);
+        ratio_report(9, 2000, false);
     } else {
-        ratio_report(1, 50);
+        ratio_report(1, 50, true);
     }
     benches();
     criterion::Criterion::default()

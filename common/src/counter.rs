@@ -16,7 +16,7 @@ pub trait Backend {
 pub trait Counter {
     fn strategy(&self) -> &Strategy;
     fn timings(&self) -> LoadTimings;
-    /// The events counted so far (and those the kernel reported lost).
+    /// The events counted so far, and those the program could not hand over.
     fn read(&mut self) -> Result<Reading, CounterError>;
     /// Sets the count back to zero.
     fn reset(&mut self) -> Result<(), CounterError>;
@@ -31,6 +31,9 @@ pub trait Counter {
     fn prog_ids(&self) -> Vec<u32>;
 }
 
+/// Where the time to a live counter went. The phases are each loader's own
+/// (aya parses the kernel's BTF at open, libbpf at load), so only
+/// [`LoadTimings::total`] compares across backends.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LoadTimings {
     /// Parsing the object and setting it up before the kernel sees it.
@@ -40,11 +43,38 @@ pub struct LoadTimings {
     pub attach: Duration,
 }
 
+impl LoadTimings {
+    /// Open + load + attach: the time from nothing to a counting program.
+    pub fn total(&self) -> Duration {
+        self.open + self.load + self.attach
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reading {
     pub count: u64,
-    /// Events the program saw but could not hand over (ring full, perf buffer lost).
+    /// Events the program saw but could not hand over, as the program
+    /// itself counted them: its `dropped` global, bumped when
+    /// `bpf_ringbuf_reserve` or `bpf_perf_event_output` fails. Always 0
+    /// for maps that are not streams (nothing there can fail to hand over).
     pub dropped: u64,
+    /// Perf buffer only, a cross-check of `dropped`: the "lost" records
+    /// the kernel wrote into the perf buffer, as consumed so far. They
+    /// arrive late, or never when the buffer stays full, so this may trail
+    /// `dropped`. 0 for every other map.
+    pub lost_records: u64,
+}
+
+impl Reading {
+    /// What was counted, dropped and lost since `earlier` (0 where a reset
+    /// came between).
+    pub fn since(&self, earlier: &Reading) -> Reading {
+        Reading {
+            count: self.count.saturating_sub(earlier.count),
+            dropped: self.dropped.saturating_sub(earlier.dropped),
+            lost_records: self.lost_records.saturating_sub(earlier.lost_records),
+        }
+    }
 }
 
 /// Cumulative run statistics of a BPF program, as the kernel keeps them.
@@ -108,5 +138,33 @@ mod tests {
         assert_eq!(d.ns_per_run(), Some(400.0));
         assert_eq!(ProgStats::default().ns_per_run(), None);
         assert_eq!(before.since(&after).run_cnt, 0);
+    }
+
+    #[test]
+    fn reading_since_subtracts_every_field() {
+        let before = Reading {
+            count: 10,
+            dropped: 1,
+            lost_records: 0,
+        };
+        let after = Reading {
+            count: 25,
+            dropped: 4,
+            lost_records: 2,
+        };
+        let d = after.since(&before);
+        assert_eq!((d.count, d.dropped, d.lost_records), (15, 3, 2));
+        assert_eq!(before.since(&after), Reading::default());
+    }
+
+    #[test]
+    fn total_load_time_is_open_plus_load_plus_attach() {
+        let t = LoadTimings {
+            open: Duration::from_millis(3),
+            load: Duration::from_millis(20),
+            attach: Duration::from_micros(500),
+        };
+        assert_eq!(t.total(), Duration::from_micros(23_500));
+        assert_eq!(LoadTimings::default().total(), Duration::ZERO);
     }
 }

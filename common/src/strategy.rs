@@ -124,8 +124,8 @@ impl MapKind {
 }
 
 impl MapKind {
-    /// The value of `enum storm_map_kind` (bpfstorm.h), which the BPF
-    /// programs read from their `map_kind` global.
+    /// The value of `enum storm_map_kind` (bpfstorm.h), which each BPF
+    /// program has compiled in (see [`Strategy::program_name`]).
     pub fn abi_value(self) -> u32 {
         match self {
             MapKind::Array => 0,
@@ -139,8 +139,8 @@ impl MapKind {
 }
 
 impl UpdateMode {
-    /// The value of `enum storm_update_mode` (bpfstorm.h), which the BPF
-    /// programs read from their `update_mode` global.
+    /// The value of `enum storm_update_mode` (bpfstorm.h), which each BPF
+    /// program has compiled in (see [`Strategy::program_name`]).
     pub fn abi_value(self) -> u32 {
         match self {
             UpdateMode::Atomic => 0,
@@ -247,6 +247,21 @@ impl Strategy {
     pub fn with_filter(self, filter: Filter) -> Strategy {
         Strategy { filter, ..self }
     }
+
+    /// The BPF program specialised for this strategy, named alike in every
+    /// backend: `<attach>__<map>__<update>__<filter>`, e.g.
+    /// `tp_sys_enter_execve__array__atomic__all`. Each program has its map,
+    /// update and filter compiled in; only a `cgroup` one reads a global
+    /// (the cgroup id, set before load).
+    pub fn program_name(&self) -> String {
+        format!(
+            "{}__{}__{}__{}",
+            self.attach,
+            self.map,
+            self.update,
+            self.filter.name()
+        )
+    }
 }
 
 impl fmt::Display for Strategy {
@@ -289,6 +304,21 @@ mod tests {
         for a in AttachPoint::ALL {
             assert_eq!(a.name().parse::<AttachPoint>().unwrap(), *a);
         }
+    }
+
+    #[test]
+    fn program_names_join_the_strategy_names() {
+        let s = Strategy::new(
+            AttachPoint::TpSysEnterExecve,
+            MapKind::PercpuArray,
+            UpdateMode::Percpu,
+            Filter::Cgroup(7),
+        )
+        .unwrap();
+        assert_eq!(
+            s.program_name(),
+            "tp_sys_enter_execve__percpu_array__percpu__cgroup"
+        );
     }
 
     #[test]

@@ -97,8 +97,8 @@ pub struct RunArgs {
     /// How workers start each exec: `fork` (fork+execve) or `posix_spawn`.
     #[arg(long, default_value = "fork")]
     pub spawn: SpawnMethod,
-    /// Wall-clock limit for each storm, in seconds; the storm is killed past it.
-    #[arg(long, default_value_t = 60)]
+    /// Wall-clock limit for each storm, in seconds (1 to 86400); the storm is killed past it.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
     /// Folder for the run's CSV.
     #[arg(long, default_value = "results")]
@@ -287,6 +287,10 @@ pub struct CompareArgs {
     /// Also write the markdown report to this file.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Judge ns/run between runs on different CPU models too (by default
+    /// only accuracy is judged across CPUs: times of two CPUs differ anyway).
+    #[arg(long)]
+    pub across_cpus: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -5,6 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aggregate::{aggregate, distinct};
 use crate::export::csv::Row;
+use crate::export::escape;
+
+/// The most kernels the by-kernel view sets side by side; the rest are
+/// named as left out (a table a column per kernel is unreadable past it).
+pub const MAX_KERNEL_COLUMNS: usize = 32;
 
 /// The cell a row measured, whatever run it came from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -136,16 +141,19 @@ pub fn judge(base: &Row, new: &Row, threshold_pct: f64) -> (Option<f64>, Verdict
     let (Some((bm, blo, bhi)), Some((nm, nlo, nhi))) = (interval(base), interval(new)) else {
         return (None, Verdict::NotComparable("no ns/run interval".into()));
     };
-    let change = (nm - bm) / bm * 100.0;
     let overlap = nlo <= bhi && blo <= nhi;
-    let verdict = if overlap || change.abs() < threshold_pct {
+    // No relative change from a zero base: the intervals alone judge it.
+    let change = (bm > 0.0)
+        .then(|| (nm - bm) / bm * 100.0)
+        .filter(|c| c.is_finite());
+    let verdict = if overlap || change.is_some_and(|c| c.abs() < threshold_pct) || nm == bm {
         Verdict::Same
-    } else if change > 0.0 {
+    } else if nm > bm {
         Verdict::Slower
     } else {
         Verdict::Faster
     };
-    (Some(change), verdict)
+    (change, verdict)
 }
 
 fn kernels(rows: &[Row]) -> BTreeSet<(&str, &str)> {
@@ -154,11 +162,59 @@ fn kernels(rows: &[Row]) -> BTreeSet<(&str, &str)> {
         .collect()
 }
 
+/// The native CPU models of a run's rows.
+fn cpu_models(rows: &[Row]) -> BTreeSet<&str> {
+    rows.iter()
+        .filter(|r| r.timing == "native")
+        .map(|r| r.cpu_model.as_str())
+        .collect()
+}
+
+/// What differs between the machines of two runs (host, CPU model, kernel),
+/// one line each; empty when they ran on the same.
+pub fn machine_differences(base: &[Row], new: &[Row]) -> Vec<String> {
+    let set = |rows: &[Row], f: fn(&Row) -> &str| -> Vec<String> {
+        let mut v: Vec<String> = rows.iter().map(|r| f(r).to_string()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let mut out = Vec::new();
+    for (what, f) in [
+        ("host", (|r: &Row| r.host.as_str()) as fn(&Row) -> &str),
+        ("CPU", |r: &Row| r.cpu_model.as_str()),
+        ("kernel", |r: &Row| r.kernel.as_str()),
+    ] {
+        let (b, n) = (set(base, f), set(new, f));
+        if b != n {
+            out.push(format!(
+                "{what}: base {} vs new {}",
+                b.join(", "),
+                n.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// [`compare_judged`] with timings judged only between runs on the same CPU
+/// model (accuracy is always judged).
+pub fn compare(base: &[Row], new: &[Row], threshold_pct: f64) -> Vec<Change> {
+    compare_judged(base, new, threshold_pct, false)
+}
+
 /// Every cell of either run (repetitions folded), in a stable order. Runs
 /// of one kernel each are matched cell by cell whatever their kernels (a
 /// new machine, a new kernel); runs spanning several kernels are matched
-/// kernel by kernel.
-pub fn compare(base: &[Row], new: &[Row], threshold_pct: f64) -> Vec<Change> {
+/// kernel by kernel. Timings from different CPU models are judged only with
+/// `across_cpus`: otherwise those cells are "not comparable" for time.
+pub fn compare_judged(
+    base: &[Row],
+    new: &[Row],
+    threshold_pct: f64,
+    across_cpus: bool,
+) -> Vec<Change> {
+    let other_cpu = !across_cpus && cpu_models(base) != cpu_models(new);
     let across = kernels(base).len() <= 1 && kernels(new).len() <= 1;
     let key = |r: &Row| {
         let key = Key::of(r);
@@ -181,7 +237,16 @@ pub fn compare(base: &[Row], new: &[Row], threshold_pct: f64) -> Vec<Change> {
         .into_iter()
         .map(|(key, (base, new))| {
             let (change_pct, verdict) = match (&base, &new) {
-                (Some(b), Some(n)) => judge(b, n, threshold_pct),
+                (Some(b), Some(n)) => match judge(b, n, threshold_pct) {
+                    (_, Verdict::Faster | Verdict::Slower | Verdict::Same) if other_cpu => (
+                        None,
+                        Verdict::NotComparable(format!(
+                            "ns/run from different CPUs ({} vs {}); --across-cpus judges them",
+                            b.cpu_model, n.cpu_model
+                        )),
+                    ),
+                    judged => judged,
+                },
                 (None, _) => (None, Verdict::NotComparable("only in the new run".into())),
                 (_, None) => (None, Verdict::NotComparable("only in the base run".into())),
             };
@@ -206,7 +271,7 @@ fn ns(r: &Option<Row>) -> String {
 
 fn accuracy(r: &Option<Row>) -> String {
     match r {
-        Some(r) if r.status != "ok" => r.status.clone(),
+        Some(r) if r.status != "ok" => escape::name(&r.status).into_owned(),
         Some(r) => match r.missing {
             Some(0) => "exact".into(),
             Some(n) => format!("missing {n}"),
@@ -217,15 +282,29 @@ fn accuracy(r: &Option<Row>) -> String {
 }
 
 /// A markdown section for one comparison.
-pub fn render_markdown(title: &str, changes: &[Change], threshold_pct: f64) -> String {
-    let mut out = format!(
-        "## {title}\n\nns/run: in-kernel time per program run, median [95% interval]. \
+pub fn render_markdown(
+    title: &str,
+    machines: &[String],
+    changes: &[Change],
+    threshold_pct: f64,
+) -> String {
+    let title = escape::text(title);
+    let mut out = format!("## {title}\n\n");
+    if !machines.is_empty() {
+        out.push_str("**The runs come from different machines**:\n\n");
+        for m in machines {
+            out.push_str(&format!("- {}\n", escape::text(m)));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "ns/run: in-kernel time per program run [95% interval]. \
          A change counts only when the intervals do not overlap and it exceeds {threshold_pct}%.\n\n"
-    );
+    ));
     let kernels = |pick: fn(&Change) -> &Option<Row>| {
         let mut k: Vec<String> = changes
             .iter()
-            .filter_map(|c| pick(c).as_ref().map(|r| r.kernel.clone()))
+            .filter_map(|c| pick(c).as_ref().map(|r| escape::text(&r.kernel)))
             .collect();
         k.sort();
         k.dedup();
@@ -242,20 +321,20 @@ pub fn render_markdown(title: &str, changes: &[Change], threshold_pct: f64) -> S
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             if c.key.kernel.is_empty() {
-                "(each run's)"
+                "(each run's)".into()
             } else {
-                &c.key.kernel
+                escape::text(&c.key.kernel)
             },
-            c.key.backend,
-            c.key.attach,
-            c.key.map,
-            c.key.update,
+            escape::name(&c.key.backend),
+            escape::name(&c.key.attach),
+            escape::name(&c.key.map),
+            escape::name(&c.key.update),
             ns(&c.base),
             ns(&c.new),
             c.change_pct.map_or("-".into(), |p| format!("{p:+.1}%")),
             accuracy(&c.base),
             accuracy(&c.new),
-            c.verdict.describe()
+            escape::text(&c.verdict.describe())
         ));
     }
     let regressions = changes.iter().filter(|c| c.verdict.is_regression()).count();
@@ -265,45 +344,72 @@ pub fn render_markdown(title: &str, changes: &[Change], threshold_pct: f64) -> S
 
 /// The same strategies on several kernels, a column per kernel: accuracy,
 /// then in-kernel time (marked where a guest's emulation measured it).
+/// Past [`MAX_KERNEL_COLUMNS`] kernels, the rest are named as left out.
 pub fn render_by_kernel(rows: &[Row]) -> String {
     let cells = aggregate(rows);
-    let kernels = distinct(
+    let mut kernels = distinct(
         cells
             .iter()
             .map(|a| (a.row.kernel.clone(), a.row.timing.clone())),
     );
+    let left_out = kernels.split_off(kernels.len().min(MAX_KERNEL_COLUMNS));
     let strategies = distinct(cells.iter().map(|a| Key::of(&a.row).strategy()));
+    // Each cell's row by (kernel, timing, strategy): the first one seen.
+    let mut by_cell: BTreeMap<(&str, &str, Key), &Row> = BTreeMap::new();
+    for a in &cells {
+        let r = &a.row;
+        by_cell
+            .entry((&r.kernel, &r.timing, Key::of(r).strategy()))
+            .or_insert(r);
+    }
     let mut out = String::from(
         "## By kernel\n\nEach cell: accuracy (counted/oracle), in-kernel ns/run median [95% \
          interval], and the program's size after the kernel's verifier rewrote it (xlated \
          instructions: kernels inline some helpers, e.g. per-CPU array lookups). \
          Times measured in a guest are QEMU's software emulation (marked *emulated*): compare \
-         them with each other, never with native ones.\n\n| backend | attach | map | update |",
+         them with each other, never with native ones.\n\n",
     );
+    if !left_out.is_empty() {
+        out.push_str(&format!(
+            "{} more kernel(s) left out (at most {MAX_KERNEL_COLUMNS} side by side): {}.\n\n",
+            left_out.len(),
+            left_out
+                .iter()
+                .map(|(k, t)| format!("{} ({})", escape::code(k), escape::name(t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    out.push_str("| backend | attach | map | update |");
     let mut rule = String::from("|---|---|---|---|");
     for (kernel, timing) in &kernels {
-        out.push_str(&format!(" `{kernel}` ({timing}) |"));
+        out.push_str(&format!(
+            " {} ({}) |",
+            escape::code(kernel),
+            escape::name(timing)
+        ));
         rule.push_str("---|");
     }
     out.push_str(&format!("\n{rule}\n"));
     for key in &strategies {
         out.push_str(&format!(
             "| {} | {} | {} | {} |",
-            key.backend, key.attach, key.map, key.update
+            escape::name(&key.backend),
+            escape::name(&key.attach),
+            escape::name(&key.map),
+            escape::name(&key.update)
         ));
         for (kernel, timing) in &kernels {
-            let row = cells.iter().map(|a| &a.row).find(|r| {
-                r.kernel == *kernel && r.timing == *timing && Key::of(r).strategy() == *key
-            });
+            let row = by_cell.get(&(kernel.as_str(), timing.as_str(), key.clone()));
             out.push_str(&match row {
                 None => " - |".into(),
-                Some(r) if r.status != "ok" => format!(" {} |", r.status),
+                Some(r) if r.status != "ok" => format!(" {} |", escape::name(&r.status)),
                 Some(r) => format!(
                     " {} {}/{}; {} ns/run{}; {} insns |",
-                    accuracy(&Some(r.clone())),
+                    accuracy(&Some((*r).clone())),
                     r.counted.map_or("-".into(), |c| c.to_string()),
                     r.expected.map_or("-".into(), |c| c.to_string()),
-                    ns(&Some(r.clone())),
+                    ns(&Some((*r).clone())),
                     if timing == "emulated" {
                         " *emulated*"
                     } else {
@@ -316,4 +422,48 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timed(median: f64, lo: f64, hi: f64) -> Row {
+        Row {
+            status: "ok".into(),
+            timing: "native".into(),
+            update: "atomic".into(),
+            exact: Some(true),
+            ns_per_run_median: Some(median),
+            ns_per_run_ci95_lo: Some(lo),
+            ns_per_run_ci95_hi: Some(hi),
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn a_zero_base_has_no_relative_change_and_no_nan_verdict() {
+        let (change, verdict) = judge(&timed(0.0, 0.0, 0.0), &timed(50.0, 40.0, 60.0), 5.0);
+        assert_eq!((change, verdict), (None, Verdict::Slower));
+        let (change, verdict) = judge(&timed(0.0, 0.0, 0.0), &timed(0.0, 0.0, 0.0), 5.0);
+        assert_eq!((change, verdict), (None, Verdict::Same));
+        let (change, verdict) = judge(&timed(100.0, 90.0, 110.0), &timed(50.0, 40.0, 60.0), 5.0);
+        assert_eq!((change, verdict), (Some(-50.0), Verdict::Faster));
+    }
+
+    #[test]
+    fn free_text_in_a_verdict_is_escaped_in_the_table() {
+        let base = timed(10.0, 9.0, 11.0);
+        let new = Row {
+            status: "error".into(),
+            error: "a|b\n# <i>x</i>".into(),
+            ..base.clone()
+        };
+        let md = render_markdown("t", &[], &compare(&[base], &[new], 5.0), 5.0);
+        let line = md.lines().find(|l| l.contains("ACCURACY")).unwrap();
+        assert!(
+            line.contains("a\\|b\\\\n\\# &lt;i&gt;x&lt;/i&gt;"),
+            "{line}"
+        );
+    }
 }

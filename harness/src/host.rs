@@ -2,7 +2,6 @@
 //! machines and kernels can be told apart.
 
 use std::fs;
-use std::process::Command;
 
 use serde::Serialize;
 
@@ -37,10 +36,7 @@ impl Host {
                 "native"
             }
             .into(),
-            git_rev: std::env::var(crate::guest::vm::GIT_REV_ENV)
-                .ok()
-                .filter(|_| crate::guest::inside())
-                .unwrap_or_else(source_rev),
+            git_rev: source_rev(),
         }
     }
 }
@@ -53,15 +49,9 @@ fn cpu_model() -> Option<String> {
         .map(|(_, v)| v.trim().to_string())
 }
 
-/// The source revision of this build, "-dirty" when it had local changes.
+/// The source revision of this build, "-dirty" when it had local changes,
+/// stamped in at build time (never asked of git at run time: as root, that
+/// would run hooks of whoever owns the tree).
 pub fn source_rev() -> String {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    Command::new("git")
-        .args(["-C", dir, "describe", "--always", "--dirty", "--abbrev=12"])
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
+    env!("BPFSTORM_GIT_REV").to_string()
 }

@@ -32,6 +32,15 @@ impl Leftovers {
     }
 }
 
+/// Removes what runs killed with SIGKILL (which skips Drop) left: storm
+/// cgroups and storm target folders whose process is gone. Every command
+/// that storms calls it first; returns what it removed.
+pub fn sweep_killed_runs() -> std::io::Result<Vec<PathBuf>> {
+    let mut swept = cgroup::StormCgroup::sweep_stale()?;
+    swept.extend(crate::storm::sweep_stale_dirs());
+    Ok(swept)
+}
+
 /// How long the kernel may take to free the maps of an unloaded program.
 const MAP_FREE_GRACE: Duration = Duration::from_secs(2);
 

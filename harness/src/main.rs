@@ -12,11 +12,14 @@ use bpfstorm::export::read::{read_rows, read_run, ReadError};
 use bpfstorm::guest::{self, Guest, GuestError, GuestRun, Scratch};
 use bpfstorm::host::Host;
 use bpfstorm::run::{run, RunOptions};
+use bpfstorm::secure_fs::Dir;
 use bpfstorm::storm::StormSpec;
 use bpfstorm::storm::Target;
 use bpfstorm::{
-    backends, compare, interrupt, output, plan, privileges, probe, recommend, semantics, trigger,
+    backends, compare, interrupt, leaks, output, plan, privileges, probe, recommend, semantics,
+    trigger,
 };
+use bpfstorm::{errln, out, outln};
 use bpfstorm_common::{AttachPoint, Filter, MapKind, Strategy, UpdateMode};
 use clap::Parser;
 
@@ -24,10 +27,28 @@ fn main() -> ExitCode {
     match real_main() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            errln!("error: {}", causes(&e));
+            if interrupt::requested() {
+                ExitCode::from(interrupt::exit_status())
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// The error and its causes, each said once: many errors already quote
+/// their source in their own message.
+fn causes(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn real_main() -> Result<ExitCode> {
@@ -35,6 +56,11 @@ fn real_main() -> Result<ExitCode> {
     if cli.command.needs_kernel() {
         privileges::check()?;
         bpfstorm_common::btf::custom_path()?;
+        let swept =
+            leaks::sweep_killed_runs().context("removing storm cgroups left by killed runs")?;
+        for path in swept {
+            errln!("removed what a killed run left behind: {}", path.display());
+        }
     }
     interrupt::install().context("installing the Ctrl-C handler")?;
     match cli.command {
@@ -78,6 +104,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
     let mut csv = CsvReport::create(&args.results_dir, &format!("run-{}.csv", info.run_id))?;
     let mut rows = Vec::new();
     let mut interrupted = false;
+    let mut unsaved = None;
     let mut guest_failures = 0;
     if args.kernels.host() {
         let bar = output::progress::matrix_bar(opts.cells());
@@ -86,15 +113,12 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
             bar.inc(1);
         });
         bar.finish_and_clear();
-        let outcome = outcome?;
-        for path in &outcome.swept {
-            eprintln!("removed what a killed run left behind: {}", path.display());
-        }
         rows.extend(outcome.rows);
         interrupted = outcome.interrupted;
+        unsaved = outcome.unsaved;
     }
     for guest in &guests {
-        if interrupted {
+        if interrupted || unsaved.is_some() {
             break;
         }
         let got = in_guest(guest, &args.kernels, |dir| args.guest_args(dir));
@@ -112,7 +136,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
                     && !got.interrupted
                     && (guest_rows.len() < wanted || !(got.status == Some(0) || explained))
                 {
-                    eprintln!(
+                    errln!(
                         "error: the guest on kernel {} measured {} of {wanted} cells and exited with {:?}; it printed:\n{}",
                         guest.kernel.series, guest_rows.len(), got.status, got.stdout
                     );
@@ -120,7 +144,9 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
                 }
                 for mut row in guest_rows {
                     row.run_id.clone_from(&info.run_id);
-                    csv.push(row.clone())?;
+                    if unsaved.is_none() {
+                        unsaved = csv.push(row.clone()).err();
+                    }
                     rows.push(row);
                 }
             }
@@ -134,35 +160,57 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         }
     }
 
-    print!("{}", output::summary::render(&rows));
-    println!("results: {}", csv.path().display());
-    if !rows.is_empty() {
-        let report = bpfstorm::export::markdown::write_report(csv.path(), &rows)
-            .with_context(|| format!("writing the report beside {}", csv.path().display()))?;
-        println!("report:  {} (with an SVG chart)", report.display());
+    // Files first: a closed stdout must not cost the report.
+    let report = (!rows.is_empty())
+        .then(|| bpfstorm::export::markdown::write_report(csv.dir(), &csv.path(), &rows))
+        .transpose();
+    out!("{}", output::summary::render(&rows));
+    outln!("results: {}", csv.path().display());
+    let mut unwritten = false;
+    if let Some(e) = &unsaved {
+        errln!("error: the CSV holds the cells before this one only: {e}");
+        unwritten = true;
+    }
+    match report {
+        Ok(Some(report)) => outln!("report:  {} (with an SVG chart)", report.display()),
+        Ok(None) => {}
+        Err(e) => {
+            errln!(
+                "error: writing the report beside {}: {e}",
+                csv.path().display()
+            );
+            unwritten = true;
+        }
     }
     if interrupted || interrupt::requested() {
-        eprintln!("interrupted: the CSV holds the cells measured before the signal");
+        errln!("interrupted: the CSV holds the cells measured before the signal");
         return Ok(ExitCode::from(interrupt::exit_status()));
+    }
+    let disturbed = rows.iter().filter(|r| !r.interference.is_empty()).count();
+    if disturbed > 0 {
+        errln!(
+            "warning: {disturbed} cell(s) shared their hook with other work (column `interference`): \
+             their counts are exact, their timings include that work; measure on a quiet machine"
+        );
     }
     let failed = rows.iter().filter(|r| r.status != "ok").count();
     let refused = rows.iter().filter(|r| r.status == "unsupported").count();
     if refused > 0 {
-        eprintln!(
+        errln!(
             "{refused} cell(s) refused by their kernel (`unsupported here` above); \
              `--kernel 6.1,6.12` runs them in Debian guest kernels"
         );
     }
     if failed > refused {
-        eprintln!(
+        errln!(
             "{} cell(s) could not be measured; see the errors above",
             failed - refused
         );
     }
     if guest_failures > 0 {
-        eprintln!("{guest_failures} guest(s) did not run; see the errors above");
+        errln!("{guest_failures} guest(s) did not run; see the errors above");
     }
-    Ok(if failed + guest_failures > 0 {
+    Ok(if failed + guest_failures > 0 || unwritten {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -177,9 +225,9 @@ fn probe_command(args: ProbeArgs) -> Result<ExitCode> {
     let mut failures = 0;
     if args.kernels.host() {
         for (fact, answer) in probe::facts() {
-            println!("{fact}: {answer}");
+            outln!("{fact}: {answer}");
         }
-        println!();
+        outln!();
         let mut probes = Vec::new();
         for backend in &backends {
             let found = probe::probe(backend.as_ref());
@@ -188,14 +236,14 @@ fn probe_command(args: ProbeArgs) -> Result<ExitCode> {
             }
             probes.extend(found);
         }
-        print!("{}", probe::render(&probes));
+        out!("{}", probe::render(&probes));
     }
     for guest in guests.iter().take_while(|_| !interrupt::requested()) {
-        println!("\n== {} ==", guest.describe());
+        outln!("\n== {} ==", guest.describe());
         let got = in_guest(guest, &args.kernels, |dir| args.guest_args(dir));
         // The guest's own results path is gone with its scratch folder.
         for line in got.stdout.lines().filter(|l| !l.starts_with("results: ")) {
-            println!("{line}");
+            outln!("{line}");
         }
         match got.read("probe-", ".csv", read_rows::<ProbeRow>) {
             Ok(guest_rows) => {
@@ -210,7 +258,7 @@ fn probe_command(args: ProbeArgs) -> Result<ExitCode> {
             failures += 1;
         }
     }
-    println!("results: {}", csv.path().display());
+    outln!("results: {}", csv.path().display());
     if interrupt::requested() {
         return Ok(ExitCode::from(interrupt::exit_status()));
     }
@@ -249,14 +297,14 @@ fn collateral_command(args: CollateralArgs) -> Result<ExitCode> {
     let bias = (!interrupt::requested())
         .then(|| trigger::stats_bias(backend.as_ref(), threads, args.rounds as usize, length));
     bar.finish_and_clear();
-    println!(
+    outln!(
         "getppid() loop on {threads} thread(s), {} interleaved pairs of {} ms rounds per hook ({} backend, array/atomic)",
         args.rounds, args.round_ms, backend.name()
     );
-    println!();
-    print!("{}", output::collateral::render(&results));
+    outln!();
+    out!("{}", output::collateral::render(&results));
     match bias {
-        Some(Ok(b)) => println!(
+        Some(Ok(b)) => outln!(
             "\nbpf_stats bias (raw_tp_sys_enter attached, stats on - off): {:+.1} ns per program run [95% CI {:+.1}, {:+.1}]{}",
             b.median,
             b.lo,
@@ -267,7 +315,7 @@ fn collateral_command(args: CollateralArgs) -> Result<ExitCode> {
                 "; not resolvable at this noise"
             }
         ),
-        Some(Err(e)) => println!("\nbpf_stats bias: not measured: {e}"),
+        Some(Err(e)) => outln!("\nbpf_stats bias: not measured: {e}"),
         None => {}
     }
     if interrupt::requested() {
@@ -295,8 +343,7 @@ fn semantics_command(args: SemanticsArgs) -> Result<ExitCode> {
     };
     // Fail on bad storm flags before anything is loaded.
     semantics::default_spec(targets[0], args.workers, args.execs).map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(&args.results_dir)
-        .with_context(|| format!("creating {}", args.results_dir.display()))?;
+    let results = Dir::results(&args.results_dir)?;
 
     let mut rows = Vec::new();
     let mut failures = 0;
@@ -316,7 +363,7 @@ fn semantics_command(args: SemanticsArgs) -> Result<ExitCode> {
         );
         bar.finish_and_clear();
         if interrupt::requested() {
-            eprintln!("interrupted: no report written");
+            errln!("interrupted: no report written");
             return Ok(ExitCode::from(interrupt::exit_status()));
         }
         let report = semantics::render_markdown(&host, backend.as_ref(), &targets, &cells);
@@ -325,15 +372,17 @@ fn semantics_command(args: SemanticsArgs) -> Result<ExitCode> {
             "emulated" => format!("semantics-{}-guest", host.kernel),
             _ => format!("semantics-{}", host.kernel),
         };
-        let md = args.results_dir.join(format!("{stem}.md"));
-        std::fs::write(&md, &report).with_context(|| format!("writing {}", md.display()))?;
-        let mut csv = CsvReport::create(&args.results_dir, &format!("{stem}.csv"))?;
+        results.replace(&format!("{stem}.md"), report.as_bytes())?;
+        let mut csv = CsvReport::replace_in(results.try_clone()?, &format!("{stem}.csv"))?;
         for row in semantics::rows(&host, backend.as_ref(), &cells) {
             csv.push(row.clone())?;
             rows.push(row);
         }
-        print!("{report}");
-        println!("\nreport: {}", md.display());
+        out!("{report}");
+        outln!(
+            "\nreport: {}",
+            results.path().join(format!("{stem}.md")).display()
+        );
     }
     for guest in guests.iter().take_while(|_| !interrupt::requested()) {
         let got = in_guest(guest, &args.kernels, |dir| args.guest_args(dir));
@@ -341,15 +390,24 @@ fn semantics_command(args: SemanticsArgs) -> Result<ExitCode> {
             let guest_rows = read_rows::<semantics::SemanticsRow>(csv)?;
             let md = csv.with_extension("md");
             for file in [md.as_path(), csv] {
-                let to = args.results_dir.join(file.file_name().unwrap_or_default());
-                std::fs::copy(file, &to).map_err(|source| ReadError::Io {
-                    path: to.clone(),
+                let name = file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                // The guest's scratch folder is ours alone (0700).
+                let bytes = std::fs::read(file).map_err(|source| ReadError::Io {
+                    path: file.to_path_buf(),
                     source,
                 })?;
+                results.replace(name, &bytes).map_err(|e| ReadError::Io {
+                    path: results.path().join(name),
+                    source: std::io::Error::other(e),
+                })?;
             }
-            println!(
+            outln!(
                 "report: {} ({})",
-                args.results_dir
+                results
+                    .path()
                     .join(md.file_name().unwrap_or_default())
                     .display(),
                 guest.describe()
@@ -365,15 +423,17 @@ fn semantics_command(args: SemanticsArgs) -> Result<ExitCode> {
         }
     }
     if interrupt::requested() {
-        eprintln!("interrupted: no report across kernels written");
+        errln!("interrupted: no report across kernels written");
         return Ok(ExitCode::from(interrupt::exit_status()));
     }
     if args.kernels.kernel.len() > 1 && !rows.is_empty() {
         let report = semantics::render_kernels(&rows);
-        let md = args.results_dir.join("semantics-kernels.md");
-        std::fs::write(&md, &report).with_context(|| format!("writing {}", md.display()))?;
-        print!("\n{report}");
-        println!("\nreport: {}", md.display());
+        results.replace("semantics-kernels.md", report.as_bytes())?;
+        out!("\n{report}");
+        outln!(
+            "\nreport: {}",
+            results.path().join("semantics-kernels.md").display()
+        );
     }
     Ok(if failures > 0 {
         ExitCode::FAILURE
@@ -395,17 +455,23 @@ fn compare_command(args: CompareArgs) -> Result<ExitCode> {
     } else {
         for path in &args.new {
             let new = read_run(path)?;
-            let changes = compare::compare(&base, &new, args.threshold);
+            let changes = compare::compare_judged(&base, &new, args.threshold, args.across_cpus);
             regressions += changes.iter().filter(|c| c.verdict.is_regression()).count();
             let title = format!("{} vs {}", args.base.display(), path.display());
-            report.push_str(&compare::render_markdown(&title, &changes, args.threshold));
+            let machines = compare::machine_differences(&base, &new);
+            report.push_str(&compare::render_markdown(
+                &title,
+                &machines,
+                &changes,
+                args.threshold,
+            ));
             report.push('\n');
         }
     }
-    print!("{report}");
     if let Some(path) = &args.output {
-        std::fs::write(path, &report).with_context(|| format!("writing {}", path.display()))?;
+        write_named(path, &report)?;
     }
+    out!("{report}");
     Ok(if regressions > 0 {
         ExitCode::FAILURE
     } else {
@@ -420,8 +486,8 @@ fn recommend_command(args: RecommendArgs) -> Result<ExitCode> {
             .context("no results/run-*.csv: run `bpfstorm run` first, or name a run CSV")?,
     };
     let rows = read_run(&path)?;
-    println!("From {}:\n", path.display());
-    print!(
+    outln!("From {}:\n", path.display());
+    out!(
         "{}",
         recommend::render_markdown(&recommend::recommend(&rows))
     );
@@ -445,7 +511,7 @@ fn in_guest(
     kernels: &KernelArgs,
     args: impl FnOnce(&Path) -> Vec<OsString>,
 ) -> FromGuest {
-    eprintln!("{}: booting...", guest.describe());
+    errln!("{}: booting...", guest.describe());
     let mut got = FromGuest {
         scratch: None,
         status: None,
@@ -455,7 +521,7 @@ fn in_guest(
     };
     match guest.bpfstorm(args, kernels.guest_limit()) {
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             got.failed = true;
         }
         Ok(GuestRun { scratch, outcome }) => {
@@ -467,7 +533,7 @@ fn in_guest(
                 }
                 Err(GuestError::Interrupted) => got.interrupted = true,
                 Err(e) => {
-                    eprintln!("error: {e} (keeping what it measured before)");
+                    errln!("error: {e} (keeping what it measured before)");
                     got.failed = true;
                 }
             }
@@ -501,9 +567,27 @@ impl FromGuest {
         if self.failed || self.interrupted {
             return;
         }
-        eprintln!(
+        errln!(
             "error: the guest on kernel {} (exit status {:?}): {why}; it printed:\n{}",
-            guest.kernel.series, self.status, self.stdout
+            guest.kernel.series,
+            self.status,
+            self.stdout
         );
     }
+}
+
+/// Writes `text` to the file at `path` the user named, replacing it (a
+/// symlink there is replaced, not followed), in a folder no other user can
+/// change.
+fn write_named(path: &Path, text: &str) -> Result<()> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} names no file", path.display()))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Dir::open(parent)?.replace(name, text.as_bytes())?;
+    Ok(())
 }

@@ -61,23 +61,57 @@ impl FilterKind {
     }
 }
 
-/// The perf tracepoint that sees the same events as an attach point.
-pub fn oracle_for(attach: AttachPoint) -> &'static str {
-    match attach {
-        AttachPoint::TpSysEnterExecve
-        | AttachPoint::RawTpSysEnter
-        | AttachPoint::TpBtfSysEnter
-        | AttachPoint::UprobeLibcExecve
-        | AttachPoint::FentrySysExecve
-        | AttachPoint::FexitSysExecve
-        | AttachPoint::KprobeSysExecve
-        | AttachPoint::KsyscallExecve => "syscalls:sys_enter_execve",
-        AttachPoint::TpSysEnterExecveat => "syscalls:sys_enter_execveat",
-        AttachPoint::TpSchedProcessExec
-        | AttachPoint::RawTpSchedProcessExec
-        | AttachPoint::TpBtfSchedProcessExec
-        | AttachPoint::LsmBprmCheckSecurity
-        | AttachPoint::LsmBprmCommittedCreds => "sched:sched_process_exec",
+/// The perf oracle that sees exactly what an attach point should count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oracle {
+    SysEnterExecve,
+    SysEnterExecveat,
+    /// Hooks on every syscall that keep the exec syscalls (raw_tp/tp_btf
+    /// sys_enter): execve and execveat attempts both.
+    ExecveOrExecveat,
+    SchedProcessExec,
+}
+
+impl Oracle {
+    pub const ALL: [Oracle; 4] = [
+        Oracle::SysEnterExecve,
+        Oracle::SysEnterExecveat,
+        Oracle::ExecveOrExecveat,
+        Oracle::SchedProcessExec,
+    ];
+
+    /// The name in the CSV's `expected_oracle` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Oracle::SysEnterExecve => "syscalls:sys_enter_execve",
+            Oracle::SysEnterExecveat => "syscalls:sys_enter_execveat",
+            Oracle::ExecveOrExecveat => "syscalls:sys_enter_execve+syscalls:sys_enter_execveat",
+            Oracle::SchedProcessExec => "sched:sched_process_exec",
+        }
+    }
+
+    pub fn for_attach(attach: AttachPoint) -> Oracle {
+        match attach {
+            AttachPoint::TpSysEnterExecve
+            | AttachPoint::UprobeLibcExecve
+            | AttachPoint::FentrySysExecve
+            | AttachPoint::FexitSysExecve
+            | AttachPoint::KprobeSysExecve
+            | AttachPoint::KsyscallExecve => Oracle::SysEnterExecve,
+            AttachPoint::RawTpSysEnter | AttachPoint::TpBtfSysEnter => Oracle::ExecveOrExecveat,
+            AttachPoint::TpSysEnterExecveat => Oracle::SysEnterExecveat,
+            AttachPoint::TpSchedProcessExec
+            | AttachPoint::RawTpSchedProcessExec
+            | AttachPoint::TpBtfSchedProcessExec
+            | AttachPoint::LsmBprmCheckSecurity
+            | AttachPoint::LsmBprmCommittedCreds => Oracle::SchedProcessExec,
+        }
+    }
+}
+
+impl std::fmt::Display for Oracle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -97,7 +131,7 @@ pub struct Cell {
     pub perf_sys_enter_execve_system: u64,
     /// The oracle that sees what this attach point should count.
     pub expected: u64,
-    pub expected_oracle: &'static str,
+    pub expected_oracle: Oracle,
     /// Forks the whole machine made during the storm (/proc/stat).
     pub forks_procfs: u64,
     pub system_cpu: Duration,
@@ -129,6 +163,12 @@ impl Cell {
 
     /// Mean in-kernel time per counted event (ns), all runs included:
     /// hooks that run on every syscall pay for the ones they filter out.
+    /// Program runs per counted event (1 for a hook that runs only on the
+    /// events it counts, far more for one on every syscall).
+    pub fn runs_per_event(&self) -> Option<f64> {
+        (self.reading.count > 0).then(|| self.prog.run_cnt as f64 / self.reading.count as f64)
+    }
+
     pub fn ns_per_event(&self) -> Option<f64> {
         (self.reading.count > 0).then(|| self.prog.run_time_ns as f64 / self.reading.count as f64)
     }
@@ -180,20 +220,13 @@ impl OracleCounts {
         }
     }
 
-    /// The count of the oracle named by [`oracle_for`].
-    fn of(&self, oracle: &str) -> u64 {
+    fn of(&self, oracle: Oracle) -> u64 {
         match oracle {
-            "syscalls:sys_enter_execveat" => self.execveat,
-            "sched:sched_process_exec" => self.exec,
-            _ => self.execve,
+            Oracle::SysEnterExecve => self.execve,
+            Oracle::SysEnterExecveat => self.execveat,
+            Oracle::ExecveOrExecveat => self.execve + self.execveat,
+            Oracle::SchedProcessExec => self.exec,
         }
-    }
-}
-
-fn reading_since(after: Reading, before: Reading) -> Reading {
-    Reading {
-        count: after.count.saturating_sub(before.count),
-        dropped: after.dropped.saturating_sub(before.dropped),
     }
 }
 
@@ -217,6 +250,53 @@ fn heap_in_use() -> i64 {
     i64::try_from(info.uordblks + info.hblkhd).unwrap_or(i64::MAX)
 }
 
+/// What both arms of a cell carry, the probe's and the probe-free one, so
+/// that their storms differ only by the program: a fresh storm cgroup, the
+/// perf oracles on it (each enables its tracepoint, so both arms take the
+/// syscall tracepoint slow path) and BPF stats switched on.
+struct Instruments {
+    cgroup: StormCgroup,
+    oracles: Oracles,
+    _stats: StatsGuard,
+}
+
+impl Instruments {
+    fn set_up(spec: &StormSpec, filter: FilterKind) -> Result<Instruments, MeasureError> {
+        let cgroup = StormCgroup::create(spec.pids_max())?;
+        let oracles = Oracles::open(match filter {
+            FilterKind::All => None,
+            FilterKind::Cgroup => Some(&cgroup),
+        })?;
+        let _stats = StatsGuard::enable().map_err(MeasureError::Stats)?;
+        Ok(Instruments {
+            cgroup,
+            oracles,
+            _stats,
+        })
+    }
+
+    /// Runs the storm, calling `sample` on every tick (~50 ms); a Ctrl-C
+    /// kills the storm and is reported as such.
+    fn storm(
+        &self,
+        spec: &StormSpec,
+        sample: &mut dyn FnMut(),
+    ) -> Result<StormReport, MeasureError> {
+        let cgroup = &self.cgroup;
+        let storm = run_storm(spec, cgroup, &mut || {
+            if interrupt::requested() {
+                cgroup.kill_all();
+            }
+            sample();
+        });
+        // A storm killed by Ctrl-C fails; the interrupt is the news, not the kill.
+        if interrupt::requested() {
+            return Err(MeasureError::Interrupted);
+        }
+        Ok(storm?)
+    }
+}
+
 /// Loads `strategy` on `backend`, runs one storm in a fresh cgroup and
 /// measures it. The cgroup, the counter and the stats fd are gone on return.
 pub fn measure(
@@ -225,22 +305,17 @@ pub fn measure(
     filter: FilterKind,
     spec: &StormSpec,
 ) -> Result<Cell, MeasureError> {
-    let cgroup = StormCgroup::create(spec.pids_max())?;
+    let instruments = Instruments::set_up(spec, filter)?;
     let strategy = strategy.with_filter(match filter {
         FilterKind::All => Filter::All,
-        FilterKind::Cgroup => Filter::Cgroup(cgroup.id()),
+        FilterKind::Cgroup => Filter::Cgroup(instruments.cgroup.id()),
     });
-    let oracles = Oracles::open(match filter {
-        FilterKind::All => None,
-        FilterKind::Cgroup => Some(&cgroup),
-    })?;
-    let _stats = StatsGuard::enable().map_err(MeasureError::Stats)?;
     let heap_before = heap_in_use();
     let mut counter = backend.open(&strategy)?;
     let loader_heap_bytes = heap_in_use() - heap_before;
 
     let procfs_before = SystemSnapshot::take()?;
-    let oracle_before = oracles.read()?;
+    let oracle_before = instruments.oracles.read()?;
     let reading_before = counter.read()?;
     let stats_before = counter.prog_stats()?;
 
@@ -248,10 +323,7 @@ pub fn measure(
     let mut last = stats_before;
     let storm = {
         let counter = &*counter;
-        let mut on_tick = || {
-            if interrupt::requested() {
-                cgroup.kill_all();
-            }
+        instruments.storm(spec, &mut || {
             if let Ok(now) = counter.prog_stats() {
                 let delta = now.since(&last);
                 if delta.run_cnt >= MIN_RUNS_PER_INTERVAL {
@@ -259,20 +331,14 @@ pub fn measure(
                     last = now;
                 }
             }
-        };
-        run_storm(spec, &cgroup, &mut on_tick)
+        })?
     };
-    // A storm killed by Ctrl-C fails; the interrupt is the news, not the kill.
-    if interrupt::requested() {
-        return Err(MeasureError::Interrupted);
-    }
-    let storm = storm?;
 
-    let reading = reading_since(counter.read()?, reading_before);
+    let reading = counter.read()?.since(&reading_before);
     let prog = counter.prog_stats()?.since(&stats_before);
-    let oracle = oracles.read()?.since(&oracle_before);
+    let oracle = instruments.oracles.read()?.since(&oracle_before);
     let procfs = SystemSnapshot::take()?.since(&procfs_before);
-    let expected_oracle = oracle_for(strategy.attach());
+    let expected_oracle = Oracle::for_attach(strategy.attach());
 
     Ok(Cell {
         strategy,
@@ -297,16 +363,14 @@ pub fn measure(
     })
 }
 
-/// The same storm with no probe loaded: the reference for end-to-end cost.
-pub fn baseline_storm(spec: &StormSpec) -> Result<StormReport, MeasureError> {
-    let cgroup = StormCgroup::create(spec.pids_max())?;
-    let report = run_storm(spec, &cgroup, &mut || {
-        if interrupt::requested() {
-            cgroup.kill_all();
-        }
-    });
-    if interrupt::requested() {
-        return Err(MeasureError::Interrupted);
-    }
-    Ok(report?)
+/// The same storm with no probe loaded, under the same instruments as
+/// [`measure`] (cgroup, perf oracles scoped alike, BPF stats on, oracles
+/// read around it): the reference for end-to-end cost. The only work the
+/// probe's arm does besides is one prog-stats syscall per ~50 ms tick.
+pub fn baseline_storm(spec: &StormSpec, filter: FilterKind) -> Result<StormReport, MeasureError> {
+    let instruments = Instruments::set_up(spec, filter)?;
+    let before = instruments.oracles.read()?;
+    let storm = instruments.storm(spec, &mut || {})?;
+    instruments.oracles.read()?.since(&before);
+    Ok(storm)
 }

@@ -2,15 +2,18 @@
 
 use bpfstorm_common::{AttachPoint, Filter, InvalidStrategy, MapKind, Strategy, UpdateMode};
 
-/// Every valid attach x map x update combination of the choices; an empty
-/// `maps` or `updates` means all. Invalid pairs are left out, but a choice
-/// that leaves nothing at all is an error that says what would work.
+/// Every attach x map x update combination of the choices. An empty `maps`
+/// means all, an empty `updates` every mode valid for each map; a mode named
+/// explicitly for maps that cannot take it is refused, saying what works,
+/// unless the maps were left to default (then the maps that take it are
+/// kept), so nothing the user asked for is silently dropped.
 pub fn strategies(
     attach: &[AttachPoint],
     maps: &[MapKind],
     updates: &[UpdateMode],
 ) -> Result<Vec<Strategy>, InvalidStrategy> {
-    let maps = if maps.is_empty() { MapKind::ALL } else { maps };
+    let all_maps = maps.is_empty();
+    let maps = if all_maps { MapKind::ALL } else { maps };
     let mut out = Vec::new();
     let mut first_error = None;
     for &a in attach {
@@ -23,9 +26,10 @@ pub fn strategies(
             for &u in wanted {
                 match Strategy::new(a, m, u, Filter::All) {
                     Ok(s) => out.push(s),
-                    Err(e) => {
+                    Err(e) if all_maps => {
                         first_error.get_or_insert(e);
                     }
+                    Err(e) => return Err(e),
                 }
             }
         }
@@ -47,18 +51,21 @@ mod tests {
     }
 
     #[test]
-    fn filters_keep_only_valid_pairs() {
-        let s = strategies(
+    fn a_mode_named_for_maps_that_cannot_take_it_is_refused() {
+        let err = strategies(
             &[AttachPoint::TpSysEnterExecve],
-            &[MapKind::Array, MapKind::PercpuArray],
-            &[UpdateMode::Atomic, UpdateMode::Percpu],
+            &[MapKind::Array, MapKind::Ringbuf],
+            &[UpdateMode::Stream],
         )
-        .unwrap();
-        let names: Vec<String> = s
-            .iter()
-            .map(|s| format!("{}/{}", s.map(), s.update()))
-            .collect();
-        assert_eq!(names, ["array/atomic", "percpu_array/percpu"]);
+        .unwrap_err();
+        assert!(err.to_string().contains("map `array`"), "{err}");
+    }
+
+    #[test]
+    fn a_mode_alone_keeps_the_maps_that_take_it() {
+        let s = strategies(&[AttachPoint::TpSysEnterExecve], &[], &[UpdateMode::Percpu]).unwrap();
+        let names: Vec<String> = s.iter().map(|s| s.map().to_string()).collect();
+        assert_eq!(names, ["percpu_array", "percpu_hash"]);
     }
 
     #[test]

@@ -15,6 +15,11 @@ pub enum PrivilegeError {
          capabilities {0:#x}: run it as root, e.g. with sudo"
     )]
     Missing(u64),
+    #[error(
+        "bpfstorm must run as root (effective uid {0}): capabilities alone are not enough, \
+         since the storm cgroups and perf counters it makes belong to root; run it with sudo"
+    )]
+    NotRoot(u32),
     #[error("cannot read this process's capabilities from /proc/self/status: {0}")]
     Unreadable(String),
 }
@@ -32,6 +37,10 @@ fn parse_cap_eff(status: &str) -> Option<u64> {
 }
 
 pub fn check() -> Result<(), PrivilegeError> {
+    let euid = nix::unistd::geteuid().as_raw();
+    if euid != 0 {
+        return Err(PrivilegeError::NotRoot(euid));
+    }
     let caps = effective()?;
     if caps & (1 << CAP_SYS_ADMIN) == 0 {
         return Err(PrivilegeError::Missing(caps));

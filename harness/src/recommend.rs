@@ -3,6 +3,7 @@
 
 use crate::aggregate::aggregate;
 use crate::export::csv::Row;
+use crate::export::escape::name;
 
 /// One job a counter can be picked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +44,9 @@ impl Goal {
     fn figure(self, r: &Row) -> Option<(f64, f64, f64)> {
         match self {
             Goal::ExactCount | Goal::Streaming => Some((
-                r.ns_per_run_median?,
-                r.ns_per_run_ci95_lo?,
-                r.ns_per_run_ci95_hi?,
+                r.ns_per_event_median?,
+                r.ns_per_event_ci95_lo?,
+                r.ns_per_event_ci95_hi?,
             )),
             Goal::CheapRead => Some((r.read_us_median?, r.read_us_ci95_lo?, r.read_us_ci95_hi?)),
         }
@@ -54,7 +55,7 @@ impl Goal {
     fn unit(self) -> &'static str {
         match self {
             Goal::CheapRead => "us/read",
-            _ => "ns/run",
+            _ => "ns/event",
         }
     }
 }
@@ -73,7 +74,13 @@ fn gives_up(r: &Row) -> &'static str {
 }
 
 fn label(r: &Row) -> String {
-    format!("{} {} {}/{}", r.backend, r.attach, r.map, r.update)
+    format!(
+        "{} {} {}/{}",
+        name(&r.backend),
+        name(&r.attach),
+        name(&r.map),
+        name(&r.update)
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -134,7 +141,7 @@ pub fn render_markdown(advice: &[Advice]) -> String {
             ));
         } else {
             out.push_str(&format!(
-                "**Tie**: {} has the lowest median ({m:.1} {unit} [{lo:.1}, {hi:.1}]), but its \
+                "**Tie**: {} has the lowest figure ({m:.1} {unit} [{lo:.1}, {hi:.1}]), but its \
                  interval overlaps {}: at this noise they cannot be ranked; choose among them on \
                  what they give up.\n",
                 label(best),
@@ -148,7 +155,8 @@ pub fn render_markdown(advice: &[Advice]) -> String {
     }
     out.push_str(
         "\nRacy updates are never recommended: they lose counts under contention. \
-         Intervals come from one storm each; repeat runs before acting on small differences. \
+         In-kernel costs are per counted event (filtered-out runs included); intervals are 95% \
+         intervals over the repetitions (over one storm's slices when there is one). \
          Rows from guest kernels (timing = emulated) are left out: emulation's times are not \
          this CPU's; `bpfstorm compare --by-kernel` shows what they count.\n",
     );

@@ -1,23 +1,11 @@
 //! `bpfstorm run`: every cell of the matrix in turn, a CSV row after each.
 
-use std::path::PathBuf;
-
 use bpfstorm_common::{Backend, Strategy};
-use thiserror::Error;
 
-use crate::cgroup::StormCgroup;
 use crate::export::csv::{CellId, CsvError, CsvReport, Row, RunInfo};
 use crate::interrupt;
 use crate::measure::{baseline_storm, measure, FilterKind, MeasureError};
 use crate::storm::StormSpec;
-
-#[derive(Debug, Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Csv(#[from] CsvError),
-    #[error("removing storm cgroups left by killed runs: {0}")]
-    Sweep(#[from] std::io::Error),
-}
 
 pub struct RunOptions {
     pub backends: Vec<Box<dyn Backend>>,
@@ -38,9 +26,10 @@ impl RunOptions {
 
 pub struct RunOutcome {
     pub rows: Vec<Row>,
-    /// Cgroups and target folders of killed runs, removed at the start.
-    pub swept: Vec<PathBuf>,
     pub interrupted: bool,
+    /// Why the CSV could not take a row (a full disk, say): the run stopped
+    /// there, and `rows` still holds every cell measured.
+    pub unsaved: Option<CsvError>,
 }
 
 /// Measures every cell into `csv`; `on_cell` hears of each before it starts.
@@ -49,11 +38,10 @@ pub fn run(
     run: &RunInfo,
     csv: &mut CsvReport,
     on_cell: &mut dyn FnMut(&str),
-) -> Result<RunOutcome, RunError> {
-    let mut swept = StormCgroup::sweep_stale()?;
-    swept.extend(crate::storm::sweep_stale_dirs());
+) -> RunOutcome {
     let mut rows = Vec::new();
     let mut interrupted = false;
+    let mut unsaved = None;
 
     // Every cell once, then every cell again: drift over the run hits all
     // cells alike instead of the ones measured last.
@@ -91,12 +79,12 @@ pub fn run(
             let baseline_first = repetition % 2 == 0;
             let measured = (|| {
                 let before = (opts.paired_baseline && baseline_first)
-                    .then(|| baseline_storm(&opts.spec))
+                    .then(|| baseline_storm(&opts.spec, opts.filter))
                     .transpose()?;
                 let cell = measure(backend.as_ref(), *strategy, opts.filter, &opts.spec)?;
                 let baseline = match before {
                     Some(b) => Some(b),
-                    None if opts.paired_baseline => Some(baseline_storm(&opts.spec)?),
+                    None if opts.paired_baseline => Some(baseline_storm(&opts.spec, opts.filter)?),
                     None => None,
                 };
                 Ok::<_, MeasureError>((cell, baseline))
@@ -104,6 +92,7 @@ pub fn run(
             let row = match measured {
                 Ok((cell, baseline)) => {
                     let mut row = Row::measured(run, &id, &cell);
+                    row.interference = crate::neighbours::describe(&cell, opts.spec.target);
                     if let Some(baseline) = baseline {
                         row.baseline_wall_s = Some(baseline.wall.as_secs_f64());
                         row.e2e_ns_per_exec = (cell.storm.issued > 0).then(|| {
@@ -119,13 +108,17 @@ pub fn run(
                 }
                 Err(e) => Row::failed(run, &id, e.is_unsupported(), e.to_string()),
             };
-            csv.push(row.clone())?;
+            let saved = csv.push(row.clone());
             rows.push(row);
+            if let Err(e) = saved {
+                unsaved = Some(e);
+                break 'cells;
+            }
         }
     }
-    Ok(RunOutcome {
+    RunOutcome {
         rows,
-        swept,
         interrupted,
-    })
+        unsaved,
+    }
 }

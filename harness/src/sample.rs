@@ -65,6 +65,61 @@ impl Estimate {
     }
 }
 
+/// The mean of a small sample (repetitions of a cell) and its 95% Student-t
+/// interval: a real 95% interval of that mean, assuming the values scatter
+/// roughly normally around it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeanEstimate {
+    pub mean: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub n: usize,
+}
+
+impl MeanEstimate {
+    /// `None` below two values, or for a value that is not finite.
+    pub fn from_samples(samples: &[f64]) -> Option<MeanEstimate> {
+        let n = samples.len();
+        if n < 2 || samples.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let mean = samples.iter().sum::<f64>() / n as f64;
+        let var = samples.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        let half = t_975(n - 1) * (var / n as f64).sqrt();
+        Some(MeanEstimate {
+            mean,
+            lo: mean - half,
+            hi: mean + half,
+            n,
+        })
+    }
+
+    pub fn half_width(&self) -> f64 {
+        (self.hi - self.lo) / 2.0
+    }
+
+    /// Whether the interval leaves out zero: the effect is resolved.
+    pub fn excludes_zero(&self) -> bool {
+        self.lo > 0.0 || self.hi < 0.0
+    }
+}
+
+/// The 97.5% quantile of Student's t with `df` degrees of freedom.
+fn t_975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => TABLE[df - 1],
+        31..=60 => 2.000,
+        61..=120 => 1.980,
+        _ => 1.960,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +148,18 @@ mod tests {
             three.coverage()
         );
         assert!(Estimate::from_samples(&[]).is_none());
+        let m = MeanEstimate::from_samples(&[10.0, 12.0, 14.0]).unwrap();
+        assert_eq!(m.mean, 12.0);
+        // sd 2, n 3, t(2) 4.303: half-width 4.303 * 2 / sqrt(3).
+        assert!(
+            (m.half_width() - 4.303 * 2.0 / 3f64.sqrt()).abs() < 1e-9,
+            "{m:?}"
+        );
+        assert!(m.excludes_zero());
+        assert!(!MeanEstimate::from_samples(&[-1.0, 1.0])
+            .unwrap()
+            .excludes_zero());
+        assert!(MeanEstimate::from_samples(&[1.0]).is_none());
         assert!(Estimate::from_samples(&[f64::NAN]).is_none());
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bpfstorm::backends;
-use bpfstorm::measure::{measure, FilterKind, MeasureError};
+use bpfstorm::measure::{measure, FilterKind, MeasureError, Oracle};
 use bpfstorm::storm::{SpawnMethod, StormSpec, Target};
 use bpfstorm_common::{AttachPoint, CounterError, Filter, MapKind, Strategy, UpdateMode};
 
@@ -14,10 +14,54 @@ fn outcome(
     attach: AttachPoint,
     spawn: SpawnMethod,
 ) -> Result<bpfstorm::measure::Cell, MeasureError> {
+    outcome_of(backend, attach, Target::Tiny, spawn)
+}
+
+fn outcome_of(
+    backend: &str,
+    attach: AttachPoint,
+    target: Target,
+    spawn: SpawnMethod,
+) -> Result<bpfstorm::measure::Cell, MeasureError> {
     let backend = backends::by_name(backend).unwrap();
     let strategy = Strategy::new(attach, MapKind::Array, UpdateMode::Atomic, Filter::All).unwrap();
-    let spec = StormSpec::new(2, 500, Target::Tiny, spawn, Duration::from_secs(60)).unwrap();
+    let spec = StormSpec::new(2, 500, target, spawn, Duration::from_secs(60)).unwrap();
     measure(backend.as_ref(), strategy, FilterKind::Cgroup, &spec)
+}
+
+/// With execveat (the `fexecve` target), each attach point counts exactly
+/// what its oracle sees: hooks on every syscall that keep both exec
+/// syscalls are judged against execve + execveat, not execve alone.
+#[test]
+fn each_attach_point_matches_its_oracle_for_execveat_too() {
+    for name in backends::NAMES {
+        for &attach in AttachPoint::ALL {
+            match outcome_of(name, attach, Target::Fexecve, SpawnMethod::Fork) {
+                Ok(cell) => {
+                    assert_eq!(cell.storm.succeeded, 1000, "{name} {attach}");
+                    assert!(
+                        cell.is_exact(),
+                        "{name} {attach}: counted {} vs {} {}",
+                        cell.reading.count,
+                        cell.expected,
+                        cell.expected_oracle
+                    );
+                    let sees_execveat = matches!(
+                        Oracle::for_attach(attach),
+                        Oracle::SysEnterExecveat
+                            | Oracle::ExecveOrExecveat
+                            | Oracle::SchedProcessExec
+                    );
+                    let want = if sees_execveat { 1000 } else { 0 };
+                    assert_eq!(cell.expected, want, "{name} {attach}");
+                }
+                Err(MeasureError::Counter(CounterError::Unsupported { what, .. })) => {
+                    assert_eq!(what, attach.name());
+                }
+                Err(e) => panic!("{name} {attach}: neither counted nor a typed refusal: {e}"),
+            }
+        }
+    }
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn documented_columns() -> Vec<String> {
     let readme =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
     let section = readme
-        .split("## The CSV (schema v2)")
+        .split("## The CSV (schema v3)")
         .nth(1)
         .expect("README has the CSV section");
     section
@@ -91,7 +91,7 @@ fn small_run_writes_an_exact_csv_in_the_documented_schema() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("ns/run median [95% CI]"), "{table}");
+    assert!(table.contains("ns/event [95% CI]"), "{table}");
 
     let csv_path = newest_run(dir.path()).expect("the run's CSV");
     let mut reader = csv::Reader::from_path(&csv_path).unwrap();
@@ -123,7 +123,7 @@ fn small_run_writes_an_exact_csv_in_the_documented_schema() {
         "every cell, then every cell again"
     );
     for row in &rows {
-        assert_eq!(&row[col("schema_version")], "2");
+        assert_eq!(&row[col("schema_version")], "3");
         assert_eq!(&row[col("timing")], "native");
         assert_eq!(&row[col("status")], "ok");
         assert_eq!(&row[col("issued")], "400");

@@ -73,10 +73,17 @@ fn exact_strategies_count_every_exec_of_a_20k_storm() {
             assert_eq!(c.perf_sys_enter_execve, 20_000, "{what}: perf oracle");
             assert_eq!(c.perf_sched_process_exec, 20_000, "{what}: perf oracle");
             assert!(c.is_exact(), "{what}");
-            // Every exec on the machine ran the program once (the filter is inside it).
-            assert_eq!(
-                c.prog.run_cnt, c.perf_sys_enter_execve_system,
-                "{what}: run_cnt"
+            // Every exec of the storm ran the program (the filter is inside
+            // it), and so did any other exec on the machine meanwhile: the
+            // stats are read inside the oracle's window, so run_cnt lies
+            // between the storm's count and the machine's.
+            assert!(
+                c.perf_sys_enter_execve <= c.prog.run_cnt
+                    && c.prog.run_cnt <= c.perf_sys_enter_execve_system,
+                "{what}: run_cnt {} outside [{}, {}]",
+                c.prog.run_cnt,
+                c.perf_sys_enter_execve,
+                c.perf_sys_enter_execve_system
             );
             let ns = c.ns_per_event().unwrap();
             assert!(ns.is_finite() && ns > 0.0, "{what}: {ns} ns/event");
@@ -138,17 +145,14 @@ fn filter_all_counts_at_least_the_storm() {
             &storm(1, 500),
         )
         .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
+        // The counter is read inside the machine-wide oracle's window: it
+        // saw the whole storm, and no more than the machine did.
         assert!(
-            c.reading.count >= 500,
-            "{}: {}",
+            500 <= c.reading.count && c.reading.count <= c.expected,
+            "{}: counted {} outside [500, {}]",
             backend.name(),
-            c.reading.count
-        );
-        assert_eq!(
             c.reading.count,
-            c.expected,
-            "{}: machine-wide oracle",
-            backend.name()
+            c.expected
         );
     }
 }

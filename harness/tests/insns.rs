@@ -1,18 +1,50 @@
 //! Every backend reports the size of what it loaded, so Rust-made (aya)
-//! and clang-made (libbpf, c) programs can be compared strategy by strategy.
+//! and clang-made (libbpf, c) programs can be compared strategy by
+//! strategy; and every strategy gets a program made for it alone (map,
+//! update and filter compiled in), whose size is committed in
+//! `results/xlated-insns.md` and checked here, and which uses no map it
+//! does not need. What a stream dropped is the program's own count.
+
+use std::collections::BTreeSet;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use bpfstorm::backends::{self, NAMES};
-use bpfstorm_common::{AttachPoint, Filter, Strategy};
+use bpfstorm_common::{AttachPoint, Counter, Filter, MapKind, Strategy, UpdateMode};
+use libbpf_rs::btf::{types, Btf, TypeId};
+use libbpf_rs::libbpf_sys as sys;
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+
+/// The committed table, relative to this crate.
+const TABLE: &str = include_str!("../../results/xlated-insns.md");
+
+/// The classic tutorial's program for tp_sys_enter_execve/array/atomic/all
+/// (tracepoint, look up key 0 in a 1-entry array, `__sync_fetch_and_add`,
+/// return) after the verifier's rewrite, as `bpftool prog dump xlated`
+/// shows it on this machine kind: the size bpfstorm's program for the same
+/// strategy must not exceed.
+const TUTORIAL_XLATED_INSNS: u32 = 18;
+
+/// The strategies of the table: tp_sys_enter_execve, every map x update,
+/// filter all and cgroup (a cgroup id no task has; nothing counts).
+fn table_strategies() -> Vec<Strategy> {
+    let attach = AttachPoint::TpSysEnterExecve;
+    let mut all = Strategy::all_for(attach, Filter::All);
+    all.extend(Strategy::all_for(attach, Filter::Cgroup(u64::MAX - 1)));
+    all
+}
+
+fn open(backend: &str, s: &Strategy) -> Box<dyn Counter> {
+    backends::by_name(backend)
+        .unwrap()
+        .open(s)
+        .unwrap_or_else(|e| panic!("{backend} {s}: {e}"))
+}
 
 #[test]
 fn every_backend_reports_instruction_counts_for_every_strategy() {
     for s in Strategy::all_for(AttachPoint::TpSysEnterExecve, Filter::Cgroup(1)) {
         for name in NAMES {
-            let backend = backends::by_name(name).unwrap();
-            let counter = backend
-                .open(&s)
-                .unwrap_or_else(|e| panic!("{name} {s}: {e}"));
-            let insns = counter.prog_info().unwrap();
+            let insns = open(name, &s).prog_info().unwrap();
             println!(
                 "{s:40} {name:7} verified {:3} xlated {:3} jited {:4} B",
                 insns.verified_insns, insns.xlated_insns, insns.jited_bytes
@@ -24,18 +56,281 @@ fn every_backend_reports_instruction_counts_for_every_strategy() {
     }
 }
 
-/// Every backend sets the read-only globals before load, so the verifier
-/// prunes the branches of the strategies not taken: the loaded size
-/// depends on the strategy.
+/// One row of the committed table.
+#[derive(Debug)]
+struct Row {
+    strategy: String,
+    libbpf: u32,
+    c: u32,
+    aya: u32,
+    aya_minus_c: i64,
+}
+
+/// The kernel the table was measured on (its `Kernel:` line) and its rows.
+fn committed() -> (String, Vec<Row>) {
+    let kernel = TABLE
+        .lines()
+        .find_map(|l| l.strip_prefix("Kernel: "))
+        .map(|k| k.trim().trim_matches('`').to_string())
+        .expect("results/xlated-insns.md names its kernel on a `Kernel: ` line");
+    let rows = TABLE
+        .lines()
+        .filter(|l| l.starts_with("| tp_"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            let n = |i: usize| -> i64 {
+                cells[i]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("not a number in column {i}: {l}"))
+            };
+            Row {
+                strategy: cells[0].to_string(),
+                libbpf: n(1) as u32,
+                c: n(2) as u32,
+                aya: n(3) as u32,
+                aya_minus_c: n(4),
+            }
+        })
+        .collect();
+    (kernel, rows)
+}
+
+/// `6.18` of `6.18.44-fc-v595`.
+fn major_minor(release: &str) -> String {
+    release.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+fn running_kernel() -> String {
+    nix::sys::utsname::uname()
+        .unwrap()
+        .release()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The table row of a strategy, as written in results/xlated-insns.md.
+fn row_name(s: &Strategy) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        s.attach(),
+        s.map(),
+        s.update(),
+        s.filter().name()
+    )
+}
+
 #[test]
-fn the_strategy_is_fixed_before_load_so_the_verifier_prunes_the_rest() {
+fn xlated_instruction_counts_match_the_committed_table() {
+    let (kernel, rows) = committed();
+    let here = running_kernel();
+    let same_kernel = major_minor(&kernel) == major_minor(&here);
+    let mut measured = Vec::new();
+    for s in table_strategies() {
+        let xlated = |backend: &str| open(backend, &s).prog_info().unwrap().xlated_insns;
+        let (libbpf, c, aya) = (xlated("libbpf"), xlated("c"), xlated("aya"));
+        measured.push((row_name(&s), libbpf, c, aya));
+    }
+    // Printed in the table's own format, to paste after a deliberate change.
+    println!("| strategy | libbpf | c | aya | aya - c |");
+    for (name, libbpf, c, aya) in &measured {
+        println!(
+            "| {name} | {libbpf} | {c} | {aya} | {:+} |",
+            *aya as i64 - *c as i64
+        );
+    }
+
+    let names: BTreeSet<&str> = measured.iter().map(|m| m.0.as_str()).collect();
+    let listed: BTreeSet<&str> = rows.iter().map(|r| r.strategy.as_str()).collect();
+    assert_eq!(
+        names, listed,
+        "the table lists other strategies than measured"
+    );
+    for (name, libbpf, c, aya) in &measured {
+        let row = rows.iter().find(|r| &r.strategy == name).unwrap();
+        // One object, one program per strategy: libbpf and c load the very
+        // same instructions.
+        assert_eq!(libbpf, c, "{name}: libbpf and c differ");
+        assert_eq!(row.libbpf, row.c, "{name}: the table's libbpf and c differ");
+        assert_eq!(
+            row.aya as i64 - row.c as i64,
+            row.aya_minus_c,
+            "{name}: the table's aya - c is not its aya minus its c"
+        );
+        assert_eq!(
+            *aya as i64 - *c as i64,
+            row.aya_minus_c,
+            "{name}: aya's difference to c changed"
+        );
+        if same_kernel {
+            assert_eq!((*libbpf, *aya), (row.libbpf, row.aya), "{name} on {here}");
+        }
+    }
+    if !same_kernel {
+        println!(
+            "absolute counts not compared: the table is of kernel {kernel}, this is {here} \
+             (the verifier's rewrites differ by kernel); libbpf == c and aya - c were checked"
+        );
+    }
+}
+
+#[test]
+fn the_tutorial_strategy_costs_no_more_instructions_than_the_tutorials_program() {
+    let s = Strategy::new(
+        AttachPoint::TpSysEnterExecve,
+        MapKind::Array,
+        UpdateMode::Atomic,
+        Filter::All,
+    )
+    .unwrap();
+    for name in ["libbpf", "c"] {
+        let xlated = open(name, &s).prog_info().unwrap().xlated_insns;
+        assert!(
+            xlated <= TUTORIAL_XLATED_INSNS,
+            "{name} {s}: {xlated} instructions, the tutorial's program has {TUTORIAL_XLATED_INSNS}"
+        );
+    }
+}
+
+/// A loaded program's instructions after the verifier's rewrite, as the
+/// kernel dumps them (map pointers turned back into map ids), and its first
+/// BTF function record.
+fn xlated(id: u32) -> (sys::bpf_prog_info, Vec<u64>, sys::bpf_func_info) {
+    // SAFETY: plain bpf(BPF_PROG_GET_FD_BY_ID); the fd is owned right away.
+    let fd = unsafe { sys::bpf_prog_get_fd_by_id(id) };
+    assert!(fd >= 0, "prog {id} is not loaded");
+    // SAFETY: the kernel just returned this fd.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut insns = vec![0u64; 4096];
+    let mut func = sys::bpf_func_info::default();
+    let mut info = sys::bpf_prog_info {
+        xlated_prog_len: (insns.len() * 8) as u32,
+        xlated_prog_insns: insns.as_mut_ptr() as u64,
+        nr_func_info: 1,
+        func_info_rec_size: std::mem::size_of::<sys::bpf_func_info>() as u32,
+        func_info: &mut func as *mut sys::bpf_func_info as u64,
+        ..Default::default()
+    };
+    let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
+    // SAFETY: the kernel writes at most `len` bytes of info, and at most
+    // the lengths given of the arrays it points to, which outlive the call.
+    let rc = unsafe { sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
+    assert_eq!(rc, 0, "prog {id}: bpf_prog_get_info_by_fd");
+    insns.truncate(info.xlated_prog_len as usize / 8);
+    (info, insns, func)
+}
+
+/// The program's full name, from its BTF (the kernel keeps 15 characters
+/// of a program's name, the BTF the whole of it).
+fn btf_name(id: u32, info: &sys::bpf_prog_info, func: &sys::bpf_func_info) -> String {
+    assert!(
+        info.btf_id > 0 && info.nr_func_info > 0,
+        "prog {id} has no BTF"
+    );
+    let btf = Btf::from_prog_id(id).unwrap();
+    let f: types::Func<'_> = btf.type_by_id(TypeId::from(func.type_id)).unwrap();
+    f.name().unwrap().to_string_lossy().into_owned()
+}
+
+/// The maps the program's instructions load, by id and name: every
+/// `ld_imm64` of a map or of a map's value (BPF_PSEUDO_MAP_FD or
+/// BPF_PSEUDO_MAP_VALUE, the map's id in `imm`). libbpf names its internal
+/// maps `<object>.rodata`, aya `.rodata`: both become `.rodata`. (libbpf
+/// also binds `.rodata` to every program it loads, so the program's map
+/// list names it even when no instruction uses it.)
+fn maps_used(prog_id: u32) -> Vec<(u32, String)> {
+    const LD_IMM64: u64 = 0x18;
+    const PSEUDO_MAP_FD: u64 = 1;
+    const PSEUDO_MAP_VALUE: u64 = 2;
+    let (_, insns, _) = xlated(prog_id);
+    insns
+        .iter()
+        .filter(|&&insn| insn & 0xff == LD_IMM64)
+        .filter(|&&insn| matches!((insn >> 12) & 0xf, PSEUDO_MAP_FD | PSEUDO_MAP_VALUE))
+        .map(|&insn| {
+            let id = (insn >> 32) as u32;
+            let name = MapHandle::from_map_id(id)
+                .unwrap()
+                .name()
+                .to_string_lossy()
+                .into_owned();
+            let name = match name.find('.') {
+                Some(dot) => name[dot..].to_string(),
+                None => name,
+            };
+            (id, name)
+        })
+        .collect()
+}
+
+/// What a program of strategy `s` may use: its map, `.rodata` only to
+/// read the cgroup id, `.bss` only to count what a stream dropped. (The
+/// kernel keeps 15 characters of a map's name.)
+fn maps_needed(s: &Strategy) -> BTreeSet<String> {
+    let map: String = s.map().name().chars().take(15).collect();
+    let mut maps = BTreeSet::from([map]);
+    if s.filter() != Filter::All {
+        maps.insert(".rodata".into());
+    }
+    if s.map().is_stream() {
+        maps.insert(".bss".into());
+    }
+    maps
+}
+
+/// Each strategy loads its own program, named after it in every backend,
+/// whose instructions use no map it does not need: nothing is left for
+/// the verifier to prune, no switch is read from `.rodata` at run time.
+#[test]
+fn each_strategy_loads_a_program_of_its_own_that_uses_only_what_it_needs() {
     for name in NAMES {
-        let backend = backends::by_name(name).unwrap();
-        let sizes: Vec<u32> = Strategy::all_for(AttachPoint::TpSysEnterExecve, Filter::All)
-            .iter()
-            .map(|s| backend.open(s).unwrap().prog_info().unwrap().xlated_insns)
-            .collect();
-        let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
-        assert!(max > min, "{name}: one size for every strategy: {sizes:?}");
+        for s in table_strategies() {
+            let counter = open(name, &s);
+            let ids = counter.prog_ids();
+            assert_eq!(ids.len(), 1, "{name} {s}: {ids:?}");
+            let (info, _, func) = xlated(ids[0]);
+            assert_eq!(
+                btf_name(ids[0], &info, &func),
+                s.program_name(),
+                "{name} {s}"
+            );
+            let used: BTreeSet<String> = maps_used(ids[0]).into_iter().map(|m| m.1).collect();
+            assert_eq!(used, maps_needed(&s), "{name} {s}");
+        }
+    }
+}
+
+/// `dropped` is the program's own count of what the buffer could not take
+/// (its `.bss` global), in every backend; perf's lost records are a
+/// separate column. The counter is set from outside, as the program
+/// would, and read back.
+#[test]
+fn every_backend_reports_the_programs_own_dropped_counter() {
+    for name in NAMES {
+        for map in [MapKind::Ringbuf, MapKind::PerfEventArray] {
+            let s = Strategy::new(
+                AttachPoint::TpSysEnterExecve,
+                map,
+                UpdateMode::Stream,
+                Filter::Cgroup(u64::MAX - 1),
+            )
+            .unwrap();
+            let mut counter = open(name, &s);
+            let (bss, _) = maps_used(counter.prog_ids()[0])
+                .into_iter()
+                .find(|m| m.1 == ".bss")
+                .unwrap_or_else(|| panic!("{name} {s}: the program uses no .bss"));
+            MapHandle::from_map_id(bss)
+                .unwrap()
+                .update(&0u32.to_ne_bytes(), &7u64.to_ne_bytes(), MapFlags::ANY)
+                .unwrap();
+            let r = counter.read().unwrap();
+            assert_eq!(
+                (r.count, r.dropped, r.lost_records),
+                (0, 7, 0),
+                "{name} {s}"
+            );
+            counter.reset().unwrap();
+            assert_eq!(counter.read().unwrap().dropped, 0, "{name} {s}");
+        }
     }
 }

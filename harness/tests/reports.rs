@@ -139,10 +139,10 @@ fn recommend_names_a_choice_or_an_honest_tie() {
 
 #[test]
 fn bad_files_get_errors_that_say_what_is_wrong() {
-    let wrong_version = variant("v3", |_, f, col| f[col("schema_version")] = "3".into());
+    let wrong_version = variant("v4", |_, f, col| f[col("schema_version")] = "4".into());
     let err = read_run(&wrong_version).unwrap_err().to_string();
     assert!(
-        err.contains("schema version `3`") && err.contains("reads versions 1 to 2 only"),
+        err.contains("schema version `4`") && err.contains("reads versions 1 to 3 only"),
         "{err}"
     );
 
@@ -197,7 +197,7 @@ fn damaged_csvs_never_panic_the_reader() {
             }
         }
         if let Ok(rows) = parse_run(Path::new("damaged.csv"), &bytes) {
-            assert!(rows.iter().all(|r| (1..=2).contains(&r.schema_version)));
+            assert!(rows.iter().all(|r| (1..=3).contains(&r.schema_version)));
         }
     }
 }

@@ -35,7 +35,9 @@ pub struct AyaCounter {
     strategy: Strategy,
     timings: LoadTimings,
     count: CountMap,
-    /// The `.bss` global data: the kernel side's `dropped` counter.
+    /// `.bss`, which holds only the program's `dropped` counter (aya does
+    /// not create it mmap-able: read with the lookup syscall, as every
+    /// backend reads it).
     bss: Array<MapData, u64>,
     /// Memory accounting: the count map, `.rodata` and `.bss`.
     map_fds: Vec<OwnedFd>,
@@ -204,32 +206,27 @@ fn or_zero<T>(result: Result<T, MapError>, op: &str) -> Result<Option<T>, Counte
 impl AyaCounter {
     pub fn open(strategy: &Strategy) -> Result<AyaCounter, CounterError> {
         let attach_point = strategy.attach();
-        let name = attach_point.name();
+        let name = strategy.program_name();
+        let name = name.as_str();
         tracefs::ensure_mounted()?;
 
         let started = Instant::now();
-        // EbpfLoader::new() parses the kernel's BTF for CO-RE; programs
-        // that attach by BTF id need it once more, as an owned value.
+        // EbpfLoader::new() parses the kernel's BTF for CO-RE (libbpf does
+        // that at load: only LoadTimings::total compares across loaders);
+        // programs that attach by BTF id need it once more, as an owned value.
         let btf = if needs_btf(attach_point) {
             Some(Btf::from_sys_fs().map_err(|e| errors::kernel(attach_point, "open", &e))?)
         } else {
             None
         };
-        let (map_kind, update_mode, cgroup) = (
-            strategy.map().abi_value(),
-            strategy.update().abi_value(),
-            strategy.filter().cgroup_id().unwrap_or(0),
-        );
+        // The one run-time value; only `cgroup` programs read it.
+        let cgroup = strategy.filter().cgroup_id().unwrap_or(0);
         let mut loader = EbpfLoader::new();
-        loader
-            .override_global("map_kind", &map_kind, true)
-            .override_global("update_mode", &update_mode, true)
-            .override_global("filter_cgroup_id", &cgroup, true);
+        loader.override_global("filter_cgroup_id", &cgroup, true);
         let opened = Instant::now();
 
         // Parses the object and creates every map in it (aya has no way to
-        // skip unused ones); `.rodata` is frozen, so the verifier sees the
-        // globals as constants and prunes the branches not taken.
+        // skip unused ones).
         let mut ebpf = loader
             .load(OBJECT)
             .map_err(|e| errors::kernel(attach_point, "load", &e))?;
@@ -285,7 +282,7 @@ impl AyaCounter {
     fn dropped(&self) -> Result<u64, CounterError> {
         self.bss
             .get(&0, 0)
-            .map_err(|e| errors::map("reading .bss", &e))
+            .map_err(|e| errors::map("looking up `dropped` in .bss", &e))
     }
 }
 
@@ -309,16 +306,20 @@ impl Counter for AyaCounter {
                 .sum(),
             CountMap::PercpuHash(m) => or_zero(m.get(&0, 0), "per-CPU map lookup")?
                 .map_or(0, |per_cpu| per_cpu.iter().sum()),
-            CountMap::Stream(stream) => stream.drain()?,
-        };
-        let dropped = match &self.count {
-            // A full perf buffer shows up as "lost" records in the buffer itself.
-            CountMap::Stream(stream) if self.strategy.map() == MapKind::PerfEventArray => {
-                stream.lost()
+            CountMap::Stream(stream) => {
+                let counts = stream.drain();
+                return Ok(Reading {
+                    count: counts.records,
+                    dropped: self.dropped()?,
+                    lost_records: counts.lost_records,
+                });
             }
-            _ => self.dropped()?,
         };
-        Ok(Reading { count, dropped })
+        // Only stream programs can drop: nothing else to read.
+        Ok(Reading {
+            count,
+            ..Reading::default()
+        })
     }
 
     fn reset(&mut self) -> Result<(), CounterError> {
@@ -339,11 +340,14 @@ impl Counter for AyaCounter {
             CountMap::PercpuHash(m) => {
                 or_zero(m.remove(&0), "map delete")?;
             }
-            CountMap::Stream(stream) => stream.reset()?,
+            CountMap::Stream(stream) => {
+                stream.reset();
+                self.bss
+                    .set(0, 0, 0)
+                    .map_err(|e| errors::map("zeroing `dropped` in .bss", &e))?;
+            }
         }
-        self.bss
-            .set(0, 0, 0)
-            .map_err(|e| errors::map("writing .bss", &e))
+        Ok(())
     }
 
     fn prog_stats(&self) -> Result<ProgStats, CounterError> {

@@ -1,14 +1,15 @@
-//! Counting ring- and perf-buffer records in user space, as the libbpf
-//! backend does: a poller thread owns aya's buffers and counts records. It
-//! sleeps on an epoll set holding the buffers' fds and an eventfd, so
-//! `drain` wakes it at once: it consumes everything already submitted and
-//! answers, which makes a read after the storm exact and cheap. aya's sync
-//! `RingBuf` and `PerfEventArray` buffers are used (no async runtime).
+//! Counting ring- and perf-buffer records in user space, as the C loader
+//! and the libbpf backend do: a poller thread consumes records as they
+//! come, so the buffer does not fill during a storm, and a read consumes
+//! under the same lock on the caller's own thread, so it counts everything
+//! submitted so far with no hand-off to the poller and no poll interval to
+//! wait out. The poller sleeps on an epoll set holding the buffers' fds and
+//! an eventfd, which stops it at once. aya's sync `RingBuf` and
+//! `PerfEventArray` buffers are used (no async runtime).
 
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
@@ -21,15 +22,17 @@ use crate::errors;
 /// Perf buffer size per CPU, in pages (as the libbpf backend).
 const PERF_PAGES: usize = 64;
 
-enum Request {
-    Drain(Sender<()>),
-    Stop,
-}
-
 enum Buffer {
     Ring(RingBuf<MapData>),
     /// One buffer per online CPU.
     Perf(Vec<PerfEventArrayBuffer<MapData>>),
+}
+
+/// A buffer's running counts: records, and lost records (perf buffer only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamCounts {
+    pub records: u64,
+    pub lost_records: u64,
 }
 
 impl Buffer {
@@ -63,26 +66,20 @@ impl Buffer {
         }
     }
 
-    /// Counts every record submitted so far.
-    fn consume(&mut self, records: &AtomicU64, lost: &AtomicU64) {
+    /// Counts every record submitted so far into `counts`.
+    fn consume(&mut self, counts: &mut StreamCounts) {
         match self {
             Buffer::Ring(rb) => {
-                let mut n = 0;
                 // Each item is released (and the consumer advanced) as it drops.
                 while rb.next().is_some() {
-                    n += 1;
+                    counts.records += 1;
                 }
-                records.fetch_add(n, Ordering::Relaxed);
             }
             Buffer::Perf(bufs) => {
                 for buf in bufs {
                     buf.for_each(|event| match event {
-                        PerfEvent::Sample { .. } => {
-                            records.fetch_add(1, Ordering::Relaxed);
-                        }
-                        PerfEvent::Lost { count } => {
-                            lost.fetch_add(count, Ordering::Relaxed);
-                        }
+                        PerfEvent::Sample { .. } => counts.records += 1,
+                        PerfEvent::Lost { count } => counts.lost_records += count,
                     });
                 }
             }
@@ -90,117 +87,81 @@ impl Buffer {
     }
 }
 
+/// The buffer and what was counted from it, behind one lock: one consumer
+/// at a time.
+struct Consumer {
+    buffer: Buffer,
+    counts: StreamCounts,
+}
+
+struct Shared {
+    consumer: Mutex<Consumer>,
+    stop: AtomicBool,
+    doorbell: Doorbell,
+}
+
+impl Shared {
+    /// Consumes what was submitted so far and returns the running counts.
+    fn consume(&self) -> MutexGuard<'_, Consumer> {
+        // A poisoned lock only means a consume panicked mid-count.
+        let mut consumer = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
+        let Consumer { buffer, counts } = &mut *consumer;
+        buffer.consume(counts);
+        consumer
+    }
+}
+
 pub struct StreamReader {
-    requests: Sender<Request>,
-    doorbell: Arc<Doorbell>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
-    records: Arc<AtomicU64>,
-    lost: Arc<AtomicU64>,
 }
 
 impl StreamReader {
     pub fn start(kind: MapKind, map: Map) -> Result<StreamReader, CounterError> {
-        let records = Arc::new(AtomicU64::new(0));
-        let lost = Arc::new(AtomicU64::new(0));
-        let (requests, inbox) = mpsc::channel();
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (r, l) = (records.clone(), lost.clone());
-        let doorbell = Arc::new(Doorbell::new()?);
-        let bell = doorbell.clone();
+        let buffer = Buffer::open(kind, map)?;
+        let doorbell = Doorbell::new()?;
+        let mut fds = buffer.fds();
+        fds.push(doorbell.as_raw_fd());
+        let mut waiter = Waiter::new(&fds)?;
+        let shared = Arc::new(Shared {
+            consumer: Mutex::new(Consumer {
+                buffer,
+                counts: StreamCounts::default(),
+            }),
+            stop: AtomicBool::new(false),
+            doorbell,
+        });
+        let poller = shared.clone();
         let thread = std::thread::Builder::new()
             .name("bpfstorm-aya-poller".into())
-            .spawn(move || {
-                let started = Buffer::open(kind, map).and_then(|buffer| {
-                    let mut fds = buffer.fds();
-                    fds.push(bell.as_raw_fd());
-                    let waiter = Waiter::new(&fds)?;
-                    Ok((buffer, waiter))
-                });
-                match started {
-                    Ok((mut buffer, mut waiter)) => {
-                        let _ = ready_tx.send(Ok(()));
-                        serve(&mut buffer, &mut waiter, &bell, &inbox, &r, &l);
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                    }
+            .spawn(move || loop {
+                waiter.wait();
+                if poller.stop.load(Ordering::Acquire) {
+                    return;
                 }
+                drop(poller.consume());
             })?;
-        let mut reader = StreamReader {
-            requests,
-            doorbell,
+        Ok(StreamReader {
+            shared,
             thread: Some(thread),
-            records,
-            lost,
-        };
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(reader),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(reader.died()),
-        }
+        })
     }
 
-    /// Consumes every record submitted so far and returns the running count.
-    pub fn drain(&mut self) -> Result<u64, CounterError> {
-        let (tx, rx) = mpsc::channel();
-        self.requests
-            .send(Request::Drain(tx))
-            .map_err(|_| self.died())?;
-        self.doorbell.ring();
-        rx.recv().map_err(|_| self.died())?;
-        Ok(self.records.load(Ordering::Relaxed))
+    /// Consumes every record submitted so far, on the caller's thread, and
+    /// returns the running counts.
+    pub fn drain(&mut self) -> StreamCounts {
+        self.shared.consume().counts
     }
 
-    /// Records the kernel reported lost (perf buffer only).
-    pub fn lost(&self) -> u64 {
-        self.lost.load(Ordering::Relaxed)
-    }
-
-    pub fn reset(&mut self) -> Result<(), CounterError> {
-        self.drain()?;
-        self.records.store(0, Ordering::Relaxed);
-        self.lost.store(0, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn died(&mut self) -> CounterError {
-        let detail = match self.thread.take().map(JoinHandle::join) {
-            Some(Err(_)) => "panicked",
-            _ => "stopped",
-        };
-        errors::backend(format!("the buffer poller thread {detail}"))
-    }
-}
-
-fn serve(
-    buffer: &mut Buffer,
-    waiter: &mut Waiter,
-    doorbell: &Doorbell,
-    inbox: &Receiver<Request>,
-    records: &AtomicU64,
-    lost: &AtomicU64,
-) {
-    loop {
-        waiter.wait();
-        doorbell.clear();
-        buffer.consume(records, lost);
-        loop {
-            match inbox.try_recv() {
-                Ok(Request::Drain(reply)) => {
-                    buffer.consume(records, lost);
-                    let _ = reply.send(());
-                }
-                Ok(Request::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
-                Err(mpsc::TryRecvError::Empty) => break,
-            }
-        }
+    pub fn reset(&mut self) {
+        self.shared.consume().counts = StreamCounts::default();
     }
 }
 
 impl Drop for StreamReader {
     fn drop(&mut self) {
-        let _ = self.requests.send(Request::Stop);
-        self.doorbell.ring();
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.doorbell.ring();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -3,7 +3,7 @@
 #ifndef BPFSTORM_H
 #define BPFSTORM_H
 
-/* Values of the `map_kind` read-only global; same order as bpfstorm_common::MapKind. */
+/* Map kinds, compiled into each program; same order as bpfstorm_common::MapKind. */
 enum storm_map_kind {
 	STORM_MAP_ARRAY = 0,
 	STORM_MAP_HASH = 1,
@@ -13,7 +13,7 @@ enum storm_map_kind {
 	STORM_MAP_PERF_EVENT_ARRAY = 5,
 };
 
-/* Values of the `update_mode` read-only global. */
+/* Update modes, compiled into each program (bpfstorm_common::UpdateMode). */
 enum storm_update_mode {
 	STORM_UPDATE_ATOMIC = 0,
 	STORM_UPDATE_PERCPU = 1,

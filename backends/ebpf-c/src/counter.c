@@ -33,8 +33,9 @@ static void sleep_until(const struct timespec *deadline)
 static void print_reading(const char *label, const struct bpfstorm_c_reading *r)
 {
 	printf("%s: %llu", label, (unsigned long long)r->count);
-	if (r->dropped)
-		printf(" (dropped: %llu)", (unsigned long long)r->dropped);
+	if (r->dropped || r->lost_records)
+		printf(" (dropped: %llu, lost records: %llu)", (unsigned long long)r->dropped,
+		       (unsigned long long)r->lost_records);
 	printf("\n");
 	fflush(stdout);
 }
@@ -68,7 +69,7 @@ int bpfstorm_c_counter_loop(const struct bpfstorm_c_strategy *strategy, unsigned
 	if (bpf_prog_get_info_by_fd(bpfstorm_c_prog_fd(c), &info, &info_len))
 		info.id = 0;
 	printf("counting with %s into map %s (prog id %u), every %u ms; Ctrl-C to stop\n",
-	       strategy->attach, strategy->map, info.id, interval_ms);
+	       strategy->program, strategy->map, info.id, interval_ms);
 	fflush(stdout);
 
 	clock_gettime(CLOCK_MONOTONIC, &next);

@@ -14,10 +14,8 @@ use crate::ffi::{self, Failure};
 
 /// A strategy as the C side takes it; owns the names it points to.
 struct AbiStrategy {
-    attach: CString,
+    program: CString,
     map: CString,
-    map_kind: u32,
-    update_mode: u32,
     filter_cgroup_id: u64,
 }
 
@@ -25,10 +23,8 @@ impl AbiStrategy {
     fn new(strategy: &Strategy) -> AbiStrategy {
         let name = |n: &str| CString::new(n).expect("strategy names hold no NUL");
         AbiStrategy {
-            attach: name(strategy.attach().name()),
+            program: name(&strategy.program_name()),
             map: name(strategy.map().name()),
-            map_kind: strategy.map().abi_value(),
-            update_mode: strategy.update().abi_value(),
             filter_cgroup_id: strategy.filter().cgroup_id().unwrap_or(0),
         }
     }
@@ -36,10 +32,8 @@ impl AbiStrategy {
     /// Borrows `self`: the result must not outlive it.
     fn ffi(&self) -> ffi::Strategy {
         ffi::Strategy {
-            attach: self.attach.as_ptr(),
+            program: self.program.as_ptr(),
             map: self.map.as_ptr(),
-            map_kind: self.map_kind,
-            update_mode: self.update_mode,
             filter_cgroup_id: self.filter_cgroup_id,
         }
     }
@@ -163,6 +157,7 @@ impl Counter for CCounter {
         Ok(Reading {
             count: reading.count,
             dropped: reading.dropped,
+            lost_records: reading.lost_records,
         })
     }
 

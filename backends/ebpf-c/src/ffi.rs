@@ -6,10 +6,8 @@ use std::ffi::{c_char, c_int, c_uint, CStr};
 /// `struct bpfstorm_c_strategy`.
 #[repr(C)]
 pub struct Strategy {
-    pub attach: *const c_char,
+    pub program: *const c_char,
     pub map: *const c_char,
-    pub map_kind: u32,
-    pub update_mode: u32,
     pub filter_cgroup_id: u64,
 }
 
@@ -19,6 +17,7 @@ pub struct Strategy {
 pub struct Reading {
     pub count: u64,
     pub dropped: u64,
+    pub lost_records: u64,
 }
 
 /// The opaque `struct bpfstorm_c`.

@@ -319,7 +319,7 @@ int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_
 
 	/* A program that fails to load fails the whole object: load only ours. */
 	bpf_object__for_each_program(prog, c->skel->obj) {
-		bool chosen = strcmp(bpf_program__name(prog), strategy->attach) == 0;
+		bool chosen = strcmp(bpf_program__name(prog), strategy->program) == 0;
 
 		if (chosen)
 			c->prog = prog;
@@ -345,7 +345,7 @@ int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_
 	}
 	if (!c->prog) {
 		e = fail(err, errlen, -ENOENT, NULL, "bpfstorm.bpf.c has no program named `%s`",
-			 strategy->attach);
+			 strategy->program);
 		goto out;
 	}
 	if (!c->map) {
@@ -354,9 +354,7 @@ int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_
 		goto out;
 	}
 
-	/* Read-only globals: the verifier prunes the branches not taken. */
-	c->skel->rodata->map_kind = strategy->map_kind;
-	c->skel->rodata->update_mode = strategy->update_mode;
+	/* The one run-time value: only `cgroup` programs read it. */
 	c->skel->rodata->filter_cgroup_id = strategy->filter_cgroup_id;
 
 	if (is_per_cpu(c->map)) {
@@ -455,6 +453,21 @@ int bpfstorm_c_start_stream(struct bpfstorm_c *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The program's `dropped` counter, through the lookup syscall as every
+ * backend reads it (aya's .bss is not mmap-able). */
+static int read_dropped(struct bpfstorm_c *c, uint64_t *dropped, char *err, size_t errlen)
+{
+	struct bpfstorm__bss bss;
+	__u32 key = 0;
+	int e;
+
+	e = bpf_map__lookup_elem(c->skel->maps.bss, &key, sizeof(key), &bss, sizeof(bss), 0);
+	if (e)
+		return fail(err, errlen, e, NULL, "looking up `dropped` in .bss");
+	*dropped = bss.dropped;
+	return 0;
+}
+
 int bpfstorm_c_read(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *err,
 		    size_t errlen)
 {
@@ -464,8 +477,7 @@ int bpfstorm_c_read(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *
 	__u64 value = 0;
 	int e, i;
 
-	out->count = 0;
-	out->dropped = __atomic_load_n(&c->skel->bss->dropped, __ATOMIC_RELAXED);
+	out->count = out->dropped = out->lost_records = 0;
 	switch (type) {
 	case BPF_MAP_TYPE_ARRAY:
 	case BPF_MAP_TYPE_HASH:
@@ -494,13 +506,12 @@ int bpfstorm_c_read(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *
 		pthread_mutex_lock(&st->lock);
 		e = stream_consume(st);
 		out->count = st->records;
-		/* A full perf buffer shows up as lost records in the buffer itself. */
-		if (type == BPF_MAP_TYPE_PERF_EVENT_ARRAY)
-			out->dropped = st->lost;
+		out->lost_records = st->lost;
 		pthread_mutex_unlock(&st->lock);
-		return e ? fail(err, errlen, e, NULL, "consuming the %s buffer",
-				bpf_map__name(c->map))
-			 : 0;
+		if (e)
+			return fail(err, errlen, e, NULL, "consuming the %s buffer",
+				    bpf_map__name(c->map));
+		return read_dropped(c, &out->dropped, err, errlen);
 	default:
 		return fail(err, errlen, -EOPNOTSUPP, NULL, "reading a count from map %s of type %d",
 			    bpf_map__name(c->map), type);
@@ -530,20 +541,25 @@ int bpfstorm_c_reset(struct bpfstorm_c *c, char *err, size_t errlen)
 			e = 0;
 		break;
 	case BPF_MAP_TYPE_RINGBUF:
-	case BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+	case BPF_MAP_TYPE_PERF_EVENT_ARRAY: {
+		struct bpfstorm__bss bss = {};
+
 		if (!st->ring && !st->perf)
 			break;
 		pthread_mutex_lock(&st->lock);
 		e = stream_consume(st);
 		st->records = st->lost = 0;
 		pthread_mutex_unlock(&st->lock);
+		if (!e)
+			e = bpf_map__update_elem(c->skel->maps.bss, &key, sizeof(key), &bss,
+						 sizeof(bss), BPF_ANY);
 		break;
+	}
 	default:
 		e = -EOPNOTSUPP;
 	}
 	if (e)
 		return fail(err, errlen, e, NULL, "resetting the count in %s", bpf_map__name(c->map));
-	__atomic_store_n(&c->skel->bss->dropped, 0, __ATOMIC_RELAXED);
 	return 0;
 }
 

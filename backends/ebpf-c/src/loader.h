@@ -10,26 +10,32 @@
 #include <stdint.h>
 
 /* What to count. The program and the map are found by name, so programs
- * and maps added to bpfstorm.bpf.c need no loader change. */
+ * and maps added to bpfstorm.bpf.c need no loader change. Each program has
+ * its map, update mode and filter compiled in; only the cgroup id comes
+ * from here. */
 struct bpfstorm_c_strategy {
-	const char *attach;	   /* program name, e.g. "tp_sys_enter_execve" */
+	/* program name, <attach>__<map>__<update>__<filter>, e.g.
+	 * "tp_sys_enter_execve__array__atomic__all" */
+	const char *program;
 	const char *map;	   /* map name, e.g. "array" */
-	uint32_t map_kind;	   /* enum storm_map_kind (bpfstorm.h) */
-	uint32_t update_mode;	   /* enum storm_update_mode (bpfstorm.h) */
-	uint64_t filter_cgroup_id; /* 0: every task */
+	uint64_t filter_cgroup_id; /* for `cgroup` programs: the cgroup v2 id */
 };
 
 struct bpfstorm_c_reading {
 	uint64_t count;
-	/* Events the ring buffer (reserve failed) or perf buffer (lost samples)
-	 * could not take. */
+	/* Events the program could not hand over, as it counted them (its
+	 * `dropped` global: ring buffer reserve or perf output failed). 0 for
+	 * maps that are not streams. */
 	uint64_t dropped;
+	/* Perf buffer only: lost records the kernel wrote into the buffer, as
+	 * consumed so far (a late cross-check of `dropped`). */
+	uint64_t lost_records;
 };
 
 struct bpfstorm_c;
 
 /* Opens the skeleton: only the strategy's program autoloads, only its map
- * (and the object's own .rodata/.bss) is created, read-only globals set. */
+ * (and the object's own .rodata/.bss) is created, the cgroup id set. */
 int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_c **out,
 		    char *err, size_t errlen);
 /* BPF_PROG_LOAD, verifier and map creation. */
@@ -39,8 +45,10 @@ int bpfstorm_c_attach(struct bpfstorm_c *c, char *err, size_t errlen);
 /* For ring and perf buffers: starts the thread that counts records as they
  * come. Does nothing for other maps. */
 int bpfstorm_c_start_stream(struct bpfstorm_c *c, char *err, size_t errlen);
-/* The count so far. For buffers it first consumes every record already
- * submitted, so a read after the events is exact. */
+/* The count so far, read with the BPF_MAP_LOOKUP_ELEM syscall (so are
+ * `dropped`, from .bss, for stream maps only). For buffers it first
+ * consumes every record already submitted, on the caller's thread, so a
+ * read after the events is exact. */
 int bpfstorm_c_read(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *err,
 		    size_t errlen);
 int bpfstorm_c_reset(struct bpfstorm_c *c, char *err, size_t errlen);

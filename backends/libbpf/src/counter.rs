@@ -4,14 +4,14 @@ use std::ptr::NonNull;
 use std::time::Instant;
 
 use bpfstorm_common::{
-    btf, fdinfo, prog_info, tracefs, AttachPoint, Counter, CounterError, LoadTimings, MapKind,
-    ProgInsns, ProgStats, Reading, Strategy,
+    btf, fdinfo, prog_info, tracefs, Counter, CounterError, LoadTimings, MapKind, ProgInsns,
+    ProgStats, Reading, Strategy,
 };
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, Map, MapCore, MapFlags, MapHandle, OpenObject, ProgramMut};
 
 use crate::errors;
-use crate::skel::{BpfstormSkel, BpfstormSkelBuilder, OpenBpfstormSkel};
+use crate::skel::{types, BpfstormSkel, BpfstormSkelBuilder, OpenBpfstormSkel};
 use crate::stream::StreamReader;
 
 /// Heap slot for the libbpf object a skeleton borrows. It outlives the
@@ -45,6 +45,8 @@ pub struct LibbpfCounter {
     stream: Option<StreamReader>,
     prog_fd: OwnedFd,
     map: MapHandle,
+    /// `.bss`, which holds only the program's `dropped` counter.
+    bss: MapHandle,
     _link: Link,
     skel: BpfstormSkel<'static>,
     _storage: ObjectStorage,
@@ -62,8 +64,7 @@ fn configure(
             backend: "libbpf",
             message: "the BPF object has no .rodata section".into(),
         })?;
-    rodata.map_kind = strategy.map().abi_value();
-    rodata.update_mode = strategy.update().abi_value();
+    // The one run-time value; only `cgroup` programs read it.
     rodata.filter_cgroup_id = strategy.filter().cgroup_id().unwrap_or(0);
 
     // Programs and maps are chosen by name (one name everywhere), so a new
@@ -72,21 +73,19 @@ fn configure(
     for mut map in object.maps_mut() {
         if let Some(kind) = map.name().to_str().and_then(|n| n.parse::<MapKind>().ok()) {
             map.set_autocreate(kind == strategy.map())
-                .map_err(|e| errors::kernel(strategy.attach(), "open", &e))?;
+                .map_err(|e| errors::kernel(strategy, "open", &e))?;
         }
     }
-    let wanted = strategy.attach().name();
+    let wanted = strategy.program_name();
     for mut prog in object.progs_mut() {
-        let load = prog.name() == wanted;
+        let load = prog.name() == wanted.as_str();
         prog.set_autoload(load);
     }
     Ok(())
 }
 
-fn program<'a>(skel: &'a BpfstormSkel<'static>, attach: AttachPoint) -> Option<ProgramMut<'a>> {
-    skel.object()
-        .progs_mut()
-        .find(|p| p.name() == attach.name())
+fn program<'a>(skel: &'a BpfstormSkel<'static>, name: &str) -> Option<ProgramMut<'a>> {
+    skel.object().progs_mut().find(|p| p.name() == name)
 }
 
 fn count_map<'a>(skel: &'a BpfstormSkel<'static>, map: MapKind) -> Option<Map<'a>> {
@@ -112,7 +111,7 @@ fn as_u64(bytes: &[u8]) -> u64 {
 
 impl LibbpfCounter {
     pub fn open(strategy: &Strategy) -> Result<LibbpfCounter, CounterError> {
-        let attach = strategy.attach();
+        let name = strategy.program_name();
         tracefs::ensure_mounted()?;
         errors::start_capture();
         let mut storage = ObjectStorage::new();
@@ -126,23 +125,23 @@ impl LibbpfCounter {
             builder
                 .object_builder_mut()
                 .btf_custom_path(&path)
-                .map_err(|e| errors::kernel(attach, "open", &e))?;
+                .map_err(|e| errors::kernel(strategy, "open", &e))?;
         }
         let mut open = builder
             .open(unsafe { storage.slot() })
-            .map_err(|e| errors::kernel(attach, "open", &e))?;
+            .map_err(|e| errors::kernel(strategy, "open", &e))?;
         configure(&mut open, strategy)?;
         let opened = Instant::now();
 
         let skel = open
             .load()
-            .map_err(|e| errors::kernel(attach, "load", &e))?;
+            .map_err(|e| errors::kernel(strategy, "load", &e))?;
         let loaded = Instant::now();
 
-        let prog = program(&skel, attach).ok_or_else(|| missing("program", attach.name()))?;
+        let prog = program(&skel, &name).ok_or_else(|| missing("program", &name))?;
         let link = prog
             .attach()
-            .map_err(|e| errors::kernel(attach, "attach", &e))?;
+            .map_err(|e| errors::kernel(strategy, "attach", &e))?;
         let attached = Instant::now();
 
         // Owned duplicates of the fds, so nothing has to be looked up again.
@@ -152,6 +151,8 @@ impl LibbpfCounter {
             .and_then(|m| {
                 MapHandle::try_from(&m).map_err(|e| errors::map("dup of the map fd", &e))
             })?;
+        let bss = MapHandle::try_from(&skel.maps.bss)
+            .map_err(|e| errors::map("dup of the .bss map fd", &e))?;
         let stream = if strategy.map().is_stream() {
             let handle =
                 MapHandle::try_from(&map).map_err(|e| errors::map("dup of the buffer map", &e))?;
@@ -170,20 +171,24 @@ impl LibbpfCounter {
             stream,
             prog_fd,
             map,
+            bss,
             _link: link,
             skel,
             _storage: storage,
         })
     }
 
-    fn dropped(&self) -> u64 {
-        self.skel
-            .maps
-            .bss_data
-            .as_deref()
-            // SAFETY: .bss is mmap-ed and written by the kernel concurrently.
-            .map(|bss| unsafe { std::ptr::read_volatile(&bss.dropped) })
-            .unwrap_or(0)
+    /// The program's `dropped` counter, read with the lookup syscall as
+    /// every backend reads it (aya's `.bss` is not mmap-able), though
+    /// libbpf maps `.bss` into memory.
+    fn dropped(&self) -> Result<u64, CounterError> {
+        let bss = self
+            .bss
+            .lookup(&KEY, MapFlags::ANY)
+            .map_err(|e| errors::map("looking up `dropped` in .bss", &e))?
+            .unwrap_or_default();
+        let at = std::mem::offset_of!(types::bss, dropped);
+        Ok(bss.get(at..).map_or(0, as_u64))
     }
 }
 
@@ -207,17 +212,28 @@ impl Counter for LibbpfCounter {
                 .lookup_percpu(&KEY, MapFlags::ANY)
                 .map_err(|e| errors::map("per-CPU map lookup", &e))?
                 .map_or(0, |per_cpu| per_cpu.iter().map(|v| as_u64(v)).sum()),
-            MapKind::Ringbuf | MapKind::PerfEventArray => match self.stream.as_mut() {
-                Some(stream) => stream.drain()?,
-                None => 0,
-            },
+            MapKind::Ringbuf | MapKind::PerfEventArray => {
+                let counts = match self.stream.as_mut() {
+                    Some(stream) => stream.drain()?,
+                    None => {
+                        return Err(CounterError::Backend {
+                            backend: "libbpf",
+                            message: "a stream map without its buffer".into(),
+                        })
+                    }
+                };
+                return Ok(Reading {
+                    count: counts.records,
+                    dropped: self.dropped()?,
+                    lost_records: counts.lost_records,
+                });
+            }
         };
-        let dropped = match (self.strategy.map(), &self.stream) {
-            // A full perf buffer shows up as "lost" records in the buffer itself.
-            (MapKind::PerfEventArray, Some(stream)) => stream.lost(),
-            _ => self.dropped(),
-        };
-        Ok(Reading { count, dropped })
+        // Only stream programs can drop: nothing else to read.
+        Ok(Reading {
+            count,
+            ..Reading::default()
+        })
     }
 
     fn reset(&mut self) -> Result<(), CounterError> {
@@ -243,11 +259,11 @@ impl Counter for LibbpfCounter {
                 if let Some(stream) = self.stream.as_mut() {
                     stream.reset()?;
                 }
+                let zeros = vec![0u8; std::mem::size_of::<types::bss>()];
+                self.bss
+                    .update(&KEY, &zeros, MapFlags::ANY)
+                    .map_err(|e| errors::map("zeroing `dropped` in .bss", &e))?;
             }
-        }
-        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
-            // SAFETY: .bss is mmap-ed; the kernel may write it concurrently.
-            unsafe { std::ptr::write_volatile(&mut bss.dropped, 0) };
         }
         Ok(())
     }
@@ -262,7 +278,7 @@ impl Counter for LibbpfCounter {
 
     fn map_memory_bytes(&self) -> Result<u64, CounterError> {
         let maps = &self.skel.maps;
-        [self.map.as_fd(), maps.rodata.as_fd(), maps.bss.as_fd()]
+        [self.map.as_fd(), maps.rodata.as_fd(), self.bss.as_fd()]
             .iter()
             .map(|fd| fdinfo::memlock(fd.as_raw_fd()).map_err(CounterError::from))
             .sum()

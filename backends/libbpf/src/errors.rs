@@ -3,7 +3,7 @@
 use std::ffi::CStr;
 use std::sync::Mutex;
 
-use bpfstorm_common::{AttachPoint, CounterError};
+use bpfstorm_common::{CounterError, Strategy};
 use libbpf_rs::PrintLevel;
 
 /// libbpf's log of the operation under way (verifier messages included).
@@ -41,13 +41,13 @@ pub fn errno(err: &libbpf_rs::Error) -> i32 {
         .unwrap_or(0)
 }
 
-/// A failed `op` (open, load, attach) of the program for `attach`.
-pub fn kernel(attach: AttachPoint, op: &str, err: &libbpf_rs::Error) -> CounterError {
+/// A failed `op` (open, load, attach) of the program for `strategy`.
+pub fn kernel(strategy: &Strategy, op: &str, err: &libbpf_rs::Error) -> CounterError {
     let log = captured();
     // libbpf's lines about the program say why (verifier included); its
     // "raise ulimit -l" hint on EPERM is wrong where BPF memory is charged
     // to cgroups, so it is left out.
-    let about_prog = format!("prog '{}'", attach.name());
+    let about_prog = format!("prog '{}'", strategy.program_name());
     let said: Vec<&str> = log
         .lines()
         .map(|l| l.trim_start_matches("libbpf: ").trim())
@@ -59,7 +59,7 @@ pub fn kernel(attach: AttachPoint, op: &str, err: &libbpf_rs::Error) -> CounterE
         message.push_str("; libbpf: ");
         message.push_str(&said.join(" | "));
     }
-    CounterError::from_kernel(attach, op, errno(err), message)
+    CounterError::from_kernel(strategy.attach(), op, errno(err), message)
 }
 
 /// A map or buffer operation that failed after load.

@@ -1,13 +1,14 @@
-//! Counting ring- and perf-buffer records in user space. A poller thread
-//! owns the buffer (libbpf's buffers are not `Send`) and counts records.
-//! It sleeps on an epoll set holding the buffer's own epoll fd and an
-//! eventfd, so `drain` wakes it at once: it consumes everything already
-//! submitted and answers, which makes a read after the storm exact and cheap.
+//! Counting ring- and perf-buffer records in user space, as the C loader
+//! does: a poller thread consumes records as they come, so the buffer does
+//! not fill during a storm, and a read consumes under the same lock on the
+//! caller's own thread, so it counts everything submitted so far with no
+//! hand-off to the poller and no poll interval to wait out. The poller
+//! sleeps on an epoll set holding the buffer's own epoll fd and an eventfd,
+//! which stops it at once.
 
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use bpfstorm_common::wakeup::{Doorbell, Waiter};
@@ -21,29 +22,28 @@ use crate::errors;
 /// Perf buffer size per CPU, in pages.
 const PERF_PAGES: usize = 64;
 
-enum Request {
-    Drain(Sender<Result<(), CounterError>>),
-    Stop,
-}
-
 enum Buffer {
     Ring(RingBuffer<'static>),
     Perf(PerfBuffer<'static>),
 }
 
+/// What the callbacks count; read under the buffer's lock, so a read sees
+/// every record its own consume counted.
+#[derive(Default)]
+struct Counts {
+    records: AtomicU64,
+    lost: AtomicU64,
+}
+
 impl Buffer {
-    fn open(
-        kind: MapKind,
-        map: &MapHandle,
-        records: Arc<AtomicU64>,
-        lost: Arc<AtomicU64>,
-    ) -> Result<Buffer, CounterError> {
+    fn open(kind: MapKind, map: &MapHandle, counts: &Arc<Counts>) -> Result<Buffer, CounterError> {
+        let (on_record, on_lost) = (counts.clone(), counts.clone());
         match kind {
             MapKind::Ringbuf => {
                 let mut builder = RingBufferBuilder::new();
                 builder
                     .add(map, move |_| {
-                        records.fetch_add(1, Ordering::Relaxed);
+                        on_record.records.fetch_add(1, Ordering::Relaxed);
                         0
                     })
                     .map_err(|e| errors::map("ring_buffer__new", &e))?;
@@ -55,10 +55,10 @@ impl Buffer {
             _ => PerfBufferBuilder::new(map)
                 .pages(PERF_PAGES)
                 .sample_cb(move |_cpu, _data: &[u8]| {
-                    records.fetch_add(1, Ordering::Relaxed);
+                    on_record.records.fetch_add(1, Ordering::Relaxed);
                 })
                 .lost_cb(move |_cpu, count| {
-                    lost.fetch_add(count, Ordering::Relaxed);
+                    on_lost.lost.fetch_add(count, Ordering::Relaxed);
                 })
                 .build()
                 .map(Buffer::Perf)
@@ -66,137 +66,116 @@ impl Buffer {
         }
     }
 
-    fn epoll_fd(&self) -> RawFd {
+    fn epoll_fd(&self) -> i32 {
         match self {
             Buffer::Ring(rb) => rb.epoll_fd(),
             Buffer::Perf(pb) => pb.epoll_fd(),
         }
     }
 
+    /// Counts every record submitted so far. Exec storms interrupt often;
+    /// that is no error.
     fn consume(&self) -> libbpf_rs::Result<()> {
-        match self {
+        let result = match self {
             Buffer::Ring(rb) => rb.consume(),
             Buffer::Perf(pb) => pb.consume(),
+        };
+        match result {
+            Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
+            other => other,
         }
     }
 }
 
-/// Exec storms interrupt epoll_wait often; that is no error.
-fn retry_interrupted(result: libbpf_rs::Result<()>) -> libbpf_rs::Result<()> {
-    match result {
-        Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
-        other => other,
+/// The buffer and what its callbacks counted, behind one lock: libbpf's
+/// buffers take one consumer at a time.
+struct Shared {
+    buffer: Mutex<Buffer>,
+    counts: Arc<Counts>,
+    stop: AtomicBool,
+    doorbell: Doorbell,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Buffer> {
+        // A poisoned lock only means a callback panicked mid-count.
+        self.buffer.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
+/// A buffer's running counts: records, and lost records (perf buffer only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamCounts {
+    pub records: u64,
+    pub lost_records: u64,
+}
+
 pub struct StreamReader {
-    requests: Sender<Request>,
-    doorbell: Arc<Doorbell>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
-    records: Arc<AtomicU64>,
-    lost: Arc<AtomicU64>,
+    /// The buffer's map; dropped after the buffer (field order).
+    _map: MapHandle,
 }
 
 impl StreamReader {
     pub fn start(kind: MapKind, map: MapHandle) -> Result<StreamReader, CounterError> {
-        let records = Arc::new(AtomicU64::new(0));
-        let lost = Arc::new(AtomicU64::new(0));
-        let (requests, inbox) = mpsc::channel();
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (r, l) = (records.clone(), lost.clone());
-        let doorbell = Arc::new(Doorbell::new()?);
-        let bell = doorbell.clone();
+        let counts = Arc::new(Counts::default());
+        let buffer = Buffer::open(kind, &map, &counts)?;
+        let doorbell = Doorbell::new()?;
+        let mut waiter = Waiter::new(&[buffer.epoll_fd(), doorbell.as_raw_fd()])?;
+        let shared = Arc::new(Shared {
+            buffer: Mutex::new(buffer),
+            counts,
+            stop: AtomicBool::new(false),
+            doorbell,
+        });
+        let poller = shared.clone();
         let thread = std::thread::Builder::new()
             .name("bpfstorm-poller".into())
-            .spawn(move || {
-                let started = Buffer::open(kind, &map, r, l).and_then(|buffer| {
-                    let waiter = Waiter::new(&[buffer.epoll_fd(), bell.as_raw_fd()])?;
-                    Ok((buffer, waiter))
-                });
-                match started {
-                    Ok((buffer, mut waiter)) => {
-                        let _ = ready_tx.send(Ok(()));
-                        serve(&buffer, &mut waiter, &bell, &inbox);
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                    }
+            .spawn(move || loop {
+                waiter.wait();
+                if poller.stop.load(Ordering::Acquire) {
+                    return;
                 }
+                // An error here would only repeat; the next read reports it.
+                let _ = poller.lock().consume();
             })?;
-        let mut reader = StreamReader {
-            requests,
-            doorbell,
+        Ok(StreamReader {
+            shared,
             thread: Some(thread),
-            records,
-            lost,
-        };
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(reader),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(reader.died()),
-        }
+            _map: map,
+        })
     }
 
-    /// Consumes every record submitted so far and returns the running count.
-    pub fn drain(&mut self) -> Result<u64, CounterError> {
-        let (tx, rx) = mpsc::channel();
-        self.requests
-            .send(Request::Drain(tx))
-            .map_err(|_| self.died())?;
-        self.doorbell.ring();
-        rx.recv().map_err(|_| self.died())??;
-        Ok(self.records.load(Ordering::Relaxed))
-    }
-
-    /// Records the kernel reported lost (perf buffer only).
-    pub fn lost(&self) -> u64 {
-        self.lost.load(Ordering::Relaxed)
+    /// Consumes every record submitted so far, on the caller's thread, and
+    /// returns the running counts.
+    pub fn drain(&mut self) -> Result<StreamCounts, CounterError> {
+        let buffer = self.shared.lock();
+        buffer
+            .consume()
+            .map_err(|e| errors::map("consuming the buffer", &e))?;
+        let counts = &self.shared.counts;
+        Ok(StreamCounts {
+            records: counts.records.load(Ordering::Relaxed),
+            lost_records: counts.lost.load(Ordering::Relaxed),
+        })
     }
 
     pub fn reset(&mut self) -> Result<(), CounterError> {
-        self.drain()?;
-        self.records.store(0, Ordering::Relaxed);
-        self.lost.store(0, Ordering::Relaxed);
+        let buffer = self.shared.lock();
+        buffer
+            .consume()
+            .map_err(|e| errors::map("consuming the buffer", &e))?;
+        self.shared.counts.records.store(0, Ordering::Relaxed);
+        self.shared.counts.lost.store(0, Ordering::Relaxed);
         Ok(())
-    }
-
-    fn died(&mut self) -> CounterError {
-        let detail = match self.thread.take().map(JoinHandle::join) {
-            Some(Err(_)) => "panicked",
-            _ => "stopped",
-        };
-        CounterError::Backend {
-            backend: "libbpf",
-            message: format!("the buffer poller thread {detail}"),
-        }
-    }
-}
-
-fn serve(buffer: &Buffer, waiter: &mut Waiter, doorbell: &Doorbell, inbox: &Receiver<Request>) {
-    loop {
-        waiter.wait();
-        doorbell.clear();
-        // Count what arrived. An error other than EINTR would only repeat
-        // here; the next drain's own consume reports it.
-        let _ = retry_interrupted(buffer.consume());
-        loop {
-            match inbox.try_recv() {
-                Ok(Request::Drain(reply)) => {
-                    let done = retry_interrupted(buffer.consume())
-                        .map_err(|e| errors::map("consuming the buffer", &e));
-                    let _ = reply.send(done);
-                }
-                Ok(Request::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
-                Err(mpsc::TryRecvError::Empty) => break,
-            }
-        }
     }
 }
 
 impl Drop for StreamReader {
     fn drop(&mut self) {
-        let _ = self.requests.send(Request::Stop);
-        self.doorbell.ring();
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.doorbell.ring();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -13,7 +13,8 @@ fn every_strategy_loads_and_counts_some_execs() {
         let r = c.read().unwrap();
         let st = c.prog_stats().unwrap();
         println!(
-            "{s}: {r:?} {st:?} mem={} ids={:?} t={:?}",
+            "{s}: {r:?} {st:?} {:?} mem={} ids={:?} t={:?}",
+            c.prog_info().unwrap(),
             c.map_memory_bytes().unwrap(),
             c.prog_ids(),
             c.timings()

@@ -3,8 +3,6 @@
 //! later failure or Ctrl-C loses nothing measured and never leaves it
 //! half-written.
 
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -12,14 +10,15 @@ use thiserror::Error;
 
 use crate::host::Host;
 use crate::measure::Cell;
+use crate::secure_fs::{Dir, FsError};
 use crate::storm::StormSpec;
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Error)]
 pub enum CsvError {
-    #[error("cannot write results to {path}: {source}; pick a writable folder with --results-dir")]
-    Write { path: PathBuf, source: io::Error },
+    #[error("cannot write results: {0}; pick a writable folder with --results-dir")]
+    Write(#[from] FsError),
     #[error("encoding a CSV row: {0}")]
     Encode(#[from] ::csv::Error),
 }
@@ -45,7 +44,7 @@ impl RunInfo {
 }
 
 /// One CSV row. Units are in the column names; empty means "not measured".
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Row {
     pub schema_version: u32,
     pub run_id: String,
@@ -79,6 +78,10 @@ pub struct Row {
     pub timed_out: Option<bool>,
     pub counted: Option<u64>,
     pub dropped: Option<u64>,
+    /// Perf buffer only (v3): lost-sample records perf delivered, a
+    /// cross-check of `dropped` (which the program counts itself); they
+    /// arrive late or never, so this may trail it.
+    pub perf_lost_records: Option<u64>,
     pub expected_oracle: String,
     pub expected: Option<u64>,
     pub missing: Option<i64>,
@@ -96,6 +99,12 @@ pub struct Row {
     pub ns_per_run_ci95_hi: Option<f64>,
     pub ns_per_run_samples: Option<usize>,
     pub ns_per_event_mean: Option<f64>,
+    /// In-kernel time per counted event (v3): the ns/run figures scaled by
+    /// `run_cnt / counted`, so hooks that run on every syscall pay for the
+    /// runs they filter out. What `recommend` and the summary rank by.
+    pub ns_per_event_median: Option<f64>,
+    pub ns_per_event_ci95_lo: Option<f64>,
+    pub ns_per_event_ci95_hi: Option<f64>,
     pub open_ms: Option<f64>,
     pub load_ms: Option<f64>,
     pub attach_ms: Option<f64>,
@@ -117,6 +126,11 @@ pub struct Row {
     /// (storm_wall_s - baseline_wall_s) / issued: what the probe added to each
     /// exec end to end, in ns; one paired difference, noisy on its own.
     pub e2e_ns_per_exec: Option<f64>,
+    /// What else ran on the hook during the cell (foreign execs, another
+    /// bpfstorm): its timings include that work. Empty when nothing did.
+    /// New in v3.
+    #[serde(default)]
+    pub interference: String,
 }
 
 /// Identifies a cell in a row whether or not it could be measured.
@@ -165,47 +179,7 @@ impl Row {
             repetition: id.repetition,
             status: status.to_string(),
             error,
-            issued: None,
-            succeeded: None,
-            failed: None,
-            timed_out: None,
-            counted: None,
-            dropped: None,
-            expected_oracle: String::new(),
-            expected: None,
-            missing: None,
-            exact: None,
-            perf_sys_enter_execve: None,
-            perf_sched_process_exec: None,
-            perf_sys_enter_execveat: None,
-            perf_sys_enter_execve_system: None,
-            forks_procfs: None,
-            run_cnt: None,
-            run_time_ns: None,
-            recursion_misses: None,
-            ns_per_run_median: None,
-            ns_per_run_ci95_lo: None,
-            ns_per_run_ci95_hi: None,
-            ns_per_run_samples: None,
-            ns_per_event_mean: None,
-            open_ms: None,
-            load_ms: None,
-            attach_ms: None,
-            read_us_median: None,
-            read_us_ci95_lo: None,
-            read_us_ci95_hi: None,
-            map_bytes: None,
-            verified_insns: None,
-            xlated_insns: None,
-            jited_bytes: None,
-            loader_heap_bytes: None,
-            storm_wall_s: None,
-            storm_cpu_user_s: None,
-            storm_cpu_sys_s: None,
-            system_cpu_s: None,
-            execs_per_s: None,
-            baseline_wall_s: None,
-            e2e_ns_per_exec: None,
+            ..Row::default()
         }
     }
 
@@ -225,6 +199,7 @@ impl Row {
             timed_out: Some(cell.storm.timed_out),
             counted: Some(cell.reading.count),
             dropped: Some(cell.reading.dropped),
+            perf_lost_records: Some(cell.reading.lost_records),
             expected_oracle: cell.expected_oracle.to_string(),
             expected: Some(cell.expected),
             missing: Some(cell.missing()),
@@ -242,6 +217,18 @@ impl Row {
             ns_per_run_ci95_hi: cell.ns_per_run.map(|e| round(e.hi, 1)),
             ns_per_run_samples: cell.ns_per_run.map(|e| e.n),
             ns_per_event_mean: cell.ns_per_event().map(|v| round(v, 1)),
+            ns_per_event_median: cell
+                .runs_per_event()
+                .zip(cell.ns_per_run)
+                .map(|(k, e)| round(e.median * k, 1)),
+            ns_per_event_ci95_lo: cell
+                .runs_per_event()
+                .zip(cell.ns_per_run)
+                .map(|(k, e)| round(e.lo * k, 1)),
+            ns_per_event_ci95_hi: cell
+                .runs_per_event()
+                .zip(cell.ns_per_run)
+                .map(|(k, e)| round(e.hi * k, 1)),
             open_ms: Some(ms(cell.timings.open)),
             load_ms: Some(ms(cell.timings.load)),
             attach_ms: Some(ms(cell.timings.attach)),
@@ -277,55 +264,82 @@ impl Row {
 }
 
 /// A CSV file under the results folder, rewritten whole after each row.
-pub struct CsvReport<R: Serialize = Row> {
-    path: PathBuf,
+/// It is created with its header line before the first row, so an early
+/// interrupt leaves a file that says what it is, never an empty one.
+pub struct CsvReport<R: Serialize + Default = Row> {
+    dir: Dir,
+    name: String,
     rows: Vec<R>,
 }
 
-impl<R: Serialize> CsvReport<R> {
-    /// Creates `dir/file_name` now, so an unwritable folder is reported
-    /// before the first cell, not after it.
+impl<R: Serialize + Default> CsvReport<R> {
+    /// Creates `dir/file_name` now (failing if anything is there), so an
+    /// unwritable or unsafe folder is reported before the first cell.
     pub fn create(dir: &Path, file_name: &str) -> Result<CsvReport<R>, CsvError> {
-        let report = CsvReport {
-            path: dir.join(file_name),
-            rows: Vec::new(),
-        };
-        fs::create_dir_all(dir)
-            .and_then(|()| report.write())
-            .map_err(|source| CsvError::Write {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        Ok(report)
+        CsvReport::create_in(Dir::results(dir)?, file_name)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// As [`CsvReport::create`], in a folder already opened.
+    pub fn create_in(dir: Dir, file_name: &str) -> Result<CsvReport<R>, CsvError> {
+        dir.create_new(file_name, &header_line::<R>()?)?;
+        Ok(CsvReport {
+            dir,
+            name: file_name.to_string(),
+            rows: Vec::new(),
+        })
+    }
+
+    /// Creates or replaces `dir/file_name` (a report of fixed name, made
+    /// anew each time), header first.
+    pub fn replace_in(dir: Dir, file_name: &str) -> Result<CsvReport<R>, CsvError> {
+        dir.replace(file_name, &header_line::<R>()?)?;
+        Ok(CsvReport {
+            dir,
+            name: file_name.to_string(),
+            rows: Vec::new(),
+        })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join(&self.name)
+    }
+
+    /// The folder it is written in.
+    pub fn dir(&self) -> &Dir {
+        &self.dir
     }
 
     pub fn push(&mut self, row: R) -> Result<(), CsvError> {
         self.rows.push(row);
-        self.write().map_err(|source| CsvError::Write {
-            path: self.path.clone(),
-            source,
-        })
-    }
-
-    fn write(&self) -> io::Result<()> {
         let mut writer = ::csv::Writer::from_writer(Vec::new());
         for row in &self.rows {
             writer.serialize(row)?;
         }
-        let bytes = writer.into_inner().map_err(|e| e.into_error())?;
-        let tmp = self.path.with_extension("csv.tmp");
-        fs::write(&tmp, bytes)?;
-        fs::rename(&tmp, &self.path)
+        let bytes = writer
+            .into_inner()
+            .map_err(|e| CsvError::Encode(e.into_error().into()))?;
+        Ok(self.dir.replace(&self.name, &bytes)?)
     }
+}
+
+/// The header line of a CSV of `R` rows (serde knows the columns only from
+/// a value, so a default one is serialized and its values dropped).
+fn header_line<R: Serialize + Default>() -> Result<Vec<u8>, CsvError> {
+    let mut writer = ::csv::Writer::from_writer(Vec::new());
+    writer.serialize(R::default())?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| CsvError::Encode(e.into_error().into()))?;
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| i + 1);
+    Ok(bytes[..end].to_vec())
 }
 
 /// One row of a probe CSV: whether an attach point x map kind loads and
 /// attaches on this kernel, and the kernel's reason when it does not.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProbeRow {
     pub schema_version: u32,
     pub run_id: String,

@@ -1,14 +1,14 @@
 //! A run's markdown report, beside its CSV: the table, an SVG chart of
 //! in-kernel cost with intervals, and the recommendation.
 
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use super::csv::Row;
+use super::escape::text;
 use super::svg::{interval_chart, Item};
 use crate::aggregate::{aggregate, distinct};
 use crate::recommend;
+use crate::secure_fs::{Dir, FsError};
 
 fn cell(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
@@ -25,16 +25,19 @@ fn label(r: &Row) -> String {
     format!("{} {} {}/{}", r.backend, r.attach, r.map, r.update)
 }
 
-/// Writes `<csv stem>.md` and `<csv stem>-ns_per_run.svg` beside the CSV.
-pub fn write_report(csv: &Path, all: &[Row]) -> io::Result<PathBuf> {
-    let folded: Vec<Row> = aggregate(all).into_iter().map(|a| a.row).collect();
+/// Writes `<csv stem>.md` and `<csv stem>-ns_per_event.svg` beside the CSV
+/// `csv` in `dir`; returns the report's path.
+pub fn write_report(dir: &Dir, csv: &Path, all: &[Row]) -> Result<PathBuf, FsError> {
+    let cells = aggregate(all);
+    let brackets = distinct(cells.iter().map(|a| a.bracket.describe()));
+    let folded: Vec<Row> = cells.into_iter().map(|a| a.row).collect();
     let rows = folded.as_slice();
     let stem = csv
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("run")
         .to_string();
-    let svg_name = format!("{stem}-ns_per_run.svg");
+    let svg_name = format!("{stem}-ns_per_event.svg");
     // Emulated times (guest kernels) would dwarf native ones on one axis.
     let items: Vec<Item> = rows
         .iter()
@@ -42,18 +45,17 @@ pub fn write_report(csv: &Path, all: &[Row]) -> io::Result<PathBuf> {
         .filter_map(|r| {
             Some(Item {
                 label: label(r),
-                median: r.ns_per_run_median?,
-                lo: r.ns_per_run_ci95_lo?,
-                hi: r.ns_per_run_ci95_hi?,
+                median: r.ns_per_event_median?,
+                lo: r.ns_per_event_ci95_lo?,
+                hi: r.ns_per_event_ci95_hi?,
             })
         })
         .collect();
-    let dir = csv.parent().unwrap_or(Path::new("."));
     if !items.is_empty() {
-        let title = format!("In-kernel cost per program run ({stem})");
-        fs::write(
-            dir.join(&svg_name),
-            interval_chart(&title, "ns per run", &items),
+        let title = format!("In-kernel cost per counted event ({stem})");
+        dir.replace(
+            &svg_name,
+            interval_chart(&title, "ns per event", &items).as_bytes(),
         )?;
     }
 
@@ -62,11 +64,11 @@ pub fn write_report(csv: &Path, all: &[Row]) -> io::Result<PathBuf> {
         md.push_str(&format!(
             "Host {}, kernel {}, {} CPUs ({}), bpfstorm {}. Storm: {} workers x {} execs of `{}` ({}), filter {}. \
              Data: [{}]({}).\n\n",
-            first.host,
-            first.kernel,
+            text(&first.host),
+            text(&first.kernel),
             first.cpus,
-            first.cpu_model,
-            first.git_rev,
+            text(&first.cpu_model),
+            text(&first.git_rev),
             first.workers,
             first.execs_per_worker,
             first.target,
@@ -79,7 +81,9 @@ pub fn write_report(csv: &Path, all: &[Row]) -> io::Result<PathBuf> {
     let guests = distinct(rows.iter().filter(|r| r.timing == "emulated").map(|r| {
         format!(
             "{} ({} workers x {} execs)",
-            r.kernel, r.workers, r.execs_per_worker
+            text(&r.kernel),
+            r.workers,
+            r.execs_per_worker
         )
     }));
     if !guests.is_empty() {
@@ -89,12 +93,12 @@ pub fn write_report(csv: &Path, all: &[Row]) -> io::Result<PathBuf> {
             guests.join(", ")
         ));
     }
-    md.push_str("| kernel | backend | attach | map | update | status | counted | oracle | dropped | missing | ns/run median [95% CI] | read us median [95% CI] | load+attach ms (1 run) |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| kernel | backend | attach | map | update | status | counted | oracle | dropped | missing | ns/event [95% CI] | ns/run [95% CI] | read us [95% CI] | open+load+attach ms (median) |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         md.push_str(&format!(
-            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.kernel,
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            text(&r.kernel),
             if r.timing == "emulated" {
                 " (guest, emulated times)"
             } else {
@@ -110,27 +114,37 @@ pub fn write_report(csv: &Path, all: &[Row]) -> io::Result<PathBuf> {
             r.dropped.map_or("-".into(), |v| v.to_string()),
             r.missing.map_or("-".into(), |v| v.to_string()),
             interval(
+                r.ns_per_event_median,
+                r.ns_per_event_ci95_lo,
+                r.ns_per_event_ci95_hi,
+                0
+            ),
+            interval(
                 r.ns_per_run_median,
                 r.ns_per_run_ci95_lo,
                 r.ns_per_run_ci95_hi,
                 0
             ),
             interval(r.read_us_median, r.read_us_ci95_lo, r.read_us_ci95_hi, 1),
-            match (r.load_ms, r.attach_ms) {
-                (Some(l), Some(a)) => cell(Some(l + a), 1),
+            match (r.open_ms, r.load_ms, r.attach_ms) {
+                (Some(o), Some(l), Some(a)) => cell(Some(o + l + a), 1),
                 _ => "-".into(),
             },
         ));
     }
+    md.push_str(&format!(
+        "\nTimings: the {}. ns/event counts filtered-out runs too (hooks on every syscall pay for them).\n",
+        brackets.join("; or the ")
+    ));
     if !items.is_empty() {
-        md.push_str(&format!("\n![ns per run]({svg_name})\n\n"));
+        md.push_str(&format!("\n![ns per event]({svg_name})\n\n"));
     }
     md.push_str(
         &recommend::render_markdown(&recommend::recommend(all))
             .replacen("# ", "## ", 1)
             .replace("\n## ", "\n### "),
     );
-    let path = dir.join(format!("{stem}.md"));
-    fs::write(&path, md)?;
-    Ok(path)
+    let name = format!("{stem}.md");
+    dir.replace(&name, md.as_bytes())?;
+    Ok(dir.path().join(name))
 }

@@ -1,6 +1,7 @@
 //! Results on disk.
 
 pub mod csv;
+pub mod escape;
 pub mod markdown;
 pub mod read;
 pub mod svg;

@@ -1,114 +1,588 @@
-//! Reading run CSVs back (compare, recommend): schemas v1 and v2, and every
-//! problem reported with the file, the line and what to do.
+//! Reading CSVs back (compare, recommend, a guest's results): run schemas
+//! v1 to the current one, every value checked after it is read (names
+//! against the names bpfstorm writes, times finite and not negative,
+//! intervals in order, counts that sum without overflow), and every problem
+//! reported with the file, the line (as an editor counts it, CRLF or not),
+//! the column by name and what to do.
+//!
+//! Only regular files are read, never through a symbolic link, and at most
+//! [`MAX_CSV_BYTES`] of them: a FIFO, a device or a growing file is refused
+//! at once instead of blocking or filling memory, and Ctrl-C stops a read.
 
-use std::fs;
+use std::fs::{self, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use super::csv::{Row, SCHEMA_VERSION};
+use super::csv::{ProbeRow, Row, SCHEMA_VERSION};
+use super::escape;
+use crate::aggregate::try_aggregate;
+use crate::semantics::SemanticsRow;
+use crate::storm::{SpawnMethod, Target};
+
+/// The largest CSV read back: far above any run's (a row is under 1 KiB),
+/// far below what would strain memory.
+pub const MAX_CSV_BYTES: u64 = 64 << 20;
+
+/// Bytes read between two looks at Ctrl-C.
+const CHUNK: u64 = 1 << 20;
+
+/// Rows parsed between two looks at Ctrl-C.
+const ROWS_PER_CHECK: usize = 1024;
+
+/// The longest value quoted back in an error.
+const QUOTED_CHARS: usize = 60;
+
+fn shown(path: &Path) -> String {
+    escape::terminal(&path.display().to_string())
+}
+
+/// A value from a file, quoted in an error: control characters made
+/// visible, and cut short.
+fn quoted(value: &str) -> String {
+    escape::terminal(&escape::shorten(value, QUOTED_CHARS))
+}
 
 #[derive(Debug, Error)]
 pub enum ReadError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}: {source}", shown(path))]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a bpfstorm run CSV: it has no `schema_version` column")]
+    #[error("{} is a symbolic link: name the file it points to", shown(path))]
+    Symlink { path: PathBuf },
+    #[error(
+        "{} is {kind}, not a regular file: name a CSV file that bpfstorm wrote",
+        shown(path)
+    )]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error(
+        "{} is larger than {} MiB, the most bpfstorm reads back: is it the right file?",
+        shown(path),
+        cap >> 20
+    )]
+    TooLarge { path: PathBuf, cap: u64 },
+    #[error("reading {} was interrupted", shown(path))]
+    Interrupted { path: PathBuf },
+    #[error(
+        "{} is not a bpfstorm run CSV: it has no `schema_version` column",
+        shown(path)
+    )]
     NotRun { path: PathBuf },
     #[error(
-        "{path}, line {line}: schema version `{found}`, but this bpfstorm reads versions \
-         1 to {SCHEMA_VERSION} only: re-run `bpfstorm run`, or read it with the bpfstorm that wrote it"
+        "{}, line {line}: schema version `{found}`, but this bpfstorm reads versions \
+         1 to {SCHEMA_VERSION} only: re-run `bpfstorm run`, or read it with the bpfstorm that wrote it",
+        shown(path)
     )]
     Version {
         path: PathBuf,
         line: u64,
         found: String,
     },
-    #[error("{path}, line {line}: {message} (truncated or edited by hand?)")]
+    #[error(
+        "{}, line {line}: {message} (truncated or edited by hand?)",
+        shown(path)
+    )]
     Malformed {
         path: PathBuf,
         line: u64,
         message: String,
     },
-    #[error("{path} holds no rows")]
+    /// A value that is not one this bpfstorm writes in its column.
+    #[error(
+        "{}, line {line}, column `{column}`: {message} (edited by hand?)",
+        shown(path)
+    )]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        message: String,
+    },
+    /// A count whose sum over a cell's repetitions does not fit in 64 bits.
+    #[error(
+        "{}, line {line}, column `{column}`: summed over the cell's repetitions it \
+         overflows a 64-bit count (edited by hand?)",
+        shown(path)
+    )]
+    Overflow {
+        path: PathBuf,
+        line: u64,
+        column: &'static str,
+    },
+    #[error("{} holds no rows", shown(path))]
     Empty { path: PathBuf },
+}
+
+/// A problem with one value of a row, found once the row was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub column: &'static str,
+    pub message: String,
+}
+
+/// A row type read back from a CSV: its values are checked (and normalised,
+/// e.g. `-0` to `0`) before anything uses them.
+pub trait Checked {
+    fn check(&mut self) -> Result<(), Invalid> {
+        Ok(())
+    }
+}
+
+/// The values `timing` takes.
+pub const TIMINGS: &[&str] = &["native", "emulated"];
+/// The values a run row's `status` takes.
+pub const RUN_STATUSES: &[&str] = &["ok", "timeout", "unsupported", "error"];
+/// The values a semantics row's `status` takes.
+pub const SEMANTICS_STATUSES: &[&str] = &["ok", "refused", "error"];
+/// The values `filter` takes.
+pub const FILTERS: &[&str] = &["all", "cgroup"];
+
+fn one_of(column: &'static str, value: &str, allowed: &[&str]) -> Result<(), Invalid> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(Invalid {
+            column,
+            message: format!(
+                "unknown value `{}`; expected one of: {}",
+                quoted(value),
+                allowed.join(", ")
+            ),
+        })
+    }
+}
+
+/// Every name of a kind (attach points, map kinds, ...).
+fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
+    all.iter().map(|&t| name(t)).collect()
+}
+
+/// A time, size or rate: finite and not negative (`-0` becomes `0`).
+fn non_negative(column: &'static str, value: &mut Option<f64>) -> Result<(), Invalid> {
+    match *value {
+        Some(v) if !v.is_finite() || v < 0.0 => Err(Invalid {
+            column,
+            message: format!("`{v}` is not a finite number >= 0"),
+        }),
+        // -0.0 + 0.0 is +0.0.
+        Some(v) => {
+            *value = Some(v + 0.0);
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+fn finite(column: &'static str, value: Option<f64>) -> Result<(), Invalid> {
+    match value {
+        Some(v) if !v.is_finite() => Err(Invalid {
+            column,
+            message: format!("`{v}` is not a finite number"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A median and its interval: `lo <= median <= hi`.
+fn ordered(
+    column: &'static str,
+    median: Option<f64>,
+    lo: Option<f64>,
+    hi: Option<f64>,
+) -> Result<(), Invalid> {
+    match (median, lo, hi) {
+        (Some(m), Some(lo), Some(hi)) if !(lo <= m && m <= hi) => Err(Invalid {
+            column,
+            message: format!("median {m} outside its 95% interval [{lo}, {hi}]"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn schema_version(value: u32) -> Result<(), Invalid> {
+    if (1..=SCHEMA_VERSION).contains(&value) {
+        Ok(())
+    } else {
+        Err(Invalid {
+            column: "schema_version",
+            message: format!("version `{value}`, but this bpfstorm reads 1 to {SCHEMA_VERSION}"),
+        })
+    }
+}
+
+impl Checked for Row {
+    fn check(&mut self) -> Result<(), Invalid> {
+        schema_version(self.schema_version)?;
+        one_of("timing", &self.timing, TIMINGS)?;
+        one_of("backend", &self.backend, crate::backends::NAMES)?;
+        one_of(
+            "attach",
+            &self.attach,
+            &names(AttachPoint::ALL, AttachPoint::name),
+        )?;
+        one_of("map", &self.map, &names(MapKind::ALL, MapKind::name))?;
+        one_of(
+            "update",
+            &self.update,
+            &names(UpdateMode::ALL, UpdateMode::name),
+        )?;
+        one_of("filter", &self.filter, FILTERS)?;
+        one_of("target", &self.target, &names(&Target::ALL, Target::name))?;
+        one_of(
+            "spawn",
+            &self.spawn,
+            &names(&SpawnMethod::ALL, SpawnMethod::name),
+        )?;
+        one_of("status", &self.status, RUN_STATUSES)?;
+        if !self.expected_oracle.is_empty() {
+            let oracles: Vec<&str> = crate::measure::Oracle::ALL
+                .iter()
+                .map(|o| o.name())
+                .collect();
+            one_of("expected_oracle", &self.expected_oracle, &oracles)?;
+        }
+        for (column, value) in [
+            ("ns_per_run_median", &mut self.ns_per_run_median),
+            ("ns_per_run_ci95_lo", &mut self.ns_per_run_ci95_lo),
+            ("ns_per_run_ci95_hi", &mut self.ns_per_run_ci95_hi),
+            ("ns_per_event_mean", &mut self.ns_per_event_mean),
+            ("ns_per_event_median", &mut self.ns_per_event_median),
+            ("ns_per_event_ci95_lo", &mut self.ns_per_event_ci95_lo),
+            ("ns_per_event_ci95_hi", &mut self.ns_per_event_ci95_hi),
+            ("open_ms", &mut self.open_ms),
+            ("load_ms", &mut self.load_ms),
+            ("attach_ms", &mut self.attach_ms),
+            ("read_us_median", &mut self.read_us_median),
+            ("read_us_ci95_lo", &mut self.read_us_ci95_lo),
+            ("read_us_ci95_hi", &mut self.read_us_ci95_hi),
+            ("storm_wall_s", &mut self.storm_wall_s),
+            ("storm_cpu_user_s", &mut self.storm_cpu_user_s),
+            ("storm_cpu_sys_s", &mut self.storm_cpu_sys_s),
+            ("system_cpu_s", &mut self.system_cpu_s),
+            ("execs_per_s", &mut self.execs_per_s),
+            ("baseline_wall_s", &mut self.baseline_wall_s),
+        ] {
+            non_negative(column, value)?;
+        }
+        // A paired difference: the probe may look free, or cheaper than nothing.
+        finite("e2e_ns_per_exec", self.e2e_ns_per_exec)?;
+        // Before v3 the per-event figures were not written; they follow from
+        // the per-run ones exactly as the writer derives them.
+        if self.schema_version < 3 && self.ns_per_event_median.is_none() {
+            if let (Some(runs), Some(counted)) = (self.run_cnt, self.counted.filter(|&c| c > 0)) {
+                let k = runs as f64 / counted as f64;
+                self.ns_per_event_median = self.ns_per_run_median.map(|v| v * k);
+                self.ns_per_event_ci95_lo = self.ns_per_run_ci95_lo.map(|v| v * k);
+                self.ns_per_event_ci95_hi = self.ns_per_run_ci95_hi.map(|v| v * k);
+            }
+        }
+        ordered(
+            "ns_per_run_median",
+            self.ns_per_run_median,
+            self.ns_per_run_ci95_lo,
+            self.ns_per_run_ci95_hi,
+        )?;
+        ordered(
+            "ns_per_event_median",
+            self.ns_per_event_median,
+            self.ns_per_event_ci95_lo,
+            self.ns_per_event_ci95_hi,
+        )?;
+        ordered(
+            "read_us_median",
+            self.read_us_median,
+            self.read_us_ci95_lo,
+            self.read_us_ci95_hi,
+        )
+    }
+}
+
+impl Checked for ProbeRow {
+    fn check(&mut self) -> Result<(), Invalid> {
+        schema_version(self.schema_version)?;
+        one_of("timing", &self.timing, TIMINGS)?;
+        one_of("backend", &self.backend, crate::backends::NAMES)?;
+        one_of(
+            "attach",
+            &self.attach,
+            &names(AttachPoint::ALL, AttachPoint::name),
+        )?;
+        one_of("map", &self.map, &names(MapKind::ALL, MapKind::name))
+    }
+}
+
+impl Checked for SemanticsRow {
+    fn check(&mut self) -> Result<(), Invalid> {
+        one_of("timing", &self.timing, TIMINGS)?;
+        one_of("backend", &self.backend, crate::backends::NAMES)?;
+        one_of(
+            "attach",
+            &self.attach,
+            &names(AttachPoint::ALL, AttachPoint::name),
+        )?;
+        one_of("target", &self.target, &names(&Target::ALL, Target::name))?;
+        one_of("status", &self.status, SEMANTICS_STATUSES)
+    }
+}
+
+/// The file's bytes: a regular file only, not through a symbolic link, at
+/// most [`MAX_CSV_BYTES`], stopping at Ctrl-C.
+pub fn read_capped(path: &Path) -> Result<Vec<u8>, ReadError> {
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Look before opening: opening a device can act (a tape rewinds, a
+    // watchdog starts); the same file is checked again once open.
+    let before = fs::symlink_metadata(path).map_err(io)?;
+    refuse_unless_regular(path, &before)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => ReadError::Symlink {
+                path: path.to_path_buf(),
+            },
+            _ => io(e),
+        })?;
+    let meta = file.metadata().map_err(io)?;
+    refuse_unless_regular(path, &meta)?;
+    if (meta.dev(), meta.ino()) != (before.dev(), before.ino()) {
+        return Err(io(std::io::Error::other(
+            "it was replaced while being opened",
+        )));
+    }
+    let too_large = || ReadError::TooLarge {
+        path: path.to_path_buf(),
+        cap: MAX_CSV_BYTES,
+    };
+    if meta.len() > MAX_CSV_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // One byte past the cap tells a file that grew past it.
+    let mut rest = file.take(MAX_CSV_BYTES + 1);
+    loop {
+        if crate::interrupt::requested() {
+            return Err(ReadError::Interrupted {
+                path: path.to_path_buf(),
+            });
+        }
+        let n = (&mut rest)
+            .take(CHUNK)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if n == 0 {
+            break;
+        }
+    }
+    if bytes.len() as u64 > MAX_CSV_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+fn refuse_unless_regular(path: &Path, meta: &fs::Metadata) -> Result<(), ReadError> {
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return Ok(());
+    } else if t.is_symlink() {
+        return Err(ReadError::Symlink {
+            path: path.to_path_buf(),
+        });
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    };
+    Err(ReadError::NotRegular {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
+/// The 1-based line holding byte `offset`, as an editor counts lines: `\n`,
+/// `\r\n` and a lone `\r` each end one.
+pub fn line_at(bytes: &[u8], offset: u64) -> u64 {
+    let mut end = usize::try_from(offset).map_or(bytes.len(), |o| o.min(bytes.len()));
+    // The csv reader may place a record after the `\r` of a `\r\n`.
+    if end > 0 && bytes[end - 1] == b'\r' && bytes.get(end) == Some(&b'\n') {
+        end += 1;
+    }
+    let before = &bytes[..end];
+    let mut line = 1;
+    for (i, &b) in before.iter().enumerate() {
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            line += 1;
+        }
+    }
+    line
 }
 
 /// Every row of a run CSV, or the first problem found.
 pub fn read_run(path: &Path) -> Result<Vec<Row>, ReadError> {
-    let bytes = fs::read(path).map_err(|source| ReadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_capped(path)?;
     parse_run(path, &bytes)
 }
 
+/// The rows of a run CSV's bytes (`path` names it in errors), every value
+/// checked, or the first problem found.
 pub fn parse_run(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, ReadError> {
-    let malformed = |line: u64, message: String| ReadError::Malformed {
+    let not_run = || ReadError::NotRun {
         path: path.to_path_buf(),
-        line,
-        message,
     };
-    let mut reader = ::csv::Reader::from_reader(bytes);
-    let headers = reader
-        .headers()
-        .map_err(|e| malformed(1, e.to_string()))?
-        .clone();
-    let version_col = headers
-        .iter()
-        .position(|h| h == "schema_version")
-        .ok_or_else(|| ReadError::NotRun {
-            path: path.to_path_buf(),
-        })?;
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            malformed(line, e.to_string())
-        })?;
-        let line = record.position().map_or(0, |p| p.line());
+    // The header line alone says whether it is a run CSV at all.
+    let mut peek = ::csv::Reader::from_reader(bytes);
+    if let Ok(headers) = peek.headers() {
+        if !headers.iter().any(|h| h == "schema_version") {
+            return Err(not_run());
+        }
+    }
+    let (rows, starts) = parse(path, bytes, |headers, record, line| {
+        let version_col = headers
+            .iter()
+            .position(|h| h == "schema_version")
+            .ok_or_else(not_run)?;
         let found = record.get(version_col).unwrap_or("");
         // v1 had no `timing` column: its rows read as native.
         if !(1..=SCHEMA_VERSION).any(|v| v.to_string() == found) {
             return Err(ReadError::Version {
                 path: path.to_path_buf(),
                 line,
-                found: found.to_string(),
+                found: quoted(found),
             });
         }
-        let row: Row = record
-            .deserialize(Some(&headers))
-            .map_err(|e| malformed(line, e.to_string()))?;
-        rows.push(row);
-    }
+        Ok(())
+    })?;
     if rows.is_empty() {
         return Err(ReadError::Empty {
             path: path.to_path_buf(),
         });
     }
+    // Sums over repetitions are made later (compare, recommend): a file
+    // whose sums overflow is refused here, naming the line that did it.
+    try_aggregate(&rows).map_err(|o| ReadError::Overflow {
+        path: path.to_path_buf(),
+        line: line_at(bytes, starts[o.row]),
+        column: o.column,
+    })?;
     Ok(rows)
 }
 
 /// Every row of a CSV this bpfstorm wrote other than a run's (a guest's
-/// probe or semantics rows, to merge into the host's).
-pub fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ReadError> {
-    let bytes = fs::read(path).map_err(|source| ReadError::Io {
+/// probe or semantics rows, to merge into the host's), every value checked.
+pub fn read_rows<T: DeserializeOwned + Checked>(path: &Path) -> Result<Vec<T>, ReadError> {
+    let bytes = read_capped(path)?;
+    parse_rows(path, &bytes)
+}
+
+/// The rows of a CSV's bytes (`path` names it in errors), every value
+/// checked, or the first problem found.
+pub fn parse_rows<T: DeserializeOwned + Checked>(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<T>, ReadError> {
+    parse(path, bytes, |_, _, _| Ok(())).map(|(rows, _)| rows)
+}
+
+/// The rows and the byte offset each starts at. `before` sees each record
+/// (with the headers and its line) before it is deserialized.
+fn parse<T: DeserializeOwned + Checked>(
+    path: &Path,
+    bytes: &[u8],
+    mut before: impl FnMut(&::csv::StringRecord, &::csv::StringRecord, u64) -> Result<(), ReadError>,
+) -> Result<(Vec<T>, Vec<u64>), ReadError> {
+    let malformed = |e: &::csv::Error| ReadError::Malformed {
         path: path.to_path_buf(),
-        source,
-    })?;
-    ::csv::Reader::from_reader(bytes.as_slice())
-        .deserialize()
-        .map(|row| {
-            row.map_err(|e: ::csv::Error| ReadError::Malformed {
+        line: line_at(bytes, e.position().map_or(0, |p| p.byte())),
+        message: quoted_message(&e.to_string()),
+    };
+    let mut reader = ::csv::Reader::from_reader(bytes);
+    let headers = reader.headers().map_err(|e| malformed(&e))?.clone();
+    let mut rows = Vec::new();
+    let mut starts = Vec::new();
+    let mut record = ::csv::StringRecord::new();
+    loop {
+        if rows.len() % ROWS_PER_CHECK == 0 && crate::interrupt::requested() {
+            return Err(ReadError::Interrupted {
                 path: path.to_path_buf(),
-                line: e.position().map_or(0, |p| p.line()),
-                message: e.to_string(),
-            })
-        })
-        .collect()
+            });
+        }
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(malformed(&e)),
+        }
+        let start = record.position().map_or(0, |p| p.byte());
+        let line = line_at(bytes, start);
+        before(&headers, &record, line)?;
+        let invalid = |column: String, message: String| ReadError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        };
+        let mut row: T = record
+            .deserialize(Some(&headers))
+            .map_err(|e| match e.kind() {
+                ::csv::ErrorKind::Deserialize { err, .. } => match err.field() {
+                    Some(i) => {
+                        let i = usize::try_from(i).unwrap_or(usize::MAX);
+                        let column = headers.get(i).map_or_else(|| format!("#{}", i + 1), quoted);
+                        invalid(
+                            column,
+                            value_problem(err.kind(), record.get(i).unwrap_or("")),
+                        )
+                    }
+                    None => ReadError::Malformed {
+                        path: path.to_path_buf(),
+                        line,
+                        message: quoted_message(&err.to_string()),
+                    },
+                },
+                _ => malformed(&e),
+            })?;
+        row.check()
+            .map_err(|e| invalid(e.column.to_string(), e.message))?;
+        rows.push(row);
+        starts.push(start);
+    }
+    Ok((rows, starts))
+}
+
+/// What is wrong with a value that did not deserialize.
+fn value_problem(kind: &::csv::DeserializeErrorKind, value: &str) -> String {
+    use ::csv::DeserializeErrorKind as K;
+    let value = quoted(value);
+    match kind {
+        K::ParseInt(e) => format!("`{value}` is not a whole number in this column's range ({e})"),
+        K::ParseFloat(e) => format!("`{value}` is not a number ({e})"),
+        K::ParseBool(_) => format!("`{value}` is not `true` or `false`"),
+        K::InvalidUtf8(_) => "the value is not UTF-8 text".into(),
+        K::UnexpectedEndOfRow => "the row ends before this column".into(),
+        K::Message(m) | K::Unsupported(m) => quoted_message(m),
+    }
+}
+
+/// A message that may quote the file: control characters made visible, and
+/// cut short.
+fn quoted_message(message: &str) -> String {
+    escape::terminal(&escape::shorten(message, 4 * QUOTED_CHARS))
 }
 
 /// The newest `run-*.csv` in `dir` (names sort by start time).

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::secure_fs::{self, Dir, FsError, PrivateDir};
 pub use kernels::{cache_dir, GuestKernel, KernelChoice};
 pub use vm::{GuestOutput, Vm, GUEST_ENV};
 
@@ -41,6 +42,13 @@ pub enum GuestError {
     Interrupted,
     #[error("preparing the guest's results folder {path}: {source}")]
     Scratch { path: PathBuf, source: io::Error },
+    /// A folder of the guest's (its scratch, vng's TMPDIR) could not be made
+    /// safely: its parent is one another user could change, or mkdir failed.
+    #[error(
+        "the guest's private folder: {0} (the guest's tools run as root there; use a \
+         TMPDIR and a --results-dir that only root can change)"
+    )]
+    Private(#[from] FsError),
     #[error("finding bpfstorm's own executable: {0}")]
     SelfExe(io::Error),
     #[error("bpfstorm is running inside a guest already: --kernel takes only `host` there")]
@@ -96,6 +104,11 @@ impl Guest {
         })?;
         plain_path(&shared, "--results-dir")?;
         plain_path(&std::env::temp_dir(), "TMPDIR")?;
+        // Both get private folders of ours for root's vng, QEMU and
+        // virtiofsd: refuse now, before anything runs, where another user
+        // could change them.
+        Dir::open(&shared)?;
+        Dir::open(&std::env::temp_dir())?;
         series
             .into_iter()
             .map(|s| {
@@ -173,53 +186,92 @@ fn plain_path(path: &Path, choose: &'static str) -> Result<(), GuestError> {
     }
 }
 
-/// Whether `name` is `<prefix><pid>` of a process that is gone.
-fn left_by_dead_process(name: &str, prefix: &str) -> bool {
-    name.strip_prefix(prefix)
-        .and_then(|pid| pid.parse::<i32>().ok())
-        .is_some_and(|pid| !crate::cgroup::process_alive(pid))
-}
-
-/// The guest's writable results folder; removed when dropped.
+/// The guest's writable results folder: `.guest-<series>-<pid>-<random>`
+/// under the results folder, made fresh and 0700 (the guest writes into it
+/// as root, through virtiofs); removed when dropped.
 #[derive(Debug)]
 pub struct Scratch {
-    path: PathBuf,
+    dir: PrivateDir,
 }
 
 impl Scratch {
-    /// A fresh folder in `parent` (canonical, checked by `Guest::prepare`).
+    /// A fresh folder in `parent` (canonical, checked by `Guest::prepare`),
+    /// after removing those of killed runs (SIGKILL skips Drop): only
+    /// root's 0700 folders of that name shape (see [`secure_fs::sweep`]).
     fn create(parent: &Path, series: &str) -> Result<Scratch, GuestError> {
-        // Folders of killed runs (SIGKILL skips Drop).
         let prefix = format!(".guest-{series}-");
-        if let Ok(entries) = fs::read_dir(parent) {
-            for entry in entries.filter_map(Result::ok) {
-                if left_by_dead_process(&entry.file_name().to_string_lossy(), &prefix) {
-                    let _ = fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-        let path = parent.join(format!("{prefix}{}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir(&path).map_err(|source| GuestError::Scratch {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Scratch { path })
+        secure_fs::sweep(parent, &prefix);
+        Ok(Scratch {
+            dir: PrivateDir::create(parent, &prefix)?,
+        })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// The one file in the folder whose name starts with `prefix` and ends
     /// with `suffix`, if the guest wrote it.
     pub fn file(&self, prefix: &str, suffix: &str) -> Option<PathBuf> {
-        find_file(&self.path, prefix, suffix)
+        find_file(self.path(), prefix, suffix)
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn scratch_is_fresh_and_private_and_sweeps_only_ours() {
+        let results = tempfile::tempdir().unwrap();
+        // Sticky and open to all: the one shape Dir::open lets other users
+        // write in.
+        fs::set_permissions(results.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+        let me = std::process::id();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        // Another user's folders, named as scratch folders are and were.
+        let planted = [
+            format!(".guest-6.12-{me}"),
+            format!(".guest-6.12-{dead}"),
+            format!(".guest-6.12-{dead}-0123456789abcdef"),
+        ];
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(["mkdir", "-m", "700"])
+            .args(planted.iter().map(|n| results.path().join(n)))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        // A killed run's scratch: root's, 0700, our name shape.
+        let stale = results
+            .path()
+            .join(format!(".guest-6.12-{dead}-{}", secure_fs::random_hex(8)));
+        fs::create_dir(&stale).unwrap();
+        fs::set_permissions(&stale, fs::Permissions::from_mode(0o700)).unwrap();
+
+        let scratch = Scratch::create(results.path(), "6.12").unwrap();
+
+        assert!(!stale.exists(), "a killed run's scratch was left");
+        for name in &planted {
+            let path = results.path().join(name);
+            assert_ne!(scratch.path(), path);
+            let meta = fs::metadata(&path).unwrap();
+            assert_eq!(meta.uid(), 65534, "{name}");
+        }
+        let meta = fs::symlink_metadata(scratch.path()).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
+        let path = scratch.path().to_path_buf();
+        drop(scratch);
+        assert!(!path.exists());
+
+        // A results folder every user can write (not sticky) is refused.
+        fs::set_permissions(results.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(
+            Scratch::create(results.path(), "6.12"),
+            Err(GuestError::Private(FsError::Unsafe { .. }))
+        ));
     }
 }

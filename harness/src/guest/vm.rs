@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 use super::kernels::GuestKernel;
 use super::GuestError;
 use crate::interrupt;
+use crate::secure_fs::{self, PrivateDir};
 
 /// The environment variable that tells a bpfstorm inside a guest where it
 /// runs: its rows say `timing = emulated`.
@@ -91,19 +92,10 @@ impl Vm {
         // vng's sockets and pid files go to a folder of ours, removed
         // afterwards even when vng is killed before its own clean-up (and
         // by the next run when we were killed).
-        sweep_stale_tmp();
-        let tmp = std::env::temp_dir().join(format!(
-            "{TMP_PREFIX}{}-{}",
-            std::process::id(),
-            kernel.series
-        ));
-        fs::create_dir_all(&tmp).map_err(|source| GuestError::Scratch {
-            path: tmp.clone(),
-            source,
-        })?;
+        let tmp = private_tmp(&std::env::temp_dir())?;
         let mut cmd = Command::new(&self.vng);
         cmd.env("PATH", &self.path)
-            .env("TMPDIR", &tmp)
+            .env("TMPDIR", tmp.path())
             .arg("--run")
             .arg(&kernel.vmlinuz)
             .args(["--disable-kvm", "--cpus", "2", "--memory", "2G", "--rwdir"])
@@ -119,7 +111,6 @@ impl Vm {
         let child = match cmd.spawn() {
             Ok(child) => child,
             Err(source) => {
-                let _ = fs::remove_dir_all(&tmp);
                 return Err(GuestError::Spawn {
                     tool: self.vng.clone(),
                     source,
@@ -128,7 +119,7 @@ impl Vm {
         };
         let mut vm = RunningVm {
             child,
-            tmp,
+            _tmp: tmp,
             status: None,
         };
         let stdout = vm.child.stdout.take().expect("piped stdout");
@@ -142,7 +133,7 @@ impl Vm {
         let prefix = prefix.to_string();
         let err_reader = thread::spawn(move || {
             for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
-                eprintln!("{prefix}{}", String::from_utf8_lossy(&line));
+                crate::errln!("{prefix}{}", String::from_utf8_lossy(&line));
             }
         });
 
@@ -184,7 +175,8 @@ impl Vm {
 /// vng's process group, shut down on every way out: return, error, panic.
 struct RunningVm {
     child: Child,
-    tmp: PathBuf,
+    /// vng's TMPDIR, removed when this drops, after the group is gone.
+    _tmp: PrivateDir,
     status: Option<ExitStatus>,
 }
 
@@ -217,7 +209,6 @@ impl RunningVm {
             wait_for_group(group, Duration::from_secs(5));
         }
         let status = self.child.wait()?;
-        let _ = fs::remove_dir_all(&self.tmp);
         self.status = Some(status);
         Ok(status)
     }
@@ -229,19 +220,16 @@ impl Drop for RunningVm {
     }
 }
 
+/// vng's TMPDIR folders: `bpfstorm-vng-<pid>-<16 hex>`.
 const TMP_PREFIX: &str = "bpfstorm-vng-";
 
-fn sweep_stale_tmp() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let owner = name.rsplit_once('-').map_or("", |(owner, _series)| owner);
-        if super::left_by_dead_process(owner, TMP_PREFIX) {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
+/// A fresh 0700 folder for vng, QEMU and virtiofsd (all root) in `temp`,
+/// refused when another user could change `temp`: vng reads pid files
+/// there and kills those pids. Folders of killed runs go first (only
+/// root's 0700 ones of our name shape).
+fn private_tmp(temp: &Path) -> Result<PrivateDir, GuestError> {
+    secure_fs::sweep(temp, TMP_PREFIX);
+    Ok(PrivateDir::create(temp, TMP_PREFIX)?)
 }
 
 /// Waits until no process of `group` runs; false if some still do at `limit`.
@@ -301,6 +289,46 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn vng_tmp_is_fresh_and_private_never_a_pre_created_folder() {
+        use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap();
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+        let me = std::process::id();
+        // Another user pre-creates the names vng's folder used to get.
+        let planted = [
+            format!("{TMP_PREFIX}{me}-6.12"),
+            format!("{TMP_PREFIX}{me}-6.1"),
+        ];
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg("mkdir")
+            .args(["-m", "777"])
+            .args(planted.iter().map(|n| tmp.path().join(n)))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+
+        let made = private_tmp(tmp.path()).unwrap();
+        assert!(!planted.iter().any(|n| made.path() == tmp.path().join(n)));
+        let meta = fs::symlink_metadata(made.path()).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
+        for name in &planted {
+            let meta = fs::metadata(tmp.path().join(name)).unwrap();
+            assert_eq!((meta.uid(), meta.mode() & 0o7777), (65534, 0o777));
+        }
+        drop(made);
+
+        // A temp folder another user owns is refused, saying why.
+        let theirs = tmp.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o777)).unwrap();
+        chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let err = private_tmp(&theirs).unwrap_err().to_string();
+        assert!(err.contains("uid 65534"), "{err}");
+        assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::aggregate::{aggregate, distinct, Aggregate};
 use crate::export::csv::Row;
+use crate::export::escape::terminal as t;
 use crate::output::table::{Align, Table};
 
 fn interval(median: Option<f64>, lo: Option<f64>, hi: Option<f64>, digits: usize) -> String {
@@ -14,7 +15,7 @@ fn interval(median: Option<f64>, lo: Option<f64>, hi: Option<f64>, digits: usize
 
 fn verdict(row: &Row) -> String {
     if row.status != "ok" {
-        return row.status.clone();
+        return t(&row.status);
     }
     let missing = row.missing.unwrap_or(0);
     let expected = row.expected.unwrap_or(0);
@@ -39,23 +40,21 @@ fn shared(rows: &[Row], field: fn(&Row) -> &str) -> Option<&str> {
     rows.iter().all(|r| field(r) == first).then_some(first)
 }
 
-/// End-to-end cost per exec over the repetitions, or why it cannot be told.
+/// End-to-end cost per exec over the repetitions: the mean and its 95%
+/// interval when that leaves out zero; otherwise the smallest effect this
+/// noise could have shown (the interval's half-width), never a point value.
 fn e2e(a: &Aggregate) -> String {
-    let Some(e) = a.e2e_ns_per_exec else {
+    if a.row.baseline_wall_s.is_none() {
         return "-".into();
-    };
-    let range = if e.coverage() < 0.95 {
-        format!(" (range of {}: too few repetitions for 95%)", e.n)
-    } else {
-        String::new()
-    };
-    if e.lo <= 0.0 && e.hi >= 0.0 {
-        let per_exec = a.row.baseline_wall_s.unwrap_or(0.0) * 1e9
-            / (u64::from(a.row.workers) * a.row.execs_per_worker).max(1) as f64;
-        let noise = (e.hi - e.lo) / 2.0 / per_exec.max(f64::MIN_POSITIVE) * 100.0;
-        return format!("not resolvable at this noise (+-{noise:.0}%){range}");
     }
-    format!("{:.0} [{:.0}, {:.0}]{range}", e.median, e.lo, e.hi)
+    let Some(e) = a.e2e_ns_per_exec else {
+        return "one pair: no interval".into();
+    };
+    if e.excludes_zero() {
+        format!("{:.0} [{:.0}, {:.0}]", e.mean, e.lo, e.hi)
+    } else {
+        format!("< {:.0} at this noise", e.half_width())
+    }
 }
 
 /// The table, one section per kernel when the run spans several.
@@ -64,15 +63,23 @@ pub fn render(all: &[Row]) -> String {
     if kernels.len() < 2 {
         return render_kernel(all);
     }
+    let mut by_kernel: std::collections::BTreeMap<(&String, &String), Vec<Row>> =
+        Default::default();
+    for r in all {
+        by_kernel
+            .entry((&r.kernel, &r.timing))
+            .or_default()
+            .push(r.clone());
+    }
     let mut out = String::new();
-    for (kernel, clock) in kernels {
-        let rows: Vec<Row> = all
-            .iter()
-            .filter(|r| r.kernel == *kernel && r.timing == *clock)
-            .cloned()
-            .collect();
-        out.push_str(&format!("\n== kernel {kernel} ({}) ==\n", timing(&rows[0])));
-        out.push_str(&render_kernel(&rows));
+    for key in kernels {
+        let rows = &by_kernel[&key];
+        out.push_str(&format!(
+            "\n== kernel {} ({}) ==\n",
+            t(key.0),
+            timing(&rows[0])
+        ));
+        out.push_str(&render_kernel(rows));
     }
     out
 }
@@ -98,13 +105,13 @@ fn render_kernel(all: &[Row]) -> String {
     let repetitions = cells.iter().map(|a| a.repetitions).max().unwrap_or(1);
     let mut title = vec![format!(
         "storm: {} workers x {} execs of `{}` ({}), filter {}, {repetitions} repetition(s) per cell (counts summed over them)",
-        first.workers, first.execs_per_worker, first.target, first.spawn, first.filter
+        first.workers, first.execs_per_worker, t(&first.target), t(&first.spawn), t(&first.filter)
     )];
     if first.timing == "emulated" {
-        title.push(format!("kernel {} ({})", first.kernel, timing(first)));
+        title.push(format!("kernel {} ({})", t(&first.kernel), timing(first)));
     }
-    title.extend(backend.map(|b| format!("backend {b} ({})", first.backend_version)));
-    title.extend(attach.map(|a| format!("attach {a}")));
+    title.extend(backend.map(|b| format!("backend {} ({})", t(b), t(&first.backend_version))));
+    title.extend(attach.map(|a| format!("attach {}", t(a))));
 
     let mut columns = Vec::new();
     if backend.is_none() {
@@ -120,10 +127,11 @@ fn render_kernel(all: &[Row]) -> String {
         ("oracle", Align::Right),
         ("dropped", Align::Right),
         ("verdict", Align::Left),
-        ("ns/run median [95% CI]", Align::Right),
+        ("ns/event [95% CI]", Align::Right),
+        ("ns/run [95% CI]", Align::Right),
         ("insns verified/xlated, JIT B", Align::Right),
-        ("load+attach ms (1 run)", Align::Right),
-        ("read us median [95% CI]", Align::Right),
+        ("open+load+attach ms", Align::Right),
+        ("read us [95% CI]", Align::Right),
         ("e2e ns/exec [95% CI]", Align::Right),
         ("map KiB", Align::Right),
         ("loader heap KiB", Align::Right),
@@ -132,18 +140,24 @@ fn render_kernel(all: &[Row]) -> String {
     for (r, a) in rows.iter().zip(&cells) {
         let mut cells = Vec::new();
         if backend.is_none() {
-            cells.push(r.backend.clone());
+            cells.push(t(&r.backend));
         }
         if attach.is_none() {
-            cells.push(r.attach.clone());
+            cells.push(t(&r.attach));
         }
         cells.extend([
-            r.map.clone(),
-            r.update.clone(),
+            t(&r.map),
+            t(&r.update),
             count(r.counted),
             count(r.expected),
             count(r.dropped),
             verdict(r),
+            interval(
+                r.ns_per_event_median,
+                r.ns_per_event_ci95_lo,
+                r.ns_per_event_ci95_hi,
+                0,
+            ),
             interval(
                 r.ns_per_run_median,
                 r.ns_per_run_ci95_lo,
@@ -154,8 +168,8 @@ fn render_kernel(all: &[Row]) -> String {
                 (Some(v), Some(x), Some(j)) => format!("{v}/{x}, {j}"),
                 _ => "-".into(),
             },
-            match (r.load_ms, r.attach_ms) {
-                (Some(l), Some(a)) => format!("{:.1}", l + a),
+            match (r.open_ms, r.load_ms, r.attach_ms) {
+                (Some(o), Some(l), Some(a)) => format!("{:.1}", o + l + a),
                 _ => "-".into(),
             },
             interval(r.read_us_median, r.read_us_ci95_lo, r.read_us_ci95_hi, 1),
@@ -173,7 +187,11 @@ fn render_kernel(all: &[Row]) -> String {
     for r in rows.iter().filter(|r| !r.error.is_empty()) {
         out.push_str(&format!(
             "{} {}/{}/{}: {}\n",
-            r.backend, r.attach, r.map, r.update, r.error
+            t(&r.backend),
+            t(&r.attach),
+            t(&r.map),
+            t(&r.update),
+            t(&r.error)
         ));
     }
     for a in cells.iter().filter(|a| !a.outliers.is_empty()) {
@@ -183,10 +201,15 @@ fn render_kernel(all: &[Row]) -> String {
             a.outliers
         ));
     }
-    out.push_str(
-        "ns/run: bpf_stats time per program run, stats' own clock reads included (`bpfstorm collateral` measures that bias); \
-         e2e: storm wall time with minus without the probe, per exec, paired per repetition.\n",
-    );
+    let brackets = distinct(cells.iter().map(|a| a.bracket.describe()));
+    out.push_str(&format!(
+        "ns/event: in-kernel (bpf_stats) time per counted event, filtered-out runs included; ns/run: per program run; \
+         both include the stats' own clock reads (`bpfstorm collateral` measures that bias). \
+         Timings are the {}. e2e: storm wall time with minus without the probe, per exec, both storms under the same \
+         oracles and stats; the mean over repetitions [95% t-interval], or `< X` when the interval holds zero \
+         (X: the smallest effect this noise could show).\n",
+        brackets.join("; or the ")
+    ));
     if first.timing == "emulated" {
         out.push_str("times above are QEMU's software emulation, not this CPU's: not ranked\n");
     } else if let Some(line) = cheapest(rows) {
@@ -197,20 +220,28 @@ fn render_kernel(all: &[Row]) -> String {
 }
 
 fn label(r: &Row) -> String {
-    format!("{} {} {}/{}", r.backend, r.attach, r.map, r.update)
+    format!(
+        "{} {} {}/{}",
+        t(&r.backend),
+        t(&r.attach),
+        t(&r.map),
+        t(&r.update)
+    )
 }
 
-/// Names the cheapest cell in-kernel, and every cell whose 95% interval
-/// overlaps its own: those differences are inside the noise.
+/// Names the cheapest cell in-kernel by ns per counted event, and every
+/// cell whose 95% interval overlaps its own: those differences are inside
+/// the noise.
 fn cheapest(rows: &[Row]) -> Option<String> {
     let timed: Vec<(&Row, f64, f64, f64)> = rows
         .iter()
+        .filter(|r| r.status == "ok" && r.exact == Some(true))
         .filter_map(|r| {
             Some((
                 r,
-                r.ns_per_run_median?,
-                r.ns_per_run_ci95_lo?,
-                r.ns_per_run_ci95_hi?,
+                r.ns_per_event_median?,
+                r.ns_per_event_ci95_lo?,
+                r.ns_per_event_ci95_hi?,
             ))
         })
         .collect();
@@ -224,7 +255,7 @@ fn cheapest(rows: &[Row]) -> Option<String> {
         .map(|t| label(t.0))
         .collect();
     let mut line = format!(
-        "cheapest in-kernel: {} at {:.0} ns/run [{:.0}, {:.0}]",
+        "cheapest exact counter in-kernel: {} at {:.0} ns/event [{:.0}, {:.0}]",
         label(best.0),
         best.1,
         best.2,
@@ -238,6 +269,5 @@ fn cheapest(rows: &[Row]) -> Option<String> {
             ties.join(", ")
         ));
     }
-    line.push_str(" (each interval spans one storm; drift between cells can exceed it)");
     Some(line)
 }

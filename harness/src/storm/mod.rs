@@ -19,7 +19,7 @@ use nix::unistd::{pipe2, Pid};
 
 use crate::cgroup::{CgroupError, StormCgroup};
 pub use target::{sweep_stale_dirs, TargetBinary};
-use worker::{Exec, Plan, ThreadStack, RECORD_LEN};
+use worker::{Exec, Plan, Progress, ThreadStack, RECORD_LEN};
 
 pub const MAX_WORKERS: u32 = 1024;
 pub const MAX_EXECS_PER_WORKER: u64 = 10_000_000;
@@ -274,9 +274,22 @@ pub enum StormError {
         #[source]
         source: Errno,
     },
-    #[error("writing the tiny target to {path}: {source}")]
+    #[error("writing the storm target {path}: {source}")]
     TargetWrite {
         path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no temp folder can hold the storm's targets safely ({refused}); set TMPDIR to a \
+         folder that allows exec and that only root can change"
+    )]
+    NoTargetDir { refused: String },
+    #[error(
+        "storm targets are exec'd through /proc/self/fd, which is not there ({source}); \
+         mount procfs on /proc"
+    )]
+    NoProcFd {
         #[source]
         source: std::io::Error,
     },
@@ -300,7 +313,11 @@ fn sys(call: &'static str) -> impl FnOnce(Errno) -> StormError {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StormReport {
-    /// Spawns attempted. On timeout, only those of workers that finished.
+    /// Spawns attempted. On timeout, those of the killed workers too (read
+    /// from memory they shared with the harness), including the one each was
+    /// starting when killed, which may or may not have reached its exec: then
+    /// `issued - succeeded - failed` (at most one per worker) is what was in
+    /// flight.
     pub issued: u64,
     /// Targets that exited with status 0.
     pub succeeded: u64,
@@ -331,9 +348,10 @@ impl StormReport {
 /// runs (to sample counters).
 ///
 /// A storm that outlives `spec.timeout` is killed (the whole cgroup) and
-/// returned as `Ok` with `timed_out: true`; its counts then cover only the
-/// workers that finished in time. Workers killed by anyone else (say
-/// `cgroup.kill_all()` from `on_tick`) make it [`StormError::Worker`]. On
+/// returned as `Ok` with `timed_out: true`; its counts then include what the
+/// killed workers did up to then (see [`StormReport::issued`]). Workers
+/// killed by anyone else (say `cgroup.kill_all()` from `on_tick`) make it
+/// [`StormError::Worker`]. On
 /// every path, errors included, all workers are reaped and the cgroup's
 /// tasks gone before this returns.
 pub fn run_storm(
@@ -359,6 +377,7 @@ pub fn run_storm(
     let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
     let (res_r, res_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
     fcntl(res_r.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(sys("fcntl"))?;
+    let progress = Progress::new(spec.workers)?;
     let argv: [*mut c_char; 2] = [target.path().as_ptr().cast_mut(), ptr::null_mut()];
     let envp: [*mut c_char; 1] = [ptr::null_mut()];
     let mut thread_stack = ThreadStack::new(spec.target);
@@ -368,7 +387,8 @@ pub fn run_storm(
         _ => Exec::Execve,
     };
     let plan = Plan {
-        path: target.path().as_ptr(),
+        path: target.exec_path().as_ptr(),
+        target_fds: target.keep_fds(),
         exec,
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
@@ -382,12 +402,12 @@ pub fn run_storm(
     };
     let mut workers = Workers::new(cgroup, spec.workers);
 
-    for _ in 0..spec.workers {
+    for slot in progress.slots() {
         // SAFETY: the child runs only worker::run, which is async-signal-safe
         // and never returns.
         match unsafe { libc::fork() } {
             -1 => return Err(sys("fork")(Errno::last())),
-            0 => worker::run(&plan),
+            0 => worker::run(&plan, slot),
             pid => workers.live.push(pid),
         }
     }
@@ -408,10 +428,16 @@ pub fn run_storm(
             workers: spec.workers,
         });
     }
+    // Killed workers never reported: their shared slots say what they did.
+    let (issued, succeeded, failed) = if timed_out {
+        progress.totals()
+    } else {
+        (results.issued, results.succeeded, results.failed)
+    };
     Ok(StormReport {
-        issued: results.issued,
-        succeeded: results.succeeded,
-        failed: results.failed,
+        issued,
+        succeeded,
+        failed,
         wall,
         cpu_user: workers.cpu_user,
         cpu_sys: workers.cpu_sys,

@@ -4,11 +4,13 @@
 
 use std::ffi::{c_char, c_int, c_void};
 use std::os::fd::RawFd;
-use std::ptr;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::errno::Errno;
 
-use super::SpawnMethod;
+use super::target::MAX_TARGET_FDS;
+use super::{SpawnMethod, StormError};
 use crate::cgroup::JoinFds;
 
 /// What a worker reports when done: pid, issued, succeeded, failed (u64 each,
@@ -74,9 +76,86 @@ impl ThreadStack {
     }
 }
 
+/// One worker's running counts, in memory it shares with the harness, so
+/// that a worker killed on timeout still tells what it did. Only that
+/// worker writes it (relaxed stores: plain moves, async-signal-safe); the
+/// harness reads it once the worker is gone. A cache line each.
+#[repr(C, align(64))]
+pub(super) struct Slot {
+    issued: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// The workers' [`Slot`]s: a MAP_SHARED anonymous mapping made before fork,
+/// so each worker's writes reach the harness.
+pub(super) struct Progress {
+    slots: NonNull<Slot>,
+    len: usize,
+}
+
+impl Progress {
+    /// Zeroed slots for `workers` workers.
+    pub fn new(workers: u32) -> Result<Progress, StormError> {
+        let len = workers as usize;
+        let bytes = len.max(1) * std::mem::size_of::<Slot>();
+        // SAFETY: a fresh anonymous mapping; nothing else refers to it.
+        let addr = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(StormError::Sys {
+                call: "mmap",
+                source: Errno::last(),
+            });
+        }
+        let slots = NonNull::new(addr.cast::<Slot>()).ok_or(StormError::Sys {
+            call: "mmap",
+            source: Errno::EINVAL,
+        })?;
+        Ok(Progress { slots, len })
+    }
+
+    /// One slot per worker.
+    pub fn slots(&self) -> &[Slot] {
+        // SAFETY: the mapping holds `len` zero-initialized slots (all-zero
+        // atomics are valid), page-aligned, alive until drop.
+        unsafe { std::slice::from_raw_parts(self.slots.as_ptr(), self.len) }
+    }
+
+    /// Issued, succeeded and failed over every slot.
+    pub fn totals(&self) -> (u64, u64, u64) {
+        self.slots().iter().fold((0, 0, 0), |(i, s, f), slot| {
+            (
+                i + slot.issued.load(Ordering::Relaxed),
+                s + slot.succeeded.load(Ordering::Relaxed),
+                f + slot.failed.load(Ordering::Relaxed),
+            )
+        })
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        let bytes = self.len.max(1) * std::mem::size_of::<Slot>();
+        // SAFETY: unmaps the mapping made in new, which no slice outlives.
+        unsafe { libc::munmap(self.slots.as_ptr().cast(), bytes) };
+    }
+}
+
 /// Everything a worker needs, prepared before fork.
 pub(super) struct Plan<'a> {
+    /// What execve and posix_spawn run (`/proc/self/fd/N`).
     pub path: *const c_char,
+    /// The fds behind `path` and `exec`, kept open in the worker (-1: none).
+    pub target_fds: [RawFd; MAX_TARGET_FDS],
     pub exec: Exec,
     /// NULL-terminated, as execve and posix_spawn want them.
     pub argv: *const *mut c_char,
@@ -91,33 +170,51 @@ pub(super) struct Plan<'a> {
     pub parent: libc::pid_t,
 }
 
-#[derive(Default)]
-struct Counts {
+/// What this worker did, mirrored into its [`Slot`] as it goes.
+struct Counts<'a> {
     issued: u64,
     succeeded: u64,
     failed: u64,
+    slot: &'a Slot,
 }
 
-impl Counts {
-    fn record(&mut self, ok: bool) {
+impl<'a> Counts<'a> {
+    fn new(slot: &'a Slot) -> Counts<'a> {
+        Counts {
+            issued: 0,
+            succeeded: 0,
+            failed: 0,
+            slot,
+        }
+    }
+
+    /// Before each spawn: a worker killed from here on has issued it.
+    fn start(&mut self) {
         self.issued += 1;
+        self.slot.issued.store(self.issued, Ordering::Relaxed);
+    }
+
+    /// After each spawn, with how it ended.
+    fn finish(&mut self, ok: bool) {
         if ok {
             self.succeeded += 1;
+            self.slot.succeeded.store(self.succeeded, Ordering::Relaxed);
         } else {
             self.failed += 1;
+            self.slot.failed.store(self.failed, Ordering::Relaxed);
         }
     }
 }
 
-/// Body of a worker process; never returns.
-pub(super) fn run(plan: &Plan) -> ! {
-    let code = work(plan);
+/// Body of a worker process; never returns. `slot` is its own.
+pub(super) fn run(plan: &Plan, slot: &Slot) -> ! {
+    let code = work(plan, slot);
     // SAFETY: _exit skips atexit handlers and std's buffers, which belong to
     // the parent's state copied by fork.
     unsafe { libc::_exit(code) }
 }
 
-fn work(plan: &Plan) -> i32 {
+fn work(plan: &Plan, slot: &Slot) -> i32 {
     reset_signals();
     // Die with the harness thread that forked us rather than storm on alone;
     // that thread waits in run_storm until every worker is reaped.
@@ -131,11 +228,8 @@ fn work(plan: &Plan) -> i32 {
     if plan.join.join_self().is_err() {
         return EXIT_JOIN;
     }
-    let target_fd = match plan.exec {
-        Exec::Execveat(fd) => fd,
-        _ => -1,
-    };
-    close_fds_except([plan.go, plan.results, target_fd]);
+    let [first, second] = plan.target_fds;
+    close_fds_except([plan.go, plan.results, first, second]);
     if !wait_for_go(plan.go) {
         return EXIT_GO;
     }
@@ -143,13 +237,14 @@ fn work(plan: &Plan) -> i32 {
     // One loop per way of exec'ing, chosen once: the parent's side of each
     // is the same bare fork + waitpid, and the child's exec code is a cold
     // branch, so the plain fork+execve loop costs what it did before.
+    let counts = Counts::new(slot);
     let counts = match (plan.method, plan.exec) {
-        (SpawnMethod::Fork, Exec::Execve) => fork_loop(plan, || {
+        (SpawnMethod::Fork, Exec::Execve) => fork_loop(plan, counts, || {
             // SAFETY: path, argv and envp point at NUL-terminated data that
             // outlives the storm.
             unsafe { libc::execve(plan.path, plan.argv.cast(), plan.envp.cast()) };
         }),
-        (SpawnMethod::Fork, Exec::Execveat(fd)) => fork_loop(plan, || {
+        (SpawnMethod::Fork, Exec::Execveat(fd)) => fork_loop(plan, counts, || {
             // SAFETY: as above; fd is the target's O_PATH fd, kept open by
             // close_fds_except.
             unsafe {
@@ -163,7 +258,7 @@ fn work(plan: &Plan) -> i32 {
                 )
             };
         }),
-        (SpawnMethod::Fork, Exec::Threaded(stack)) => fork_loop(plan, || {
+        (SpawnMethod::Fork, Exec::Threaded(stack)) => fork_loop(plan, counts, || {
             if !start_idle_thread(stack) {
                 // SAFETY: leaves the child at once.
                 unsafe { libc::_exit(CHILD_CLONE_FAILED) };
@@ -171,7 +266,7 @@ fn work(plan: &Plan) -> i32 {
             // SAFETY: as for Exec::Execve.
             unsafe { libc::execve(plan.path, plan.argv.cast(), plan.envp.cast()) };
         }),
-        (SpawnMethod::PosixSpawn, Exec::Execve) => spawn_loop(plan),
+        (SpawnMethod::PosixSpawn, Exec::Execve) => spawn_loop(plan, counts),
         // StormSpec::validate refuses these before any fork.
         (SpawnMethod::PosixSpawn, Exec::Execveat(_) | Exec::Threaded(_)) => return EXIT_PLAN,
     };
@@ -193,9 +288,9 @@ fn work(plan: &Plan) -> i32 {
 /// Forks `plan.execs` children that each run `exec` (which returns only
 /// when the exec failed) and reaps them.
 #[inline(always)]
-fn fork_loop(plan: &Plan, exec: impl Fn()) -> Counts {
-    let mut counts = Counts::default();
+fn fork_loop<'a>(plan: &Plan, mut counts: Counts<'a>, exec: impl Fn()) -> Counts<'a> {
     for _ in 0..plan.execs {
+        counts.start();
         // SAFETY: the child only runs `exec`, which makes async-signal-safe
         // calls, and _exit.
         let pid = unsafe { libc::fork() };
@@ -204,7 +299,7 @@ fn fork_loop(plan: &Plan, exec: impl Fn()) -> Counts {
             // SAFETY: the exec failed; leave without running any handler.
             unsafe { libc::_exit(CHILD_EXEC_FAILED) };
         }
-        counts.record(pid > 0 && exited_ok(pid));
+        counts.finish(pid > 0 && exited_ok(pid));
     }
     counts
 }
@@ -249,9 +344,9 @@ extern "C" fn idle_thread(_: *mut c_void) -> c_int {
     }
 }
 
-fn spawn_loop(plan: &Plan) -> Counts {
-    let mut counts = Counts::default();
+fn spawn_loop<'a>(plan: &Plan, mut counts: Counts<'a>) -> Counts<'a> {
     for _ in 0..plan.execs {
+        counts.start();
         let mut pid: libc::pid_t = 0;
         // SAFETY: path, argv and envp point at NUL-terminated data that
         // outlives the storm; NULL file actions and attributes ask for the
@@ -266,7 +361,7 @@ fn spawn_loop(plan: &Plan) -> Counts {
                 plan.envp,
             )
         };
-        counts.record(rc == 0 && exited_ok(pid));
+        counts.finish(rc == 0 && exited_ok(pid));
     }
     counts
 }
@@ -304,7 +399,7 @@ fn reset_signals() {
 /// harness's other fds (other storms' pipes, a concurrently written
 /// executable) must not stay open for the storm's length: a held pipe end delays EOF for its owner, a
 /// held writable executable fails its execve with ETXTBSY.
-fn close_fds_except(mut keep: [RawFd; 3]) {
+fn close_fds_except(mut keep: [RawFd; 4]) {
     keep.sort_unstable();
     let mut low: u32 = 3;
     for fd in keep {

@@ -17,7 +17,7 @@ use clap::Parser;
     about = "Count execs with eBPF and print the count every interval, until Ctrl-C"
 )]
 struct Args {
-    /// Attach point: the program of bpfstorm.bpf.c to load.
+    /// Attach point (the program loaded is <attach>__<map>__<update>__<filter>).
     #[arg(long, default_value = "tp_sys_enter_execve")]
     attach: AttachPoint,
     /// Map kind: the map that holds the count.
