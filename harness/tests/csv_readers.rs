@@ -17,28 +17,34 @@ use bpfstorm::output::summary;
 use bpfstorm::recommend;
 use bpfstorm::semantics::{self, SemanticsRow};
 
-/// A real run CSV (schema v1) shipped with the repository.
+/// A real run CSV shipped with the repository (the committed baseline).
 fn baseline_bytes() -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baseline-rust-vm.csv");
     fs::read(path).expect("results/baseline-rust-vm.csv")
 }
 
-/// The baseline as schema v2 (with its `timing` column) and `edit` applied
+/// The baseline with a `timing` column (added to a v1 file) and `edit` applied
 /// to each data row (0-based row index, fields, column by name), written
 /// back as CSV. Its 72 rows are 24 cells x 3 repetitions.
 fn edited(edit: impl Fn(usize, &mut Vec<String>, &dyn Fn(&str) -> usize)) -> Vec<u8> {
     let bytes = baseline_bytes();
     let mut reader = csv::Reader::from_reader(bytes.as_slice());
     let mut header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    // A v1 baseline gains v2's `timing` column; a later one has it.
+    let v1 = !header.iter().any(|h| h == "timing");
     let timing = header.iter().position(|h| h == "cpu_model").unwrap() + 1;
-    header.insert(timing, "timing".into());
+    if v1 {
+        header.insert(timing, "timing".into());
+    }
     let col = |n: &str| header.iter().position(|h| h == n).unwrap();
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(&header).unwrap();
     for (i, record) in reader.records().enumerate() {
         let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
-        fields.insert(timing, "native".into());
-        fields[0] = "2".into();
+        if v1 {
+            fields.insert(timing, "native".into());
+            fields[0] = "2".into();
+        }
         edit(i, &mut fields, &col);
         writer.write_record(&fields).unwrap();
     }

@@ -235,7 +235,7 @@ fn label(r: &Row) -> String {
 fn cheapest(rows: &[Row]) -> Option<String> {
     let timed: Vec<(&Row, f64, f64, f64)> = rows
         .iter()
-        .filter(|r| r.status == "ok" && r.exact == Some(true))
+        .filter(|r| r.status == "ok" && r.exact == Some(true) && r.update != "racy")
         .filter_map(|r| {
             Some((
                 r,
