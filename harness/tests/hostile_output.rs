@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use bpfstorm::export::read::newest_run;
-use common::{bpfstorm, command, text};
+use common::{bpfstorm, command, one_cell_run, text};
 
 mod common;
 
@@ -143,19 +143,7 @@ fn a_results_folder_another_user_owns_or_can_write_is_refused() {
         (&theirs, "belongs to uid 65534"),
         (&open, "every user can write it"),
     ] {
-        let out = bpfstorm(&[
-            "run",
-            "--repeat",
-            "1",
-            "--map",
-            "array",
-            "--update",
-            "atomic",
-            "--execs",
-            "5",
-            "--results-dir",
-            dir.to_str().unwrap(),
-        ]);
+        let out = one_cell_run(dir, "5").output().unwrap();
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains("refusing") && err.contains(says), "{err}");
@@ -171,23 +159,11 @@ fn a_results_folder_another_user_owns_or_can_write_is_refused() {
 #[test]
 fn a_closed_stdout_ends_quietly_and_keeps_the_report() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = command(&[
-        "run",
-        "--repeat",
-        "1",
-        "--map",
-        "array",
-        "--update",
-        "atomic",
-        "--execs",
-        "20",
-        "--results-dir",
-        dir.path().to_str().unwrap(),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = one_cell_run(dir.path(), "20")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // The reader goes away before bpfstorm prints anything.
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
@@ -216,23 +192,11 @@ fn the_header_is_written_before_the_first_cell() {
     let dir = tempfile::tempdir().unwrap();
     // A storm far too long to finish: the run is cut by SIGTERM during its
     // first cell, and the CSV already says what it is.
-    let child = command(&[
-        "run",
-        "--repeat",
-        "1",
-        "--map",
-        "array",
-        "--update",
-        "atomic",
-        "--execs",
-        "1000000",
-        "--results-dir",
-        dir.path().to_str().unwrap(),
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let child = one_cell_run(dir.path(), "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let csv = loop {
         if let Some(csv) = newest_run(dir.path()) {
@@ -335,21 +299,10 @@ fn cells_that_share_their_hook_with_other_execs_are_flagged() {
         .args(["-c", "while :; do /bin/true; done"])
         .spawn()
         .unwrap();
-    let out = bpfstorm(&[
-        "run",
-        "--repeat",
-        "1",
-        "--map",
-        "array",
-        "--update",
-        "atomic",
-        "--workers",
-        "1",
-        "--execs",
-        "300",
-        "--results-dir",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = one_cell_run(dir.path(), "300")
+        .args(["--workers", "1"])
+        .output()
+        .unwrap();
     noise.kill().unwrap();
     noise.wait().unwrap();
     let err = text(&out.stderr);

@@ -216,17 +216,34 @@ fn schema_version(value: u32) -> Result<(), Invalid> {
     }
 }
 
+/// The columns a run row and a probe row share: version, where, which cell.
+fn check_cell(
+    version: u32,
+    timing: &str,
+    backend: &str,
+    attach: &str,
+    map: &str,
+) -> Result<(), Invalid> {
+    schema_version(version)?;
+    one_of("timing", timing, TIMINGS)?;
+    one_of("backend", backend, crate::backends::NAMES)?;
+    one_of(
+        "attach",
+        attach,
+        &names(AttachPoint::ALL, AttachPoint::name),
+    )?;
+    one_of("map", map, &names(MapKind::ALL, MapKind::name))
+}
+
 impl Checked for Row {
     fn check(&mut self) -> Result<(), Invalid> {
-        schema_version(self.schema_version)?;
-        one_of("timing", &self.timing, TIMINGS)?;
-        one_of("backend", &self.backend, crate::backends::NAMES)?;
-        one_of(
-            "attach",
+        check_cell(
+            self.schema_version,
+            &self.timing,
+            &self.backend,
             &self.attach,
-            &names(AttachPoint::ALL, AttachPoint::name),
+            &self.map,
         )?;
-        one_of("map", &self.map, &names(MapKind::ALL, MapKind::name))?;
         one_of(
             "update",
             &self.update,
@@ -305,15 +322,13 @@ impl Checked for Row {
 
 impl Checked for ProbeRow {
     fn check(&mut self) -> Result<(), Invalid> {
-        schema_version(self.schema_version)?;
-        one_of("timing", &self.timing, TIMINGS)?;
-        one_of("backend", &self.backend, crate::backends::NAMES)?;
-        one_of(
-            "attach",
+        check_cell(
+            self.schema_version,
+            &self.timing,
+            &self.backend,
             &self.attach,
-            &names(AttachPoint::ALL, AttachPoint::name),
-        )?;
-        one_of("map", &self.map, &names(MapKind::ALL, MapKind::name))
+            &self.map,
+        )
     }
 }
 

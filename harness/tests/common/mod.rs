@@ -19,3 +19,21 @@ pub fn bpfstorm(args: &[&str]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// `bpfstorm run` of one cell (array/atomic, one repetition) with `execs`
+/// execs per worker, writing into `results_dir`; not started yet.
+pub fn one_cell_run(results_dir: &std::path::Path, execs: &str) -> Command {
+    command(&[
+        "run",
+        "--repeat",
+        "1",
+        "--map",
+        "array",
+        "--update",
+        "atomic",
+        "--execs",
+        execs,
+        "--results-dir",
+        results_dir.to_str().expect("a UTF-8 path"),
+    ])
+}
