@@ -17,7 +17,12 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     let ebpf_dir = manifest_dir.join("ebpf");
-    for path in ["src", "Cargo.toml", "Cargo.lock"] {
+    for path in [
+        "src",
+        "Cargo.toml",
+        "Cargo.lock",
+        "../../../common/src/abi.rs",
+    ] {
         println!("cargo:rerun-if-changed={}", ebpf_dir.join(path).display());
     }
     for var in ["CI", "BPFSTORM_BPF_LINKER", "XDG_CACHE_HOME", "HOME"] {

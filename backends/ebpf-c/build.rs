@@ -49,12 +49,22 @@ fn main() {
     let libbpf_include =
         PathBuf::from(env::var_os("DEP_BPF_INCLUDE").expect("libbpf-sys exports DEP_BPF_INCLUDE"));
     build_support::generate_vmlinux_h(&out_dir);
+    build_support::generate_abi_h(&out_dir);
 
     let unlinked = out_dir.join("bpfstorm.tmp.bpf.o");
     let object = out_dir.join("bpfstorm.bpf.o");
     let mut clang = Command::new(env::var_os("CLANG").unwrap_or_else(|| "clang".into()));
     clang
-        .args(["-g", "-O2", "-target", "bpf", "-fno-stack-protector"])
+        // A map kind in common/src/abi.rs without its `case` is an error, not a
+        // program that counts nothing.
+        .args([
+            "-g",
+            "-O2",
+            "-target",
+            "bpf",
+            "-fno-stack-protector",
+            "-Werror=switch",
+        ])
         .arg(format!("-D__TARGET_ARCH_{}", bpf_target_arch()));
     for dir in [&out_dir, &bpf_dir, &libbpf_include] {
         clang.arg("-I").arg(dir);

@@ -5,6 +5,47 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+// `storm_abi!`: the numeric ABI of the BPF programs, shared with the Rust ones.
+include!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../common/src/abi.rs"
+));
+
+/// The C text of `bpfstorm_abi.h` from `storm_abi!`'s list.
+macro_rules! c_header {
+    (
+        map { $($map:ident = $map_value:literal $_map:tt)+ }
+        update { $($update:ident = $update_value:literal $_update:tt)+ }
+        ringbuf_bytes = $bytes:expr;
+    ) => {
+        [
+            "/* Generated at build time from common/src/abi.rs: edit that file. */".into(),
+            "#ifndef BPFSTORM_ABI_H".into(),
+            "#define BPFSTORM_ABI_H".into(),
+            "/* Map kinds, by strategy name (bpfstorm_common::MapKind). */".into(),
+            "enum storm_map_kind {".into(),
+            $(format!("\tSTORM_MAP_{} = {},", stringify!($map), $map_value),)+
+            "};".into(),
+            "/* Update modes, by strategy name (bpfstorm_common::UpdateMode). */".into(),
+            "enum storm_update_mode {".into(),
+            $(format!("\tSTORM_UPDATE_{} = {},", stringify!($update), $update_value),)+
+            "};".into(),
+            format!("#define STORM_RINGBUF_BYTES ({})", stringify!($bytes)),
+            "#endif /* BPFSTORM_ABI_H */".into(),
+        ]
+    };
+}
+
+/// Writes `bpfstorm_abi.h`, which `bpfstorm.h` includes, into `out_dir`.
+pub fn generate_abi_h(out_dir: &Path) {
+    println!(
+        "cargo:rerun-if-changed={}/../../common/src/abi.rs",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let header = storm_abi!(c_header).join("\n") + "\n";
+    fs::write(out_dir.join("bpfstorm_abi.h"), header).expect("OUT_DIR is writable");
+}
+
 /// Kernel BTF to generate vmlinux.h from; `BPFSTORM_BTF` overrides it.
 const DEFAULT_BTF: &str = "/sys/kernel/btf/vmlinux";
 

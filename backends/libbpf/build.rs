@@ -11,12 +11,15 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let src_dir = build_support::bpf_source_dir();
     build_support::generate_vmlinux_h(&out_dir);
+    build_support::generate_abi_h(&out_dir);
 
     let source = src_dir.join("bpfstorm.bpf.c");
     let skeleton = out_dir.join("bpfstorm.skel.rs");
     SkeletonBuilder::new()
         .source(&source)
         .clang_args([
+            // A map kind without its `case` is an error (see backends/ebpf-c/build.rs).
+            "-Werror=switch".as_ref(),
             "-I".as_ref(),
             out_dir.as_os_str(),
             "-I".as_ref(),

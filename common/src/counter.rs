@@ -1,6 +1,7 @@
 use std::time::Duration;
 
-use crate::{CounterError, ProgInsns, Strategy};
+use crate::introspect::Loaded;
+use crate::{CounterError, Strategy};
 
 /// Turns a [`Strategy`] into a live, attached [`Counter`].
 pub trait Backend {
@@ -13,6 +14,8 @@ pub trait Backend {
 }
 
 /// A loaded and attached counting program. Dropping it detaches and unloads.
+/// It counts; what it loaded is looked at through [`Counter::loaded`] and
+/// [`crate::Introspection`], the same for every backend.
 pub trait Counter {
     fn strategy(&self) -> &Strategy;
     fn timings(&self) -> LoadTimings;
@@ -20,15 +23,8 @@ pub trait Counter {
     fn read(&mut self) -> Result<Reading, CounterError>;
     /// Sets the count back to zero.
     fn reset(&mut self) -> Result<(), CounterError>;
-    /// Cumulative kernel statistics of the attached program.
-    fn prog_stats(&self) -> Result<ProgStats, CounterError>;
-    /// Size of the loaded program: verified and translated instructions,
-    /// JIT-ed bytes (see [`crate::prog_info::of_fd`]).
-    fn prog_info(&self) -> Result<ProgInsns, CounterError>;
-    /// Kernel memory charged for the maps in use, in bytes.
-    fn map_memory_bytes(&self) -> Result<u64, CounterError>;
-    /// Kernel ids of the loaded programs, to check they are gone afterwards.
-    fn prog_ids(&self) -> Vec<u32>;
+    /// Kernel ids of the programs and maps it holds until it drops.
+    fn loaded(&self) -> &Loaded;
 }
 
 /// Where the time to a live counter went. The phases are each loader's own

@@ -1,3 +1,5 @@
+use std::fmt;
+
 use thiserror::Error;
 
 use crate::{AttachPoint, MapKind, UpdateMode};
@@ -17,6 +19,26 @@ pub enum InvalidStrategy {
         given: String,
         expected: String,
     },
+}
+
+/// The step of bringing up a counter that the kernel refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Parsing the object and preparing it (BTF included).
+    Open,
+    /// BPF_PROG_LOAD and map creation, verifier included.
+    Load,
+    Attach,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Open => "open",
+            Op::Load => "load",
+            Op::Attach => "attach",
+        })
+    }
 }
 
 /// Why a backend could not give (or keep giving) a working counter.
@@ -57,29 +79,29 @@ impl CounterError {
     /// Classifies a failed kernel operation: errnos that mean "this kernel
     /// does not do that" become [`CounterError::Unsupported`] with the likely
     /// cause, everything else stays a [`CounterError::Kernel`] error.
-    pub fn from_kernel(attach: AttachPoint, op: &str, errno: i32, message: String) -> Self {
+    pub fn from_kernel(attach: AttachPoint, op: Op, errno: i32, message: String) -> Self {
         use libc_errno::*;
         let refused = matches!(errno, EPERM | EACCES | ENOENT | EOPNOTSUPP | ENOTSUPP);
         let cause = match (attach, op) {
             _ if !refused => None,
-            (AttachPoint::FentrySysExecve | AttachPoint::FexitSysExecve, "load") => Some(
+            (AttachPoint::FentrySysExecve | AttachPoint::FexitSysExecve, Op::Load) => Some(
                 "the kernel refused a BPF trampoline program (fentry/fexit need \
                  CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS; some virtual platforms block them)",
             ),
-            (AttachPoint::LsmBprmCheckSecurity | AttachPoint::LsmBprmCommittedCreds, "load") => {
+            (AttachPoint::LsmBprmCheckSecurity | AttachPoint::LsmBprmCommittedCreds, Op::Load) => {
                 Some(
                     "the kernel refused a BPF LSM program (needs CONFIG_BPF_LSM with `bpf` in the \
                  lsm= boot list, and working BPF trampolines)",
                 )
             }
-            (AttachPoint::KprobeSysExecve | AttachPoint::KsyscallExecve, "attach") => Some(
+            (AttachPoint::KprobeSysExecve | AttachPoint::KsyscallExecve, Op::Attach) => Some(
                 "no kprobe support in this kernel (CONFIG_KPROBES/CONFIG_KPROBE_EVENTS off?), \
                  or the function cannot be probed",
             ),
-            (AttachPoint::UprobeLibcExecve, "attach") => {
+            (AttachPoint::UprobeLibcExecve, Op::Attach) => {
                 Some("libc.so.6 or its execve symbol was not found, or uprobes are off")
             }
-            (_, "attach") if errno == ENOENT => {
+            (_, Op::Attach) if errno == ENOENT => {
                 Some("the attach target does not exist in this kernel (config option off?)")
             }
             (_, _) if matches!(errno, EOPNOTSUPP | ENOTSUPP) => {

@@ -2,15 +2,20 @@
 //! ([`Strategy`]), and the [`Counter`] a backend turns it into.
 
 pub mod btf;
+pub mod count;
 mod counter;
 mod error;
 pub mod fdinfo;
+pub mod introspect;
 pub mod prog_info;
 mod strategy;
+pub mod stream;
+mod sys;
 pub mod tracefs;
-pub mod wakeup;
+mod wakeup;
 
 pub use counter::{Backend, Counter, LoadTimings, ProgStats, Reading};
-pub use error::{CounterError, InvalidStrategy};
+pub use error::{CounterError, InvalidStrategy, Op};
+pub use introspect::{Introspection, Loaded};
 pub use prog_info::ProgInsns;
 pub use strategy::{AttachPoint, Filter, MapKind, Strategy, UpdateMode};

@@ -1,12 +1,12 @@
-//! Waking a buffer poller thread at once: an eventfd "doorbell" rung when
-//! a request is queued, and an epoll set that sleeps on it together with the
-//! buffers' own fds. Backends use it so a read after a storm neither sleeps
-//! a poll interval nor misses records.
+//! Waking a buffer poller thread at once: an eventfd "doorbell" rung to stop
+//! it, and an epoll set that sleeps on it together with the
+//! buffers' own fds. The stream poller ([`crate::stream`]) uses it so a read
+//! after a storm neither sleeps a poll interval nor misses records.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// An eventfd that wakes the poller when a request is queued.
+/// An eventfd that wakes the poller, to stop it.
 pub struct Doorbell(OwnedFd);
 
 impl Doorbell {
@@ -24,12 +24,6 @@ impl Doorbell {
         let one = 1u64.to_ne_bytes();
         // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
         unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), one.len()) };
-    }
-
-    pub fn clear(&self) {
-        let mut buf = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into a live buffer (nonblocking fd).
-        unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
     }
 }
 

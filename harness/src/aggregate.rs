@@ -11,17 +11,79 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use thiserror::Error;
 
-use crate::compare::Key;
-use crate::export::csv::Row;
+use crate::export::csv::{Key, Row, Status};
 use crate::sample::{Estimate, MeanEstimate};
 
-/// One cell over all its repetitions.
+/// A timing and its 95% interval, `lo <= point <= hi`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    /// A median, or a mean of medians (see [`Bracket`]).
+    pub point: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Interval {
+    /// `point [lo, hi]`, with `digits` decimals; `-` for none.
+    pub fn text(interval: Option<Interval>, digits: usize) -> String {
+        interval.map_or("-".into(), |i| {
+            format!(
+                "{:.digits$} [{:.digits$}, {:.digits$}]",
+                i.point, i.lo, i.hi
+            )
+        })
+    }
+
+    /// The interval of a row's `*_median`, `*_ci95_lo`, `*_ci95_hi` columns.
+    fn of(point: Option<f64>, lo: Option<f64>, hi: Option<f64>) -> Option<Interval> {
+        Some(Interval {
+            point: point?,
+            lo: lo?,
+            hi: hi?,
+        })
+    }
+
+    /// Whether the two could be the same figure at this noise.
+    pub fn overlaps(&self, other: &Interval) -> bool {
+        self.lo <= other.hi && other.lo <= self.hi
+    }
+
+    fn mean_of(samples: &[f64]) -> Option<Interval> {
+        MeanEstimate::from_samples(samples).map(|m| Interval {
+            point: m.mean,
+            lo: m.lo,
+            hi: m.hi,
+        })
+    }
+}
+
+/// One cell over all its repetitions. Counts are summed over the measured
+/// repetitions (`None` where one has none, or where the sum overflows).
 #[derive(Debug, Clone)]
 pub struct Aggregate {
-    /// The first repetition's row, with counts summed and timings folded.
-    pub row: Row,
+    /// The first repetition: where and what was measured, the storm, the
+    /// program's size; its own counts and timings are that repetition's only.
+    pub first: Row,
     pub repetitions: usize,
-    /// What the row's timing intervals are.
+    /// The first status that is not ok and its error, else ok; `error` where
+    /// a sum overflowed.
+    pub status: Status,
+    pub error: String,
+    pub issued: Option<u64>,
+    pub counted: Option<u64>,
+    pub expected: Option<u64>,
+    pub dropped: Option<u64>,
+    pub missing: Option<i64>,
+    /// Exact in every measured repetition.
+    pub exact: Option<bool>,
+    pub ns_per_run: Option<Interval>,
+    pub ns_per_event: Option<Interval>,
+    pub read_us: Option<Interval>,
+    /// Medians over the repetitions.
+    pub open_ms: Option<f64>,
+    pub load_ms: Option<f64>,
+    pub attach_ms: Option<f64>,
+    /// What the timing intervals are.
     pub bracket: Bracket,
     /// End-to-end ns added per exec: the mean of the paired (with probe -
     /// without) differences and its 95% interval; none below two.
@@ -30,7 +92,23 @@ pub struct Aggregate {
     pub outliers: Vec<u32>,
 }
 
-/// What a folded cell's timing brackets (`*_median`, `*_ci95_lo/hi`) are.
+impl Aggregate {
+    pub fn key(&self) -> Key {
+        self.first.key()
+    }
+
+    /// Measured, and not cut short.
+    pub fn is_ok(&self) -> bool {
+        self.status == Status::Ok
+    }
+
+    /// Measured exact, with an update mode that must be: what may be ranked.
+    pub fn is_exact_counter(&self) -> bool {
+        self.is_ok() && self.exact == Some(true) && self.first.update.is_exact()
+    }
+}
+
+/// What a folded cell's timing intervals are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bracket {
     /// One repetition: the median of the storm's ~50 ms slices and its 95%
@@ -99,8 +177,11 @@ fn sum<T: Copy>(
 }
 
 /// Tukey's fences (1.5 IQR) over the repetitions' medians.
-fn outliers(rows: &[&Row]) -> Vec<u32> {
-    let mut medians: Vec<f64> = rows.iter().filter_map(|r| r.ns_per_run_median).collect();
+fn outliers(rows: &[(usize, &Row)]) -> Vec<u32> {
+    let mut medians: Vec<f64> = rows
+        .iter()
+        .filter_map(|(_, r)| r.ns_per_run_median)
+        .collect();
     if medians.len() < 4 {
         return Vec::new();
     }
@@ -109,8 +190,8 @@ fn outliers(rows: &[&Row]) -> Vec<u32> {
     let (q1, q3) = (q(0.25), q(0.75));
     let (lo, hi) = (q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1));
     rows.iter()
-        .filter(|r| r.ns_per_run_median.is_some_and(|m| m < lo || m > hi))
-        .map(|r| r.repetition)
+        .filter(|(_, r)| r.ns_per_run_median.is_some_and(|m| m < lo || m > hi))
+        .map(|(_, r)| r.repetition)
         .collect()
 }
 
@@ -136,7 +217,7 @@ fn fold(rows: &[Row]) -> (Vec<Aggregate>, Option<Overflow>) {
     let mut cells: BTreeMap<Key, Vec<(usize, &Row)>> = BTreeMap::new();
     let mut order = Vec::new();
     for (index, r) in rows.iter().enumerate() {
-        let key = Key::of(r);
+        let key = r.key();
         if !cells.contains_key(&key) {
             order.push(key.clone());
         }
@@ -146,101 +227,124 @@ fn fold(rows: &[Row]) -> (Vec<Aggregate>, Option<Overflow>) {
     let folded = order
         .into_iter()
         .map(|key| {
-            let reps = &cells[&key];
-            let measured: Vec<(usize, &Row)> = reps
-                .iter()
-                .copied()
-                .filter(|(_, r)| r.status != "error")
-                .collect();
-            let mut row = reps[0].1.clone();
-            if let Some((_, failed)) = reps.iter().find(|(_, r)| r.status != "ok") {
-                row.status = failed.status.clone();
-                row.error = failed.error.clone();
+            let (cell, overflow) = fold_cell(&cells[&key]);
+            if let Some(o) = overflow {
+                first_overflow.get_or_insert(o);
             }
-            let field = |f: fn(&Row) -> Option<f64>| -> Vec<f64> {
-                measured.iter().filter_map(|(_, r)| f(r)).collect()
-            };
-            let mut overflows = Vec::new();
-            let mut count = |column, pick: fn(&Row) -> Option<u64>| {
-                sum(column, &measured, pick, 0, u64::checked_add).unwrap_or_else(|o| {
-                    overflows.push(o);
-                    None
-                })
-            };
-            row.counted = count("counted", |r| r.counted);
-            row.expected = count("expected", |r| r.expected);
-            row.dropped = count("dropped", |r| r.dropped);
-            row.issued = count("issued", |r| r.issued);
-            row.missing = sum("missing", &measured, |r| r.missing, 0, i64::checked_add)
-                .unwrap_or_else(|o| {
-                    overflows.push(o);
-                    None
-                });
-            if let Some(o) = overflows.first() {
-                row.status = "error".into();
-                row.error = format!("{o}: a count was edited by hand?");
-                first_overflow.get_or_insert_with(|| o.clone());
-            }
-            row.exact = measured
-                .iter()
-                .map(|(_, r)| r.exact)
-                .collect::<Option<Vec<bool>>>()
-                .map(|v| v.iter().all(|&e| e));
-            // Two or more repetitions: the mean of their medians and its 95%
-            // t-interval; one: that storm's own median and interval.
-            let timed = field(|r| r.ns_per_run_median).len();
-            let bracket = if timed >= 2 {
-                Bracket::Repetitions(timed)
-            } else {
-                Bracket::Slices
-            };
-            if timed >= 2 {
-                let fold =
-                    |m: Option<MeanEstimate>| (m.map(|m| m.mean), m.map(|m| m.lo), m.map(|m| m.hi));
-                (
-                    row.ns_per_run_median,
-                    row.ns_per_run_ci95_lo,
-                    row.ns_per_run_ci95_hi,
-                ) = fold(MeanEstimate::from_samples(&field(|r| r.ns_per_run_median)));
-                (
-                    row.ns_per_event_median,
-                    row.ns_per_event_ci95_lo,
-                    row.ns_per_event_ci95_hi,
-                ) = fold(MeanEstimate::from_samples(&field(|r| {
-                    r.ns_per_event_median
-                })));
-                (row.read_us_median, row.read_us_ci95_lo, row.read_us_ci95_hi) =
-                    fold(MeanEstimate::from_samples(&field(|r| r.read_us_median)));
-            }
-            row.open_ms = median(&field(|r| r.open_ms));
-            row.load_ms = median(&field(|r| r.load_ms));
-            row.attach_ms = median(&field(|r| r.attach_ms));
-            row.execs_per_s = median(&field(|r| r.execs_per_s));
-            let measured: Vec<&Row> = measured.iter().map(|(_, r)| *r).collect();
-            Aggregate {
-                bracket,
-                e2e_ns_per_exec: MeanEstimate::from_samples(&field(|r| r.e2e_ns_per_exec)),
-                outliers: outliers(&measured),
-                repetitions: reps.len(),
-                row,
-            }
+            cell
         })
         .collect();
     (folded, first_overflow)
 }
 
+/// One cell's repetitions (with their indexes in the rows given) folded,
+/// and the first of its sums that overflowed.
+fn fold_cell(reps: &[(usize, &Row)]) -> (Aggregate, Option<Overflow>) {
+    let measured: Vec<(usize, &Row)> = reps
+        .iter()
+        .copied()
+        .filter(|(_, r)| r.status != Status::Error)
+        .collect();
+    let first = reps[0].1;
+    let (mut status, mut error) = reps
+        .iter()
+        .find(|(_, r)| r.status != Status::Ok)
+        .map_or((Status::Ok, String::new()), |(_, r)| {
+            (r.status, r.error.clone())
+        });
+    let field = |f: fn(&Row) -> Option<f64>| -> Vec<f64> {
+        measured.iter().filter_map(|(_, r)| f(r)).collect()
+    };
+    let mut overflows = Vec::new();
+    let mut count = |column, pick: fn(&Row) -> Option<u64>| {
+        sum(column, &measured, pick, 0, u64::checked_add).unwrap_or_else(|o| {
+            overflows.push(o);
+            None
+        })
+    };
+    let counted = count("counted", |r| r.counted);
+    let expected = count("expected", |r| r.expected);
+    let dropped = count("dropped", |r| r.dropped);
+    let issued = count("issued", |r| r.issued);
+    let missing =
+        sum("missing", &measured, |r| r.missing, 0, i64::checked_add).unwrap_or_else(|o| {
+            overflows.push(o);
+            None
+        });
+    let overflow = overflows.into_iter().next();
+    if let Some(o) = &overflow {
+        status = Status::Error;
+        error = format!("{o}: a count was edited by hand?");
+    }
+    // Two or more repetitions: the mean of their medians and its 95%
+    // t-interval; one: that storm's own median and interval.
+    let timed = field(|r| r.ns_per_run_median).len();
+    let one = measured
+        .iter()
+        .map(|(_, r)| *r)
+        .find(|r| r.ns_per_run_median.is_some())
+        .unwrap_or(first);
+    let (bracket, ns_per_run, ns_per_event, read_us) = if timed >= 2 {
+        (
+            Bracket::Repetitions(timed),
+            Interval::mean_of(&field(|r| r.ns_per_run_median)),
+            Interval::mean_of(&field(|r| r.ns_per_event_median)),
+            Interval::mean_of(&field(|r| r.read_us_median)),
+        )
+    } else {
+        (
+            Bracket::Slices,
+            Interval::of(
+                one.ns_per_run_median,
+                one.ns_per_run_ci95_lo,
+                one.ns_per_run_ci95_hi,
+            ),
+            Interval::of(
+                one.ns_per_event_median,
+                one.ns_per_event_ci95_lo,
+                one.ns_per_event_ci95_hi,
+            ),
+            Interval::of(one.read_us_median, one.read_us_ci95_lo, one.read_us_ci95_hi),
+        )
+    };
+    let cell = Aggregate {
+        first: first.clone(),
+        repetitions: reps.len(),
+        status,
+        error,
+        issued,
+        counted,
+        expected,
+        dropped,
+        missing,
+        exact: measured
+            .iter()
+            .map(|(_, r)| r.exact)
+            .collect::<Option<Vec<bool>>>()
+            .map(|v| v.iter().all(|&e| e)),
+        ns_per_run,
+        ns_per_event,
+        read_us,
+        open_ms: median(&field(|r| r.open_ms)),
+        load_ms: median(&field(|r| r.load_ms)),
+        attach_ms: median(&field(|r| r.attach_ms)),
+        bracket,
+        e2e_ns_per_exec: MeanEstimate::from_samples(&field(|r| r.e2e_ns_per_exec)),
+        outliers: outliers(&measured),
+    };
+    (cell, overflow)
+}
+
 #[cfg(test)]
 mod tests {
+    use bpfstorm_common::MapKind;
+
     use super::*;
 
     fn rep(repetition: u32, counted: u64, missing: i64) -> Row {
         Row {
-            schema_version: 2,
+            schema_version: 3,
             backend: "libbpf".into(),
-            attach: "tp_sys_enter_execve".into(),
-            map: "array".into(),
-            update: "atomic".into(),
-            status: "ok".into(),
             repetition,
             counted: Some(counted),
             expected: Some(counted),
@@ -250,13 +354,109 @@ mod tests {
         }
     }
 
+    fn timed(repetition: u32, median: f64, lo: f64, hi: f64) -> Row {
+        Row {
+            ns_per_run_median: Some(median),
+            ns_per_run_ci95_lo: Some(lo),
+            ns_per_run_ci95_hi: Some(hi),
+            ..rep(repetition, 10, 0)
+        }
+    }
+
     #[test]
     fn counts_add_up_over_repetitions() {
         let cells = try_aggregate(&[rep(1, 10, 0), rep(2, 20, 0)]).unwrap();
         assert_eq!(cells.len(), 1);
-        assert_eq!(cells[0].row.counted, Some(30));
-        assert_eq!(cells[0].row.missing, Some(0));
-        assert_eq!(cells[0].row.status, "ok");
+        assert_eq!(cells[0].repetitions, 2);
+        assert_eq!(cells[0].counted, Some(30));
+        assert_eq!(cells[0].missing, Some(0));
+        assert_eq!(cells[0].exact, Some(true));
+        assert_eq!(cells[0].status, Status::Ok);
+    }
+
+    #[test]
+    fn one_inexact_repetition_makes_the_cell_inexact() {
+        let cells = aggregate(&[rep(1, 10, 0), rep(2, 18, 2), rep(3, 10, 0)]);
+        assert_eq!(cells[0].exact, Some(false));
+        assert_eq!(cells[0].missing, Some(2));
+        assert!(!cells[0].is_exact_counter());
+    }
+
+    #[test]
+    fn a_failed_repetition_names_the_cell_and_is_left_out_of_the_sums() {
+        let failed = Row {
+            status: Status::Error,
+            error: "load failed".into(),
+            counted: None,
+            ..rep(2, 0, 0)
+        };
+        let cells = aggregate(&[rep(1, 10, 0), failed, rep(3, 5, 0)]);
+        assert_eq!(cells[0].status, Status::Error);
+        assert_eq!(cells[0].error, "load failed");
+        assert_eq!(cells[0].counted, Some(15));
+        assert_eq!(cells[0].repetitions, 3);
+    }
+
+    #[test]
+    fn rows_group_by_cell_and_kernel_in_first_seen_order() {
+        let hash = Row {
+            map: MapKind::Hash,
+            ..rep(1, 7, 0)
+        };
+        let other_kernel = Row {
+            kernel: "6.1".into(),
+            ..rep(1, 3, 0)
+        };
+        let cells = aggregate(&[hash.clone(), rep(1, 1, 0), other_kernel, hash, rep(2, 1, 0)]);
+        let summary: Vec<(MapKind, &str, Option<u64>)> = cells
+            .iter()
+            .map(|a| (a.first.map, a.first.kernel.as_str(), a.counted))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (MapKind::Hash, "", Some(14)),
+                (MapKind::Array, "", Some(2)),
+                (MapKind::Array, "6.1", Some(3)),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_repetition_keeps_its_slices_interval() {
+        let cell = &aggregate(&[timed(1, 100.0, 90.0, 110.0)])[0];
+        assert_eq!(cell.bracket, Bracket::Slices);
+        assert_eq!(
+            cell.ns_per_run,
+            Some(Interval {
+                point: 100.0,
+                lo: 90.0,
+                hi: 110.0
+            })
+        );
+        assert_eq!(cell.ns_per_event, None);
+    }
+
+    #[test]
+    fn repetitions_fold_to_the_mean_of_their_medians_with_a_t_interval() {
+        let cell = &aggregate(&[timed(1, 100.0, 0.0, 200.0), timed(2, 110.0, 0.0, 200.0)])[0];
+        assert_eq!(cell.bracket, Bracket::Repetitions(2));
+        let i = cell.ns_per_run.unwrap();
+        // Mean 105, standard error 5, t(1) = 12.706.
+        assert_eq!(i.point, 105.0);
+        assert!((i.lo - (105.0 - 63.53)).abs() < 1e-9, "{i:?}");
+        assert!((i.hi - (105.0 + 63.53)).abs() < 1e-9, "{i:?}");
+    }
+
+    #[test]
+    fn a_repetition_far_from_the_others_is_an_outlier() {
+        let rows: Vec<Row> = [100.0, 101.0, 102.0, 103.0, 500.0]
+            .iter()
+            .zip(1..)
+            .map(|(&m, rep)| timed(rep, m, m, m))
+            .collect();
+        assert_eq!(aggregate(&rows)[0].outliers, [5]);
+        assert!(aggregate(&rows[..4])[0].outliers.is_empty());
     }
 
     #[test]
@@ -269,14 +469,22 @@ mod tests {
                 row: 1
             }
         );
-        let cell = &aggregate(&rows)[0].row;
-        assert_eq!(cell.status, "error");
+        let cell = &aggregate(&rows)[0];
+        assert_eq!(cell.status, Status::Error);
         assert!(cell.error.contains("`counted`"), "{}", cell.error);
         assert_eq!(cell.counted, None);
 
         let rows = [rep(1, 0, i64::MIN), rep(2, 0, -1)];
         assert_eq!(try_aggregate(&rows).unwrap_err().column, "missing");
-        assert_eq!(aggregate(&rows)[0].row.missing, None);
+        assert_eq!(aggregate(&rows)[0].missing, None);
+    }
+
+    #[test]
+    fn intervals_overlap_when_they_share_a_point() {
+        let i = |lo, hi| Interval { point: lo, lo, hi };
+        assert!(i(1.0, 2.0).overlaps(&i(2.0, 3.0)));
+        assert!(!i(1.0, 2.0).overlaps(&i(2.5, 3.0)));
+        assert!(i(0.0, 10.0).overlaps(&i(4.0, 5.0)));
     }
 
     #[test]

@@ -3,52 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::aggregate::{aggregate, distinct};
-use crate::export::csv::Row;
+use crate::aggregate::{aggregate, distinct, Aggregate};
+use crate::export::csv::{Kernel, Key, Row, Timing};
 use crate::export::escape;
 
 /// The most kernels the by-kernel view sets side by side; the rest are
 /// named as left out (a table a column per kernel is unreadable past it).
 pub const MAX_KERNEL_COLUMNS: usize = 32;
-
-/// The cell a row measured, whatever run it came from.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Key {
-    /// Kernel and timing are empty when comparing one kernel with another
-    /// (base vs new machine); a host can run the same kernel as a guest.
-    pub kernel: String,
-    pub timing: String,
-    pub backend: String,
-    pub attach: String,
-    pub map: String,
-    pub update: String,
-    pub filter: String,
-    pub target: String,
-    pub spawn: String,
-}
-
-impl Key {
-    /// The same cell with kernel and timing left out: the strategy and storm.
-    pub fn strategy(mut self) -> Key {
-        self.kernel.clear();
-        self.timing.clear();
-        self
-    }
-
-    pub fn of(row: &Row) -> Key {
-        Key {
-            kernel: row.kernel.clone(),
-            timing: row.timing.clone(),
-            backend: row.backend.clone(),
-            attach: row.attach.clone(),
-            map: row.map.clone(),
-            update: row.update.clone(),
-            filter: row.filter.clone(),
-            target: row.target.clone(),
-            spawn: row.spawn.clone(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -83,44 +44,31 @@ impl Verdict {
 #[derive(Debug, Clone)]
 pub struct Change {
     pub key: Key,
-    pub base: Option<Row>,
-    pub new: Option<Row>,
+    pub base: Option<Aggregate>,
+    pub new: Option<Aggregate>,
     /// Relative change of the ns/run median, in percent.
     pub change_pct: Option<f64>,
     pub verdict: Verdict,
 }
 
-fn interval(r: &Row) -> Option<(f64, f64, f64)> {
-    Some((
-        r.ns_per_run_median?,
-        r.ns_per_run_ci95_lo?,
-        r.ns_per_run_ci95_hi?,
-    ))
-}
-
 /// Judges one cell. `threshold_pct`: smaller changes count as the same even
 /// when the intervals do not overlap.
-pub fn judge(base: &Row, new: &Row, threshold_pct: f64) -> (Option<f64>, Verdict) {
-    let measured = |r: &Row| r.status == "ok";
-    if measured(base) && !measured(new) {
+pub fn judge(base: &Aggregate, new: &Aggregate, threshold_pct: f64) -> (Option<f64>, Verdict) {
+    if base.is_ok() && !new.is_ok() {
         return (
             None,
             Verdict::AccuracyRegressed(format!("now {}: {}", new.status, new.error)),
         );
     }
-    if !measured(base) || !measured(new) {
+    if !base.is_ok() || !new.is_ok() {
         return (
             None,
             Verdict::NotComparable(format!("base {}, new {}", base.status, new.status)),
         );
     }
-    let (times_comparable, timing_note) = if base.timing == new.timing {
-        (true, String::new())
-    } else {
-        (false, format!("ns/run {} vs {}", base.timing, new.timing))
-    };
+    let (base_timing, new_timing) = (base.first.timing, new.first.timing);
     // Racy updates lose counts by design; only exact strategies must stay exact.
-    if base.update != "racy" {
+    if base.first.update.is_exact() {
         match (base.exact, new.exact) {
             (Some(true), Some(false)) => {
                 return (
@@ -135,13 +83,17 @@ pub fn judge(base: &Row, new: &Row, threshold_pct: f64) -> (Option<f64>, Verdict
             _ => {}
         }
     }
-    if !times_comparable {
-        return (None, Verdict::NotComparable(timing_note));
+    if base_timing != new_timing {
+        return (
+            None,
+            Verdict::NotComparable(format!("ns/run {base_timing} vs {new_timing}")),
+        );
     }
-    let (Some((bm, blo, bhi)), Some((nm, nlo, nhi))) = (interval(base), interval(new)) else {
+    let (Some(b), Some(n)) = (base.ns_per_run, new.ns_per_run) else {
         return (None, Verdict::NotComparable("no ns/run interval".into()));
     };
-    let overlap = nlo <= bhi && blo <= nhi;
+    let (bm, nm) = (b.point, n.point);
+    let overlap = b.overlaps(&n);
     // No relative change from a zero base: the intervals alone judge it.
     let change = (bm > 0.0)
         .then(|| (nm - bm) / bm * 100.0)
@@ -156,16 +108,14 @@ pub fn judge(base: &Row, new: &Row, threshold_pct: f64) -> (Option<f64>, Verdict
     (change, verdict)
 }
 
-fn kernels(rows: &[Row]) -> BTreeSet<(&str, &str)> {
-    rows.iter()
-        .map(|r| (r.kernel.as_str(), r.timing.as_str()))
-        .collect()
+fn kernels(rows: &[Row]) -> BTreeSet<Kernel> {
+    rows.iter().map(Row::kernel_id).collect()
 }
 
 /// The native CPU models of a run's rows.
 fn cpu_models(rows: &[Row]) -> BTreeSet<&str> {
     rows.iter()
-        .filter(|r| r.timing == "native")
+        .filter(|r| r.timing == Timing::Native)
         .map(|r| r.cpu_model.as_str())
         .collect()
 }
@@ -216,22 +166,22 @@ pub fn compare_judged(
 ) -> Vec<Change> {
     let other_cpu = !across_cpus && cpu_models(base) != cpu_models(new);
     let across = kernels(base).len() <= 1 && kernels(new).len() <= 1;
-    let key = |r: &Row| {
-        let key = Key::of(r);
+    let key = |a: &Aggregate| {
+        let key = a.key();
         if across {
             key.strategy()
         } else {
             key
         }
     };
-    let mut cells: BTreeMap<Key, (Option<Row>, Option<Row>)> = BTreeMap::new();
+    let mut cells: BTreeMap<Key, (Option<Aggregate>, Option<Aggregate>)> = BTreeMap::new();
     for a in aggregate(base) {
-        let k = key(&a.row);
-        cells.entry(k).or_default().0 = Some(a.row);
+        let k = key(&a);
+        cells.entry(k).or_default().0 = Some(a);
     }
     for a in aggregate(new) {
-        let k = key(&a.row);
-        cells.entry(k).or_default().1 = Some(a.row);
+        let k = key(&a);
+        cells.entry(k).or_default().1 = Some(a);
     }
     cells
         .into_iter()
@@ -242,7 +192,7 @@ pub fn compare_judged(
                         None,
                         Verdict::NotComparable(format!(
                             "ns/run from different CPUs ({} vs {}); --across-cpus judges them",
-                            b.cpu_model, n.cpu_model
+                            b.first.cpu_model, n.first.cpu_model
                         )),
                     ),
                     judged => judged,
@@ -261,18 +211,16 @@ pub fn compare_judged(
         .collect()
 }
 
-fn ns(r: &Option<Row>) -> String {
-    r.as_ref()
-        .and_then(interval)
-        .map_or("-".into(), |(m, lo, hi)| {
-            format!("{m:.0} [{lo:.0}, {hi:.0}]")
-        })
+fn ns(a: Option<&Aggregate>) -> String {
+    a.and_then(|a| a.ns_per_run).map_or("-".into(), |i| {
+        format!("{:.0} [{:.0}, {:.0}]", i.point, i.lo, i.hi)
+    })
 }
 
-fn accuracy(r: &Option<Row>) -> String {
-    match r {
-        Some(r) if r.status != "ok" => escape::name(&r.status).into_owned(),
-        Some(r) => match r.missing {
+fn accuracy(a: Option<&Aggregate>) -> String {
+    match a {
+        Some(a) if !a.is_ok() => a.status.to_string(),
+        Some(a) => match a.missing {
             Some(0) => "exact".into(),
             Some(n) => format!("missing {n}"),
             None => "-".into(),
@@ -301,10 +249,10 @@ pub fn render_markdown(
         "ns/run: in-kernel time per program run [95% interval]. \
          A change counts only when the intervals do not overlap and it exceeds {threshold_pct}%.\n\n"
     ));
-    let kernels = |pick: fn(&Change) -> &Option<Row>| {
+    let kernels = |pick: fn(&Change) -> &Option<Aggregate>| {
         let mut k: Vec<String> = changes
             .iter()
-            .filter_map(|c| pick(c).as_ref().map(|r| escape::text(&r.kernel)))
+            .filter_map(|c| pick(c).as_ref().map(|a| escape::text(&a.first.kernel)))
             .collect();
         k.sort();
         k.dedup();
@@ -320,20 +268,19 @@ pub fn render_markdown(
     for c in changes {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            if c.key.kernel.is_empty() {
-                "(each run's)".into()
-            } else {
-                escape::text(&c.key.kernel)
-            },
+            c.key
+                .kernel
+                .as_ref()
+                .map_or("(each run's)".into(), |k| escape::text(&k.release)),
             escape::name(&c.key.backend),
-            escape::name(&c.key.attach),
-            escape::name(&c.key.map),
-            escape::name(&c.key.update),
-            ns(&c.base),
-            ns(&c.new),
+            c.key.attach,
+            c.key.map,
+            c.key.update,
+            ns(c.base.as_ref()),
+            ns(c.new.as_ref()),
             c.change_pct.map_or("-".into(), |p| format!("{p:+.1}%")),
-            accuracy(&c.base),
-            accuracy(&c.new),
+            accuracy(c.base.as_ref()),
+            accuracy(c.new.as_ref()),
             escape::text(&c.verdict.describe())
         ));
     }
@@ -347,20 +294,13 @@ pub fn render_markdown(
 /// Past [`MAX_KERNEL_COLUMNS`] kernels, the rest are named as left out.
 pub fn render_by_kernel(rows: &[Row]) -> String {
     let cells = aggregate(rows);
-    let mut kernels = distinct(
-        cells
-            .iter()
-            .map(|a| (a.row.kernel.clone(), a.row.timing.clone())),
-    );
+    let mut kernels = distinct(cells.iter().map(|a| a.first.kernel_id()));
     let left_out = kernels.split_off(kernels.len().min(MAX_KERNEL_COLUMNS));
-    let strategies = distinct(cells.iter().map(|a| Key::of(&a.row).strategy()));
-    // Each cell's row by (kernel, timing, strategy): the first one seen.
-    let mut by_cell: BTreeMap<(&str, &str, Key), &Row> = BTreeMap::new();
+    let strategies = distinct(cells.iter().map(|a| a.key().strategy()));
+    // Each cell by its key (kernel and strategy): the first one seen.
+    let mut by_cell: BTreeMap<Key, &Aggregate> = BTreeMap::new();
     for a in &cells {
-        let r = &a.row;
-        by_cell
-            .entry((&r.kernel, &r.timing, Key::of(r).strategy()))
-            .or_insert(r);
+        by_cell.entry(a.key()).or_insert(a);
     }
     let mut out = String::from(
         "## By kernel\n\nEach cell: accuracy (counted/oracle), in-kernel ns/run median [95% \
@@ -375,19 +315,15 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
             left_out.len(),
             left_out
                 .iter()
-                .map(|(k, t)| format!("{} ({})", escape::code(k), escape::name(t)))
+                .map(|k| format!("{} ({})", escape::code(&k.release), k.timing))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
     }
     out.push_str("| backend | attach | map | update |");
     let mut rule = String::from("|---|---|---|---|");
-    for (kernel, timing) in &kernels {
-        out.push_str(&format!(
-            " {} ({}) |",
-            escape::code(kernel),
-            escape::name(timing)
-        ));
+    for k in &kernels {
+        out.push_str(&format!(" {} ({}) |", escape::code(&k.release), k.timing));
         rule.push_str("---|");
     }
     out.push_str(&format!("\n{rule}\n"));
@@ -395,27 +331,29 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
         out.push_str(&format!(
             "| {} | {} | {} | {} |",
             escape::name(&key.backend),
-            escape::name(&key.attach),
-            escape::name(&key.map),
-            escape::name(&key.update)
+            key.attach,
+            key.map,
+            key.update
         ));
-        for (kernel, timing) in &kernels {
-            let row = by_cell.get(&(kernel.as_str(), timing.as_str(), key.clone()));
-            out.push_str(&match row {
+        for k in &kernels {
+            let cell = by_cell.get(&Key {
+                kernel: Some(k.clone()),
+                ..key.clone()
+            });
+            out.push_str(&match cell {
                 None => " - |".into(),
-                Some(r) if r.status != "ok" => format!(" {} |", escape::name(&r.status)),
-                Some(r) => format!(
+                Some(a) if !a.is_ok() => format!(" {} |", a.status),
+                Some(a) => format!(
                     " {} {}/{}; {} ns/run{}; {} insns |",
-                    accuracy(&Some((*r).clone())),
-                    r.counted.map_or("-".into(), |c| c.to_string()),
-                    r.expected.map_or("-".into(), |c| c.to_string()),
-                    ns(&Some((*r).clone())),
-                    if timing == "emulated" {
-                        " *emulated*"
-                    } else {
-                        ""
+                    accuracy(Some(a)),
+                    a.counted.map_or("-".into(), |c| c.to_string()),
+                    a.expected.map_or("-".into(), |c| c.to_string()),
+                    ns(Some(a)),
+                    match k.timing {
+                        Timing::Emulated => " *emulated*",
+                        Timing::Native => "",
                     },
-                    r.xlated_insns.map_or("-".into(), |n| n.to_string()),
+                    a.first.xlated_insns.map_or("-".into(), |n| n.to_string()),
                 ),
             });
         }
@@ -426,14 +364,18 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use bpfstorm_common::UpdateMode;
+
     use super::*;
+    use crate::export::csv::Status;
 
     fn timed(median: f64, lo: f64, hi: f64) -> Row {
         Row {
-            status: "ok".into(),
-            timing: "native".into(),
-            update: "atomic".into(),
+            kernel: "6.18".into(),
+            cpu_model: "EPYC".into(),
+            backend: "libbpf".into(),
             exact: Some(true),
+            missing: Some(0),
             ns_per_run_median: Some(median),
             ns_per_run_ci95_lo: Some(lo),
             ns_per_run_ci95_hi: Some(hi),
@@ -441,21 +383,172 @@ mod tests {
         }
     }
 
+    fn cell(row: Row) -> Aggregate {
+        aggregate(&[row]).remove(0)
+    }
+
+    fn verdict(base: Row, new: Row) -> (Option<f64>, Verdict) {
+        judge(&cell(base), &cell(new), 5.0)
+    }
+
     #[test]
     fn a_zero_base_has_no_relative_change_and_no_nan_verdict() {
-        let (change, verdict) = judge(&timed(0.0, 0.0, 0.0), &timed(50.0, 40.0, 60.0), 5.0);
+        let (change, verdict) = judge(
+            &cell(timed(0.0, 0.0, 0.0)),
+            &cell(timed(50.0, 40.0, 60.0)),
+            5.0,
+        );
         assert_eq!((change, verdict), (None, Verdict::Slower));
-        let (change, verdict) = judge(&timed(0.0, 0.0, 0.0), &timed(0.0, 0.0, 0.0), 5.0);
+        let (change, verdict) = judge(
+            &cell(timed(0.0, 0.0, 0.0)),
+            &cell(timed(0.0, 0.0, 0.0)),
+            5.0,
+        );
         assert_eq!((change, verdict), (None, Verdict::Same));
-        let (change, verdict) = judge(&timed(100.0, 90.0, 110.0), &timed(50.0, 40.0, 60.0), 5.0);
+        let (change, verdict) = judge(
+            &cell(timed(100.0, 90.0, 110.0)),
+            &cell(timed(50.0, 40.0, 60.0)),
+            5.0,
+        );
         assert_eq!((change, verdict), (Some(-50.0), Verdict::Faster));
+    }
+
+    #[test]
+    fn time_verdicts_need_apart_intervals_and_a_change_past_the_threshold() {
+        let slower = verdict(timed(100.0, 95.0, 105.0), timed(150.0, 140.0, 160.0));
+        assert_eq!(slower, (Some(50.0), Verdict::Slower));
+        assert!(slower.1.is_regression());
+        // Overlapping intervals: the same, whatever the change.
+        let overlap = verdict(timed(100.0, 90.0, 110.0), timed(108.0, 105.0, 120.0));
+        assert_eq!(overlap, (Some(8.0), Verdict::Same));
+        // Apart, but under the 5% threshold.
+        let small = verdict(timed(100.0, 99.0, 101.0), timed(103.0, 102.0, 104.0));
+        assert_eq!(small, (Some(3.0), Verdict::Same));
+        assert!(!small.1.is_regression());
+    }
+
+    #[test]
+    fn an_exact_cell_that_misses_events_regressed_whatever_its_time() {
+        let missed = Row {
+            exact: Some(false),
+            missing: Some(3),
+            ..timed(50.0, 45.0, 55.0)
+        };
+        let (_, v) = verdict(timed(100.0, 95.0, 105.0), missed.clone());
+        assert_eq!(
+            v,
+            Verdict::AccuracyRegressed("missed 3 events where it missed none".into())
+        );
+        assert!(v.is_regression());
+        let (_, v) = verdict(missed, timed(100.0, 95.0, 105.0));
+        assert_eq!(v, Verdict::AccuracyImproved);
+    }
+
+    #[test]
+    fn racy_cells_may_lose_counts_and_are_judged_on_time() {
+        let racy = |exact, median| Row {
+            update: UpdateMode::Racy,
+            exact: Some(exact),
+            ..timed(median, median - 5.0, median + 5.0)
+        };
+        assert_eq!(
+            verdict(racy(true, 100.0), racy(false, 200.0)),
+            (Some(100.0), Verdict::Slower)
+        );
+    }
+
+    #[test]
+    fn a_cell_that_stopped_working_regressed_and_one_never_measured_is_not_comparable() {
+        let broken = Row {
+            status: Status::Error,
+            error: "load failed".into(),
+            ..timed(0.0, 0.0, 0.0)
+        };
+        let (_, v) = verdict(timed(100.0, 95.0, 105.0), broken.clone());
+        assert_eq!(
+            v,
+            Verdict::AccuracyRegressed("now error: load failed".into())
+        );
+        let refused = Row {
+            status: Status::Unsupported,
+            ..broken.clone()
+        };
+        let (_, v) = verdict(refused, broken);
+        assert_eq!(
+            v,
+            Verdict::NotComparable("base unsupported, new error".into())
+        );
+    }
+
+    #[test]
+    fn emulated_times_are_never_judged_against_native_ones() {
+        let guest = Row {
+            timing: Timing::Emulated,
+            ..timed(900.0, 850.0, 950.0)
+        };
+        let (_, v) = verdict(timed(100.0, 95.0, 105.0), guest);
+        assert_eq!(
+            v,
+            Verdict::NotComparable("ns/run native vs emulated".into())
+        );
+    }
+
+    #[test]
+    fn times_from_other_cpus_are_judged_only_when_asked() {
+        let base = [timed(100.0, 95.0, 105.0)];
+        let new = [Row {
+            cpu_model: "Xeon".into(),
+            ..timed(200.0, 190.0, 210.0)
+        }];
+        let changes = compare(&base, &new, 5.0);
+        assert_eq!(changes.len(), 1);
+        assert!(
+            matches!(&changes[0].verdict, Verdict::NotComparable(why) if why.contains("--across-cpus")),
+            "{:?}",
+            changes[0].verdict
+        );
+        let changes = compare_judged(&base, &new, 5.0, true);
+        assert_eq!(changes[0].verdict, Verdict::Slower);
+        assert_eq!(
+            machine_differences(&base, &new),
+            ["CPU: base EPYC vs new Xeon"]
+        );
+    }
+
+    #[test]
+    fn runs_of_one_kernel_each_match_cell_by_cell() {
+        let base = [timed(100.0, 95.0, 105.0)];
+        let new = [Row {
+            kernel: "6.1".into(),
+            ..timed(100.0, 95.0, 105.0)
+        }];
+        let changes = compare(&base, &new, 5.0);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].key.kernel, None);
+        assert_eq!(changes[0].verdict, Verdict::Same);
+
+        let hash = [Row {
+            map: bpfstorm_common::MapKind::Hash,
+            ..timed(100.0, 95.0, 105.0)
+        }];
+        let verdicts: Vec<Verdict> = compare(&base, &hash, 5.0)
+            .into_iter()
+            .map(|c| c.verdict)
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::NotComparable("only in the base run".into()),
+                Verdict::NotComparable("only in the new run".into()),
+            ]
+        );
     }
 
     #[test]
     fn free_text_in_a_verdict_is_escaped_in_the_table() {
         let base = timed(10.0, 9.0, 11.0);
         let new = Row {
-            status: "error".into(),
+            status: Status::Error,
             error: "a|b\n# <i>x</i>".into(),
             ..base.clone()
         };
@@ -463,6 +556,10 @@ mod tests {
         let line = md.lines().find(|l| l.contains("ACCURACY")).unwrap();
         assert!(
             line.contains("a\\|b\\\\n\\# &lt;i&gt;x&lt;/i&gt;"),
+            "{line}"
+        );
+        assert!(
+            line.starts_with("| (each run's) | libbpf | tp_sys_enter_execve | array | atomic |"),
             "{line}"
         );
     }

@@ -5,15 +5,16 @@ use std::fs;
 
 use serde::Serialize;
 
+use crate::export::csv::Timing;
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Host {
     pub host: String,
     pub kernel: String,
     pub cpus: usize,
     pub cpu_model: String,
-    /// `native`, or `emulated` inside a guest booted by `--kernel`: its
-    /// times are QEMU's software emulation, not this CPU's.
-    pub timing: String,
+    /// Emulated inside a guest booted by `--kernel`.
+    pub timing: Timing,
     pub git_rev: String,
 }
 
@@ -31,11 +32,10 @@ impl Host {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu_model: cpu_model().unwrap_or_else(|| "unknown".into()),
             timing: if crate::guest::inside() {
-                "emulated"
+                Timing::Emulated
             } else {
-                "native"
-            }
-            .into(),
+                Timing::Native
+            },
             git_rev: source_rev(),
         }
     }

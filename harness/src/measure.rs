@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use bpfstorm_common::{
-    AttachPoint, Backend, Counter, CounterError, Filter, ProgInsns, ProgStats, Reading, Strategy,
+    AttachPoint, Backend, Counter, CounterError, Filter, Introspection, ProgInsns, ProgStats,
+    Reading, Strategy,
 };
 use thiserror::Error;
 
@@ -313,18 +314,20 @@ pub fn measure(
     let heap_before = heap_in_use();
     let mut counter = backend.open(&strategy)?;
     let loader_heap_bytes = heap_in_use() - heap_before;
+    // Declared after the counter, so it drops first: it holds the programs.
+    let kernel_view = Introspection::open(counter.loaded())?;
 
     let procfs_before = SystemSnapshot::take()?;
     let oracle_before = instruments.oracles.read()?;
     let reading_before = counter.read()?;
-    let stats_before = counter.prog_stats()?;
+    let stats_before = kernel_view.prog_stats()?;
 
     let mut samples = Vec::new();
     let mut last = stats_before;
     let storm = {
-        let counter = &*counter;
+        let kernel_view = &kernel_view;
         instruments.storm(spec, &mut || {
-            if let Ok(now) = counter.prog_stats() {
+            if let Ok(now) = kernel_view.prog_stats() {
                 let delta = now.since(&last);
                 if delta.run_cnt >= MIN_RUNS_PER_INTERVAL {
                     samples.extend(delta.ns_per_run());
@@ -335,7 +338,7 @@ pub fn measure(
     };
 
     let reading = counter.read()?.since(&reading_before);
-    let prog = counter.prog_stats()?.since(&stats_before);
+    let prog = kernel_view.prog_stats()?.since(&stats_before);
     let oracle = instruments.oracles.read()?.since(&oracle_before);
     let procfs = SystemSnapshot::take()?.since(&procfs_before);
     let expected_oracle = Oracle::for_attach(strategy.attach());
@@ -356,10 +359,10 @@ pub fn measure(
         ns_per_run: Estimate::from_samples(&samples),
         timings: counter.timings(),
         read_us: time_reads(counter.as_mut())?,
-        map_bytes: counter.map_memory_bytes()?,
-        prog_insns: counter.prog_info()?,
+        map_bytes: kernel_view.map_memory_bytes()?,
+        prog_insns: kernel_view.prog_insns()?,
         loader_heap_bytes,
-        prog_ids: counter.prog_ids(),
+        prog_ids: counter.loaded().progs.clone(),
     })
 }
 

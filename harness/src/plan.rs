@@ -1,6 +1,47 @@
 //! The matrix a run measures: backends x strategies, one storm spec.
 
+use std::time::Duration;
+
 use bpfstorm_common::{AttachPoint, Filter, InvalidStrategy, MapKind, Strategy, UpdateMode};
+
+use crate::backends::{self, UnknownBackend};
+use crate::cli::RunArgs;
+use crate::run::RunOptions;
+use crate::storm::{StormError, StormSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Backend(#[from] UnknownBackend),
+    #[error(transparent)]
+    Strategy(#[from] InvalidStrategy),
+    #[error(transparent)]
+    Storm(#[from] StormError),
+}
+
+/// The run `args` ask for, with the defaults of where it runs: a guest
+/// (`inside_guest`) measures fewer execs, once, and without the paired
+/// probe-free storm, whose figure emulation would drown.
+pub fn run_options(args: &RunArgs, inside_guest: bool) -> Result<RunOptions, PlanError> {
+    let workers = args.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+    });
+    Ok(RunOptions {
+        backends: backends::by_names(&args.backend)?,
+        strategies: strategies(&args.attach, &args.map, &args.update)?,
+        filter: args.filter.into(),
+        spec: StormSpec::new(
+            workers,
+            args.execs(inside_guest),
+            args.target,
+            args.spawn,
+            Duration::from_secs(args.timeout),
+        )?,
+        repeat: args.repeat(inside_guest),
+        paired_baseline: !inside_guest,
+    })
+}
 
 /// Every attach x map x update combination of the choices. An empty `maps`
 /// means all, an empty `updates` every mode valid for each map; a mode named
@@ -47,7 +88,12 @@ mod tests {
     #[test]
     fn default_matrix_is_every_valid_pair() {
         let s = strategies(&[AttachPoint::TpSysEnterExecve], &[], &[]).unwrap();
-        assert_eq!(s.len(), 8);
+        let pairs: usize = MapKind::ALL.iter().map(|m| m.valid_updates().len()).sum();
+        assert_eq!(s.len(), pairs);
+        assert!(
+            s.iter().any(|s| s.update() == UpdateMode::Racy),
+            "racy cells too"
+        );
     }
 
     #[test]

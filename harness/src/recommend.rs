@@ -1,8 +1,8 @@
 //! `bpfstorm recommend`: from a run, what to choose for three jobs, why,
 //! and what the choice gives up; an honest tie where intervals overlap.
 
-use crate::aggregate::aggregate;
-use crate::export::csv::Row;
+use crate::aggregate::{aggregate, Aggregate, Interval};
+use crate::export::csv::{Row, Timing};
 use crate::export::escape::name;
 
 /// One job a counter can be picked for.
@@ -27,28 +27,22 @@ impl Goal {
         }
     }
 
-    fn eligible(self, r: &Row) -> bool {
-        let streaming = matches!(r.map.as_str(), "ringbuf" | "perf_event_array");
+    fn eligible(self, a: &Aggregate) -> bool {
+        let streaming = a.first.map.is_stream();
         // Emulated times (guest kernels) say nothing about this CPU's cost.
-        r.status == "ok"
-            && r.timing == "native"
-            && r.exact == Some(true)
-            && r.update != "racy"
+        a.is_exact_counter()
+            && a.first.timing == Timing::Native
             && match self {
                 Goal::ExactCount | Goal::CheapRead => !streaming,
-                Goal::Streaming => streaming && r.dropped == Some(0),
+                Goal::Streaming => streaming && a.dropped == Some(0),
             }
     }
 
-    /// The figure to minimise: median and 95% interval.
-    fn figure(self, r: &Row) -> Option<(f64, f64, f64)> {
+    /// The figure to minimise, with its 95% interval.
+    fn figure(self, a: &Aggregate) -> Option<Interval> {
         match self {
-            Goal::ExactCount | Goal::Streaming => Some((
-                r.ns_per_event_median?,
-                r.ns_per_event_ci95_lo?,
-                r.ns_per_event_ci95_hi?,
-            )),
-            Goal::CheapRead => Some((r.read_us_median?, r.read_us_ci95_lo?, r.read_us_ci95_hi?)),
+            Goal::ExactCount | Goal::Streaming => a.ns_per_event,
+            Goal::CheapRead => a.read_us,
         }
     }
 
@@ -60,49 +54,31 @@ impl Goal {
     }
 }
 
-/// What a map choice costs besides its measured figure.
-fn gives_up(r: &Row) -> &'static str {
-    match r.map.as_str() {
-        "array" => "one shared slot: every CPU's atomic add contends on one cache line, which grows with CPU count",
-        "hash" => "a hash lookup (and an insert the first time) per event, for nothing when there is one key",
-        "percpu_array" => "memory per CPU, and a read that sums every CPU's slot (grows with CPU count)",
-        "percpu_hash" => "memory per CPU plus a hash lookup per event; the read sums every CPU",
-        "ringbuf" => "a record and a user-space wakeup per event; a full ring drops events (reported)",
-        "perf_event_array" => "a per-CPU buffer and a wakeup per event; records can be lost (reported), and order across CPUs is not kept",
-        _ => "unknown map kind",
-    }
-}
-
-fn label(r: &Row) -> String {
-    format!(
-        "{} {} {}/{}",
-        name(&r.backend),
-        name(&r.attach),
-        name(&r.map),
-        name(&r.update)
-    )
+fn label(a: &Aggregate) -> String {
+    let r = &a.first;
+    format!("{} {} {}/{}", name(&r.backend), r.attach, r.map, r.update)
 }
 
 #[derive(Debug, Clone)]
 pub struct Advice {
     pub goal: Goal,
-    pub best: Option<Row>,
-    /// Rows whose interval overlaps the best one's: not distinguishable.
-    pub ties: Vec<Row>,
+    pub best: Option<Aggregate>,
+    /// Cells whose interval overlaps the best one's: not distinguishable.
+    pub ties: Vec<Aggregate>,
 }
 
 pub fn recommend(rows: &[Row]) -> Vec<Advice> {
-    let rows: Vec<Row> = aggregate(rows).into_iter().map(|a| a.row).collect();
+    let cells = aggregate(rows);
     Goal::ALL
         .iter()
         .map(|&goal| {
-            let mut eligible: Vec<(&Row, (f64, f64, f64))> = rows
+            let mut eligible: Vec<(&Aggregate, Interval)> = cells
                 .iter()
-                .filter(|r| goal.eligible(r))
-                .filter_map(|r| Some((r, goal.figure(r)?)))
+                .filter(|a| goal.eligible(a))
+                .filter_map(|a| Some((a, goal.figure(a)?)))
                 .collect();
-            eligible.sort_by(|a, b| a.1 .0.total_cmp(&b.1 .0));
-            let Some(&(best, (_, _, best_hi))) = eligible.first() else {
+            eligible.sort_by(|a, b| a.1.point.total_cmp(&b.1.point));
+            let Some(&(best, best_figure)) = eligible.first() else {
                 return Advice {
                     goal,
                     best: None,
@@ -111,8 +87,8 @@ pub fn recommend(rows: &[Row]) -> Vec<Advice> {
             };
             let ties = eligible[1..]
                 .iter()
-                .filter(|(_, (_, lo, _))| *lo <= best_hi)
-                .map(|(r, _)| (*r).clone())
+                .filter(|(_, figure)| figure.lo <= best_figure.hi)
+                .map(|(a, _)| (*a).clone())
                 .collect();
             Advice {
                 goal,
@@ -131,7 +107,10 @@ pub fn render_markdown(advice: &[Advice]) -> String {
             out.push_str("No eligible cell in this run (none was measured exact for this job).\n");
             continue;
         };
-        let (m, lo, hi) = a.goal.figure(best).unwrap_or_default();
+        let (m, lo, hi) = a
+            .goal
+            .figure(best)
+            .map_or(Default::default(), |i| (i.point, i.lo, i.hi));
         let unit = a.goal.unit();
         if a.ties.is_empty() {
             out.push_str(&format!(
@@ -148,9 +127,12 @@ pub fn render_markdown(advice: &[Advice]) -> String {
                 a.ties.iter().map(label).collect::<Vec<_>>().join(", ")
             ));
         }
-        out.push_str(&format!("\nWhat it gives up: {}.\n", gives_up(best)));
+        out.push_str(&format!(
+            "\nWhat it gives up: {}.\n",
+            best.first.map.gives_up()
+        ));
         for t in &a.ties {
-            out.push_str(&format!("- {}: {}.\n", label(t), gives_up(t)));
+            out.push_str(&format!("- {}: {}.\n", label(t), t.first.map.gives_up()));
         }
     }
     out.push_str(
@@ -161,4 +143,141 @@ pub fn render_markdown(advice: &[Advice]) -> String {
          this CPU's; `bpfstorm compare --by-kernel` shows what they count.\n",
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use bpfstorm_common::{MapKind, UpdateMode};
+
+    use super::*;
+
+    fn cell(map: MapKind, update: UpdateMode, ns: f64, lo: f64, hi: f64) -> Row {
+        Row {
+            backend: "libbpf".into(),
+            map,
+            update,
+            exact: Some(true),
+            dropped: Some(0),
+            ns_per_event_median: Some(ns),
+            ns_per_event_ci95_lo: Some(lo),
+            ns_per_event_ci95_hi: Some(hi),
+            ..Row::default()
+        }
+    }
+
+    fn maps(cells: &[Aggregate]) -> Vec<MapKind> {
+        cells.iter().map(|a| a.first.map).collect()
+    }
+
+    fn pick(advice: &Advice) -> (Option<MapKind>, Vec<MapKind>) {
+        (
+            advice.best.as_ref().map(|a| a.first.map),
+            maps(&advice.ties),
+        )
+    }
+
+    #[test]
+    fn the_lowest_exact_native_counter_wins_and_overlapping_ones_tie() {
+        let rows = [
+            cell(MapKind::Array, UpdateMode::Atomic, 100.0, 90.0, 110.0),
+            cell(MapKind::PercpuArray, UpdateMode::Percpu, 50.0, 45.0, 55.0),
+            cell(MapKind::Hash, UpdateMode::Atomic, 54.0, 52.0, 60.0),
+            cell(MapKind::PercpuHash, UpdateMode::Percpu, 80.0, 70.0, 90.0),
+            // Cheaper, but never recommended: racy, emulated, or a stream.
+            cell(MapKind::Array, UpdateMode::Racy, 5.0, 4.0, 6.0),
+            Row {
+                timing: Timing::Emulated,
+                ..cell(MapKind::Hash, UpdateMode::Atomic, 1.0, 1.0, 1.0)
+            },
+            cell(MapKind::Ringbuf, UpdateMode::Stream, 10.0, 9.0, 11.0),
+        ];
+        let advice = recommend(&rows);
+        assert_eq!(advice[0].goal, Goal::ExactCount);
+        assert_eq!(
+            pick(&advice[0]),
+            (Some(MapKind::PercpuArray), vec![MapKind::Hash])
+        );
+        assert_eq!(advice[2].goal, Goal::Streaming);
+        assert_eq!(pick(&advice[2]), (Some(MapKind::Ringbuf), vec![]));
+    }
+
+    #[test]
+    fn a_stream_that_dropped_events_is_not_recommended() {
+        let rows = [
+            Row {
+                dropped: Some(3),
+                ..cell(MapKind::Ringbuf, UpdateMode::Stream, 10.0, 9.0, 11.0)
+            },
+            cell(
+                MapKind::PerfEventArray,
+                UpdateMode::Stream,
+                30.0,
+                25.0,
+                35.0,
+            ),
+        ];
+        assert_eq!(
+            pick(&recommend(&rows)[2]),
+            (Some(MapKind::PerfEventArray), vec![])
+        );
+    }
+
+    #[test]
+    fn the_cheapest_read_is_ranked_by_read_time_alone() {
+        let read = |map, update, us: f64| Row {
+            read_us_median: Some(us),
+            read_us_ci95_lo: Some(us - 0.1),
+            read_us_ci95_hi: Some(us + 0.1),
+            ..cell(map, update, 100.0, 90.0, 110.0)
+        };
+        let rows = [
+            read(MapKind::PercpuArray, UpdateMode::Percpu, 5.0),
+            read(MapKind::Array, UpdateMode::Atomic, 2.0),
+        ];
+        let advice = recommend(&rows);
+        assert_eq!(advice[1].goal, Goal::CheapRead);
+        assert_eq!(pick(&advice[1]), (Some(MapKind::Array), vec![]));
+        let md = render_markdown(&advice);
+        assert!(
+            md.contains("Choose **libbpf tp_sys_enter_execve array/atomic**: 2.0 us/read [95% interval 1.9, 2.1]"),
+            "{md}"
+        );
+        assert!(md.contains(MapKind::Array.gives_up()), "{md}");
+    }
+
+    #[test]
+    fn a_tie_names_every_cell_and_what_each_gives_up() {
+        let rows = [
+            cell(MapKind::Array, UpdateMode::Atomic, 50.0, 40.0, 60.0),
+            cell(MapKind::Hash, UpdateMode::Atomic, 55.0, 45.0, 65.0),
+        ];
+        let md = render_markdown(&recommend(&rows));
+        assert!(
+            md.contains("**Tie**: libbpf tp_sys_enter_execve array/atomic has the lowest figure (50.0 ns/event [40.0, 60.0]), but its interval overlaps libbpf tp_sys_enter_execve hash/atomic"),
+            "{md}"
+        );
+        assert!(
+            md.contains(&format!(
+                "- libbpf tp_sys_enter_execve hash/atomic: {}.",
+                MapKind::Hash.gives_up()
+            )),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn no_eligible_cell_is_said_plainly() {
+        let rows = [Row {
+            exact: Some(false),
+            ..cell(MapKind::Array, UpdateMode::Atomic, 50.0, 40.0, 60.0)
+        }];
+        let advice = recommend(&rows);
+        assert!(advice.iter().all(|a| a.best.is_none() && a.ties.is_empty()));
+        let md = render_markdown(&advice);
+        assert_eq!(
+            md.matches("No eligible cell in this run").count(),
+            3,
+            "{md}"
+        );
+    }
 }

@@ -26,13 +26,13 @@ impl RunOptions {
 
 pub struct RunOutcome {
     pub rows: Vec<Row>,
-    pub interrupted: bool,
     /// Why the CSV could not take a row (a full disk, say): the run stopped
     /// there, and `rows` still holds every cell measured.
     pub unsaved: Option<CsvError>,
 }
 
 /// Measures every cell into `csv`; `on_cell` hears of each before it starts.
+/// Ctrl-C stops it between cells (`interrupt::requested()` then says so).
 pub fn run(
     opts: &RunOptions,
     run: &RunInfo,
@@ -40,7 +40,6 @@ pub fn run(
     on_cell: &mut dyn FnMut(&str),
 ) -> RunOutcome {
     let mut rows = Vec::new();
-    let mut interrupted = false;
     let mut unsaved = None;
 
     // Every cell once, then every cell again: drift over the run hits all
@@ -52,23 +51,17 @@ pub fn run(
     }) {
         {
             if interrupt::requested() {
-                interrupted = true;
                 break 'cells;
             }
             let name = format!("{} {} (#{repetition})", backend.name(), strategy);
             on_cell(&name);
             let version = backend.version();
-            let (attach, map, update) = (
-                strategy.attach().name(),
-                strategy.map().name(),
-                strategy.update().name(),
-            );
             let id = CellId {
                 backend: backend.name(),
                 backend_version: &version,
-                attach,
-                map,
-                update,
+                attach: strategy.attach(),
+                map: strategy.map(),
+                update: strategy.update(),
                 filter: opts.filter.name(),
                 spec: &opts.spec,
                 repetition,
@@ -102,10 +95,7 @@ pub fn run(
                     }
                     row
                 }
-                Err(MeasureError::Interrupted) => {
-                    interrupted = true;
-                    break 'cells;
-                }
+                Err(MeasureError::Interrupted) => break 'cells,
                 Err(e) => Row::failed(run, &id, e.is_unsupported(), e.to_string()),
             };
             let saved = csv.push(row.clone());
@@ -116,9 +106,5 @@ pub fn run(
             }
         }
     }
-    RunOutcome {
-        rows,
-        interrupted,
-        unsaved,
-    }
+    RunOutcome { rows, unsaved }
 }

@@ -10,6 +10,7 @@ use bpfstorm_common::{AttachPoint, Backend, Filter, MapKind, Strategy, UpdateMod
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::distinct;
+use crate::export::csv::Timing;
 use crate::export::escape;
 use crate::host::Host;
 use crate::measure::{measure, FilterKind, MeasureError};
@@ -234,8 +235,7 @@ pub fn render_markdown(
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SemanticsRow {
     pub kernel: String,
-    /// native, or emulated (a `--kernel` guest).
-    pub timing: String,
+    pub timing: Timing,
     pub backend: String,
     pub backend_version: String,
     pub attach: String,
@@ -271,7 +271,7 @@ pub fn rows(host: &Host, backend: &dyn Backend, cells: &[SemanticsCell]) -> Vec<
             let seen = c.outcome.as_ref().ok();
             SemanticsRow {
                 kernel: host.kernel.clone(),
-                timing: host.timing.clone(),
+                timing: host.timing,
                 backend: backend.name().to_string(),
                 backend_version: backend.version(),
                 attach: c.attach.to_string(),
@@ -302,7 +302,7 @@ pub fn rows(host: &Host, backend: &dyn Backend, cells: &[SemanticsCell]) -> Vec<
 /// Past [`crate::compare::MAX_KERNEL_COLUMNS`] kernels, the rest are named
 /// as left out.
 pub fn render_kernels(rows: &[SemanticsRow]) -> String {
-    let mut kernels = distinct(rows.iter().map(|r| (r.kernel.as_str(), r.timing.as_str())));
+    let mut kernels = distinct(rows.iter().map(|r| (r.kernel.as_str(), r.timing)));
     let left_out = kernels.split_off(kernels.len().min(crate::compare::MAX_KERNEL_COLUMNS));
     let targets = distinct(rows.iter().map(|r| r.target.as_str()));
     let attaches = distinct(rows.iter().map(|r| r.attach.as_str()));
@@ -312,7 +312,7 @@ pub fn render_kernels(rows: &[SemanticsRow]) -> String {
         by_cell
             .entry((
                 r.kernel.as_str(),
-                r.timing.as_str(),
+                r.timing,
                 r.target.as_str(),
                 r.attach.as_str(),
             ))
@@ -325,9 +325,9 @@ pub fn render_kernels(rows: &[SemanticsRow]) -> String {
          the storm's attempts and successes. Guests run Debian's cloud kernels under QEMU's \
          software emulation: their counts are real.\n\n",
     );
-    let mut backends: std::collections::BTreeMap<(&str, &str), Vec<String>> = Default::default();
+    let mut backends: std::collections::BTreeMap<(&str, Timing), Vec<String>> = Default::default();
     for r in rows {
-        let list = backends.entry((&r.kernel, &r.timing)).or_default();
+        let list = backends.entry((&r.kernel, r.timing)).or_default();
         let backend = format!(
             "{} {}",
             escape::name(&r.backend),
@@ -341,10 +341,9 @@ pub fn render_kernels(rows: &[SemanticsRow]) -> String {
         out.push_str(&format!(
             "- {}: {}, backend {}\n",
             escape::code(kernel),
-            if *timing == "emulated" {
-                "guest (emulated)"
-            } else {
-                "host (native)"
+            match timing {
+                Timing::Emulated => "guest (emulated)",
+                Timing::Native => "host (native)",
             },
             backends
                 .get(&(*kernel, *timing))
@@ -358,7 +357,7 @@ pub fn render_kernels(rows: &[SemanticsRow]) -> String {
             crate::compare::MAX_KERNEL_COLUMNS,
             left_out
                 .iter()
-                .map(|(k, t)| format!("{} ({})", escape::code(k), escape::name(t)))
+                .map(|(k, t)| format!("{} ({t})", escape::code(k)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
@@ -370,11 +369,7 @@ pub fn render_kernels(rows: &[SemanticsRow]) -> String {
         ));
         let mut rule = String::from("|---|");
         for (kernel, timing) in &kernels {
-            out.push_str(&format!(
-                " {} ({}) |",
-                escape::code(kernel),
-                escape::name(timing)
-            ));
+            out.push_str(&format!(" {} ({timing}) |", escape::code(kernel)));
             rule.push_str("---|");
         }
         out.push_str(&format!("\n{rule}\n"));

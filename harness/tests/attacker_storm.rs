@@ -207,7 +207,7 @@ fn storm_with_tmpdir(tmpdir: &Path, target: Target, spawn: SpawnMethod) -> Resul
         (0, total)
     };
     let got = (
-        row.status.as_str(),
+        row.status.name(),
         row.issued,
         row.succeeded,
         row.failed,

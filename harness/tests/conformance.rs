@@ -169,7 +169,7 @@ fn every_strategy_counts_a_small_storm_and_resets_to_zero() {
             run_storm(&spec, &cgroup, &mut || {}).unwrap();
             let r = c.read().unwrap();
             assert_eq!(r.count + r.dropped, 20, "{what}: {r:?}");
-            assert_eq!(c.prog_ids().len(), 1, "{what}");
+            assert_eq!(c.loaded().progs.len(), 1, "{what}");
             c.reset().unwrap();
             assert_eq!(c.read().unwrap(), Reading::default(), "{what}: after reset");
             run_storm(&spec, &cgroup, &mut || {}).unwrap();
@@ -179,7 +179,7 @@ fn every_strategy_counts_a_small_storm_and_resets_to_zero() {
                 20,
                 "{what}: after reset and a storm: {r:?}"
             );
-            let ids = c.prog_ids();
+            let ids = c.loaded().progs.clone();
             drop(c);
             cgroup.remove().unwrap();
             let left = leaks::find(&ids);

@@ -9,13 +9,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bpfstorm::compare::{self, MAX_KERNEL_COLUMNS};
-use bpfstorm::export::csv::{ProbeRow, Row};
+use bpfstorm::export::csv::{CsvReport, ProbeRow, Row, Status, Timing};
 use bpfstorm::export::read::{
     parse_rows, parse_run, read_capped, read_rows, read_run, ReadError, MAX_CSV_BYTES,
 };
 use bpfstorm::output::summary;
 use bpfstorm::recommend;
 use bpfstorm::semantics::{self, SemanticsRow};
+use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
 
 /// A real run CSV shipped with the repository (the committed baseline).
 fn baseline_bytes() -> Vec<u8> {
@@ -175,7 +176,7 @@ fn hostile_free_text_cannot_forge_markdown() {
 fn hostile_semantics_rows_cannot_forge_markdown() {
     let row = |kernel: &str, status: &str| SemanticsRow {
         kernel: kernel.into(),
-        timing: "native".into(),
+        timing: Timing::Native,
         backend: "libbpf".into(),
         backend_version: HOSTILE.into(),
         attach: "tp_sys_enter_execve".into(),
@@ -407,8 +408,8 @@ fn counts_that_overflow_when_summed_are_an_error_not_a_wrap() {
     let md = compare::render_by_kernel(&twice);
     assert!(!md.contains(&(u64::MAX - 1).to_string()), "{md}");
     let cells = bpfstorm::aggregate::aggregate(&twice);
-    let first = &cells[0].row;
-    assert_eq!(first.status, "error");
+    let first = &cells[0];
+    assert_eq!(first.status, Status::Error);
     assert!(first.error.contains("overflows"), "{}", first.error);
     assert_eq!(first.counted, None);
     for c in compare::compare(&twice, &rows, 5.0) {
@@ -700,7 +701,7 @@ fn thousands_of_kernels_render_in_bounded_time_and_width() {
     let sem: Vec<SemanticsRow> = (0..5000)
         .map(|i| SemanticsRow {
             kernel: format!("6.{i}"),
-            timing: "native".into(),
+            timing: Timing::Native,
             backend: "libbpf".into(),
             attach: "tp_sys_enter_execve".into(),
             target: "tiny".into(),
@@ -729,4 +730,126 @@ fn paths_in_errors_cannot_drive_the_terminal() {
     let err = read_run(&path).unwrap_err().to_string();
     assert!(!err.contains('\x1b') && !err.contains('\n'), "{err}");
     assert!(err.contains("\\x1b[2J\\n"), "{err}");
+}
+
+// --- Round trips: what is read is written back as the same text ---------------
+
+fn results(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../results")
+        .join(name)
+}
+
+/// `rows` written by the writer `bpfstorm run` uses, as bytes.
+fn written<R: serde::Serialize + Default + Clone>(rows: &[R]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut report = CsvReport::<R>::create(dir.path(), "out.csv").unwrap();
+    for r in rows {
+        report.push(r.clone()).unwrap();
+    }
+    fs::read(report.path()).unwrap()
+}
+
+#[test]
+fn a_v3_run_is_written_back_byte_for_byte() {
+    let original = baseline_bytes();
+    let rows = parse(&original).unwrap();
+    assert!(rows.iter().all(|r| r.schema_version == 3));
+    assert_eq!(
+        String::from_utf8(written(&rows)).unwrap(),
+        String::from_utf8(original).unwrap()
+    );
+}
+
+#[test]
+fn semantics_rows_are_written_back_byte_for_byte() {
+    for name in [
+        "semantics-6.18.44-fc-v595.csv",
+        "semantics-6.1.0-50-cloud-amd64-guest.csv",
+    ] {
+        let original = fs::read(results(name)).unwrap();
+        let rows: Vec<SemanticsRow> = read_rows(&results(name)).unwrap();
+        assert!(!rows.is_empty());
+        assert_eq!(
+            String::from_utf8(written(&rows)).unwrap(),
+            String::from_utf8(original).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn v1_and_v2_runs_read_to_the_current_row_and_round_trip() {
+    let v1 = read_run(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/run-schema-v1.csv"))
+        .unwrap();
+    let v2 = read_run(&results("kernels-rust-vm.csv")).unwrap();
+    assert!(v1.iter().all(|r| r.schema_version == 1));
+    assert!(v2.iter().all(|r| r.schema_version == 2));
+    // v1 had no `timing` column: native.
+    assert!(v1.iter().all(|r| r.timing == Timing::Native));
+    assert!(v2.iter().any(|r| r.timing == Timing::Emulated));
+    // v2 had no per-event figures: derived from the per-run ones.
+    let r = v2
+        .iter()
+        .find(|r| {
+            r.run_cnt.is_some() && r.counted.is_some_and(|c| c > 0) && r.ns_per_run_median.is_some()
+        })
+        .expect("a measured v2 row");
+    let k = r.run_cnt.unwrap() as f64 / r.counted.unwrap() as f64;
+    assert_eq!(r.ns_per_event_median, r.ns_per_run_median.map(|v| v * k));
+
+    let header = String::from_utf8(baseline_bytes()).unwrap();
+    let header = header.lines().next().unwrap();
+    for rows in [v1, v2] {
+        let bytes = written(&rows);
+        assert_eq!(
+            String::from_utf8_lossy(&bytes).lines().next(),
+            Some(header),
+            "written with the current columns"
+        );
+        assert_eq!(parse(&bytes).unwrap(), rows);
+    }
+}
+
+#[test]
+fn typed_columns_are_written_as_their_names() {
+    let row = Row {
+        schema_version: 3,
+        backend: "aya".into(),
+        timing: Timing::Emulated,
+        attach: AttachPoint::LsmBprmCommittedCreds,
+        map: MapKind::PerfEventArray,
+        update: UpdateMode::Stream,
+        filter: "cgroup".into(),
+        target: "tiny".into(),
+        spawn: "fork".into(),
+        status: Status::Unsupported,
+        error: "no LSM".into(),
+        ..Row::default()
+    };
+    let text = String::from_utf8(written(std::slice::from_ref(&row))).unwrap();
+    let line = text.lines().nth(1).unwrap();
+    assert!(
+        line.contains(",emulated,,aya,,lsm_bprm_committed_creds,perf_event_array,stream,cgroup,tiny,fork,0,0,0,unsupported,no LSM,"),
+        "{line}"
+    );
+    assert_eq!(parse(text.as_bytes()).unwrap(), [row]);
+
+    let probe = ProbeRow {
+        schema_version: 3,
+        backend: "libbpf".into(),
+        attach: AttachPoint::FentrySysExecve,
+        map: MapKind::PercpuHash,
+        supported: true,
+        ..ProbeRow::default()
+    };
+    let text = String::from_utf8(written(std::slice::from_ref(&probe))).unwrap();
+    assert_eq!(
+        text.lines().nth(1),
+        Some("3,,,,,0,,native,,libbpf,,fentry_sys_execve,percpu_hash,true,")
+    );
+    assert_eq!(
+        parse_rows::<ProbeRow>(Path::new("p.csv"), text.as_bytes()).unwrap(),
+        [probe]
+    );
 }

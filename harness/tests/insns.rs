@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use bpfstorm::backends::{self, NAMES};
-use bpfstorm_common::{AttachPoint, Counter, Filter, MapKind, Strategy, UpdateMode};
+use bpfstorm_common::{
+    AttachPoint, Counter, Filter, Introspection, MapKind, ProgInsns, Strategy, UpdateMode,
+};
 use libbpf_rs::btf::{types, Btf, TypeId};
 use libbpf_rs::libbpf_sys as sys;
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
@@ -40,11 +42,18 @@ fn open(backend: &str, s: &Strategy) -> Box<dyn Counter> {
         .unwrap_or_else(|e| panic!("{backend} {s}: {e}"))
 }
 
+/// The size of the program `backend` loads for `s`.
+fn insns(backend: &str, s: &Strategy) -> ProgInsns {
+    let counter = open(backend, s);
+    let insns = Introspection::open(counter.loaded()).and_then(|view| view.prog_insns());
+    insns.unwrap_or_else(|e| panic!("{backend} {s}: {e}"))
+}
+
 #[test]
 fn every_backend_reports_instruction_counts_for_every_strategy() {
     for s in Strategy::all_for(AttachPoint::TpSysEnterExecve, Filter::Cgroup(1)) {
         for name in NAMES {
-            let insns = open(name, &s).prog_info().unwrap();
+            let insns = insns(name, &s);
             println!(
                 "{s:40} {name:7} verified {:3} xlated {:3} jited {:4} B",
                 insns.verified_insns, insns.xlated_insns, insns.jited_bytes
@@ -126,7 +135,7 @@ fn xlated_instruction_counts_match_the_committed_table() {
     let same_kernel = major_minor(&kernel) == major_minor(&here);
     let mut measured = Vec::new();
     for s in table_strategies() {
-        let xlated = |backend: &str| open(backend, &s).prog_info().unwrap().xlated_insns;
+        let xlated = |backend: &str| insns(backend, &s).xlated_insns;
         let (libbpf, c, aya) = (xlated("libbpf"), xlated("c"), xlated("aya"));
         measured.push((row_name(&s), libbpf, c, aya));
     }
@@ -183,7 +192,7 @@ fn the_tutorial_strategy_costs_no_more_instructions_than_the_tutorials_program()
     )
     .unwrap();
     for name in ["libbpf", "c"] {
-        let xlated = open(name, &s).prog_info().unwrap().xlated_insns;
+        let xlated = insns(name, &s).xlated_insns;
         assert!(
             xlated <= TUTORIAL_XLATED_INSNS,
             "{name} {s}: {xlated} instructions, the tutorial's program has {TUTORIAL_XLATED_INSNS}"
@@ -285,7 +294,7 @@ fn each_strategy_loads_a_program_of_its_own_that_uses_only_what_it_needs() {
     for name in NAMES {
         for s in table_strategies() {
             let counter = open(name, &s);
-            let ids = counter.prog_ids();
+            let ids = &counter.loaded().progs;
             assert_eq!(ids.len(), 1, "{name} {s}: {ids:?}");
             let (info, _, func) = xlated(ids[0]);
             assert_eq!(
@@ -315,7 +324,7 @@ fn every_backend_reports_the_programs_own_dropped_counter() {
             )
             .unwrap();
             let mut counter = open(name, &s);
-            let (bss, _) = maps_used(counter.prog_ids()[0])
+            let (bss, _) = maps_used(counter.loaded().progs[0])
                 .into_iter()
                 .find(|m| m.1 == ".bss")
                 .unwrap_or_else(|| panic!("{name} {s}: the program uses no .bss"));

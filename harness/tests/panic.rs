@@ -9,8 +9,8 @@ use bpfstorm::measure::{measure, FilterKind};
 use bpfstorm::storm::{SpawnMethod, StormSpec, Target};
 use bpfstorm::{bpf_stats, cgroup, leaks};
 use bpfstorm_common::{
-    AttachPoint, Backend, Counter, CounterError, Filter, LoadTimings, MapKind, ProgInsns,
-    ProgStats, Reading, Strategy, UpdateMode,
+    AttachPoint, Backend, Counter, CounterError, Filter, LoadTimings, Loaded, MapKind, Reading,
+    Strategy, UpdateMode,
 };
 use bpfstorm_libbpf::Libbpf;
 
@@ -34,7 +34,7 @@ impl Backend for Faulty {
     }
     fn open(&self, strategy: &Strategy) -> Result<Box<dyn Counter>, CounterError> {
         let inner = Libbpf.open(strategy)?;
-        self.loaded.borrow_mut().extend(inner.prog_ids());
+        self.loaded.borrow_mut().extend(&inner.loaded().progs);
         Ok(Box::new(FaultyCounter { inner, reads: 0 }))
     }
 }
@@ -54,17 +54,8 @@ impl Counter for FaultyCounter {
     fn reset(&mut self) -> Result<(), CounterError> {
         self.inner.reset()
     }
-    fn prog_stats(&self) -> Result<ProgStats, CounterError> {
-        self.inner.prog_stats()
-    }
-    fn prog_info(&self) -> Result<ProgInsns, CounterError> {
-        self.inner.prog_info()
-    }
-    fn map_memory_bytes(&self) -> Result<u64, CounterError> {
-        self.inner.map_memory_bytes()
-    }
-    fn prog_ids(&self) -> Vec<u32> {
-        self.inner.prog_ids()
+    fn loaded(&self) -> &Loaded {
+        self.inner.loaded()
     }
 }
 

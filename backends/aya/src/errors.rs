@@ -4,7 +4,7 @@
 use std::error::Error;
 use std::io;
 
-use bpfstorm_common::{AttachPoint, CounterError};
+use bpfstorm_common::{AttachPoint, CounterError, Op};
 
 /// The whole chain, outermost first: aya's outer errors often only say
 /// which step failed, the innermost says why.
@@ -36,8 +36,8 @@ pub fn errno(err: &(dyn Error + 'static)) -> i32 {
     0
 }
 
-/// A failed `op` (open, load, attach) of the program for `attach`.
-pub fn kernel(attach: AttachPoint, op: &str, err: &(dyn Error + 'static)) -> CounterError {
+/// A failed `op` of the program for `attach`.
+pub fn kernel(attach: AttachPoint, op: Op, err: &(dyn Error + 'static)) -> CounterError {
     CounterError::from_kernel(attach, op, errno(err), chain(err))
 }
 
@@ -84,7 +84,7 @@ mod tests {
         let text = chain(&err);
         assert!(text.starts_with("`perf_event_open` failed: "), "{text}");
         assert!(text.contains("No such file"), "{text}");
-        let refused = kernel(AttachPoint::KprobeSysExecve, "attach", &err);
+        let refused = kernel(AttachPoint::KprobeSysExecve, Op::Attach, &err);
         assert!(refused.is_unsupported(), "{refused}");
     }
 }

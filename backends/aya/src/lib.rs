@@ -9,7 +9,7 @@ mod stream;
 
 use bpfstorm_common::{Backend, Counter, CounterError, Strategy};
 
-pub use counter::AyaCounter;
+pub use counter::{open, AyaCounter};
 
 /// Why build.rs could not build the Rust BPF object (empty when it could).
 const UNAVAILABLE: &str = include_str!(concat!(env!("OUT_DIR"), "/bpfstorm-aya.unavailable"));
@@ -41,6 +41,6 @@ impl Backend for Aya {
                 message: format!("unavailable: {reason}"),
             });
         }
-        Ok(Box::new(AyaCounter::open(strategy)?))
+        Ok(Box::new(open(strategy)?))
     }
 }

@@ -4,9 +4,10 @@
 
 use std::process::Command;
 
-use bpfstorm_aya::{Aya, AyaCounter};
+use bpfstorm_aya::Aya;
 use bpfstorm_common::{
-    AttachPoint, Backend, Counter, CounterError, Filter, MapKind, Strategy, UpdateMode,
+    AttachPoint, Backend, Counter, CounterError, Filter, Introspection, MapKind, Strategy,
+    UpdateMode,
 };
 
 fn execs(n: usize) {
@@ -43,12 +44,13 @@ fn every_strategy_loads_and_counts_some_execs() {
         let mut c = Aya.open(&s).unwrap_or_else(|e| panic!("{s}: {e}"));
         execs(50);
         let r = c.read().unwrap();
-        let insns = c.prog_info().unwrap();
+        let view = Introspection::open(c.loaded()).unwrap();
+        let insns = view.prog_insns().unwrap();
         println!(
-            "{s}: {r:?} {:?} {insns:?} mem={} ids={:?} t={:?}",
-            c.prog_stats().unwrap(),
-            c.map_memory_bytes().unwrap(),
-            c.prog_ids(),
+            "{s}: {r:?} {:?} {insns:?} mem={} {:?} t={:?}",
+            view.prog_stats().unwrap(),
+            view.map_memory_bytes().unwrap(),
+            c.loaded(),
             c.timings()
         );
         assert!(r.count >= 50, "{s}: {r:?}");
@@ -57,7 +59,7 @@ fn every_strategy_loads_and_counts_some_execs() {
             "{s}: {insns:?}"
         );
         assert!(insns.verified_insns > 0, "{s}: {insns:?}");
-        assert!(c.map_memory_bytes().unwrap() > 0, "{s}");
+        assert!(view.map_memory_bytes().unwrap() > 0, "{s}");
         c.reset().unwrap();
         assert_eq!(c.read().unwrap().count, 0, "{s}");
     }
@@ -121,10 +123,10 @@ fn dropping_the_counter_leaves_no_program_and_no_map() {
     const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
     const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
     for s in Strategy::all_for(AttachPoint::TpSysEnterExecve, Filter::All) {
-        let c = AyaCounter::open(&s).unwrap();
-        let (progs, maps) = (c.prog_ids(), c.map_ids().to_vec());
-        // Six count maps, .rodata and .bss: aya creates every map of the object.
-        assert_eq!(maps.len(), 8, "{s}: {maps:?}");
+        let c = bpfstorm_aya::open(&s).unwrap();
+        let (progs, maps) = (c.loaded().progs.clone(), c.object().map_ids().to_vec());
+        // Every count map, .rodata and .bss: aya creates every map of the object.
+        assert_eq!(maps.len(), MapKind::ALL.len() + 2, "{s}: {maps:?}");
         assert!(progs.iter().all(|&id| exists(BPF_PROG_GET_FD_BY_ID, id)));
         assert!(maps.iter().all(|&id| exists(BPF_MAP_GET_FD_BY_ID, id)));
         drop(c);

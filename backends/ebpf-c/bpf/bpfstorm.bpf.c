@@ -70,7 +70,7 @@ __u64 dropped = 0;
 
 static __always_inline void bump(__u64 *slot, const enum storm_update_mode update)
 {
-	if (update == STORM_UPDATE_ATOMIC)
+	if (update == STORM_UPDATE_atomic)
 		__sync_fetch_and_add(slot, 1);
 	else
 		*slot += 1; /* racy on shared slots, exact on per-CPU ones */
@@ -117,19 +117,19 @@ static __always_inline void count_event(void *ctx, const enum storm_map_kind map
 		return;
 
 	switch (map) {
-	case STORM_MAP_ARRAY:
+	case STORM_MAP_array:
 		bump_array(&array, update);
 		break;
-	case STORM_MAP_HASH:
+	case STORM_MAP_hash:
 		bump_hash(&hash, update);
 		break;
-	case STORM_MAP_PERCPU_ARRAY:
+	case STORM_MAP_percpu_array:
 		bump_array(&percpu_array, update);
 		break;
-	case STORM_MAP_PERCPU_HASH:
+	case STORM_MAP_percpu_hash:
 		bump_hash(&percpu_hash, update);
 		break;
-	case STORM_MAP_RINGBUF: {
+	case STORM_MAP_ringbuf: {
 		struct storm_event *e = bpf_ringbuf_reserve(&ringbuf, sizeof(*e), 0);
 
 		if (!e) {
@@ -140,7 +140,7 @@ static __always_inline void count_event(void *ctx, const enum storm_map_kind map
 		bpf_ringbuf_submit(e, 0);
 		break;
 	}
-	case STORM_MAP_PERF_EVENT_ARRAY: {
+	case STORM_MAP_perf_event_array: {
 		struct storm_event e;
 
 		fill_event(&e);
@@ -163,17 +163,8 @@ static __always_inline bool is_exec_syscall(long id)
 
 /* ---- one program per strategy ---------------------------------------------
  * The strategy names (bpfstorm_common's MapKind, UpdateMode, Filter) as
- * compile-time constants. */
-#define STORM_MAP_array STORM_MAP_ARRAY
-#define STORM_MAP_hash STORM_MAP_HASH
-#define STORM_MAP_percpu_array STORM_MAP_PERCPU_ARRAY
-#define STORM_MAP_percpu_hash STORM_MAP_PERCPU_HASH
-#define STORM_MAP_ringbuf STORM_MAP_RINGBUF
-#define STORM_MAP_perf_event_array STORM_MAP_PERF_EVENT_ARRAY
-#define STORM_UPDATE_atomic STORM_UPDATE_ATOMIC
-#define STORM_UPDATE_percpu STORM_UPDATE_PERCPU
-#define STORM_UPDATE_racy STORM_UPDATE_RACY
-#define STORM_UPDATE_stream STORM_UPDATE_STREAM
+ * compile-time constants; map kinds and update modes come from
+ * bpfstorm_abi.h. */
 #define STORM_BY_CGROUP_all false
 #define STORM_BY_CGROUP_cgroup true
 

@@ -1,14 +1,11 @@
 //! [`CCounter`]: a [`Counter`] on the C loader, through its ABI.
 
 use std::ffi::{c_char, c_int, CString};
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::ptr::{self, NonNull};
 use std::time::{Duration, Instant};
 
-use bpfstorm_common::{
-    fdinfo, prog_info, tracefs, Counter, CounterError, LoadTimings, ProgInsns, ProgStats, Reading,
-    Strategy,
-};
+use bpfstorm_common::{tracefs, Counter, CounterError, LoadTimings, Loaded, Op, Reading, Strategy};
 
 use crate::ffi::{self, Failure};
 
@@ -53,6 +50,7 @@ fn kernel(op: &str) -> impl FnOnce(Failure) -> CounterError + '_ {
 pub struct CCounter {
     strategy: Strategy,
     timings: LoadTimings,
+    loaded: Loaded,
     loader: NonNull<ffi::Loader>,
 }
 
@@ -61,9 +59,8 @@ type LoaderCall = unsafe extern "C" fn(*mut ffi::Loader, *mut c_char, usize) -> 
 impl CCounter {
     pub fn open(strategy: &Strategy) -> Result<CCounter, CounterError> {
         let attach = strategy.attach();
-        let refused = |op: &'static str| {
-            move |f: Failure| CounterError::from_kernel(attach, op, f.errno, f.message)
-        };
+        let refused =
+            |op: Op| move |f: Failure| CounterError::from_kernel(attach, op, f.errno, f.message);
         tracefs::ensure_mounted()?;
         let abi = AbiStrategy::new(strategy);
 
@@ -72,10 +69,11 @@ impl CCounter {
         // SAFETY: the strategy and its names outlive the call; on success
         // `raw` holds a handle that only this CCounter destroys.
         ffi::call(|err, len| unsafe { ffi::bpfstorm_c_open(&abi.ffi(), &mut raw, err, len) })
-            .map_err(refused("open"))?;
+            .map_err(refused(Op::Open))?;
         let mut counter = CCounter {
             strategy: *strategy,
             timings: LoadTimings::default(),
+            loaded: Loaded::default(),
             loader: NonNull::new(raw).ok_or_else(|| CounterError::Backend {
                 backend: "c",
                 message: "bpfstorm_c_open succeeded without a handle".into(),
@@ -84,15 +82,16 @@ impl CCounter {
         let opened = Instant::now();
         counter
             .call(ffi::bpfstorm_c_load)
-            .map_err(refused("load"))?;
+            .map_err(refused(Op::Load))?;
         let loaded = Instant::now();
         counter
             .call(ffi::bpfstorm_c_attach)
-            .map_err(refused("attach"))?;
+            .map_err(refused(Op::Attach))?;
         let attached = Instant::now();
         counter
             .call(ffi::bpfstorm_c_start_stream)
             .map_err(kernel("starting the buffer poller"))?;
+        counter.loaded = counter.ids()?;
         counter.timings = LoadTimings {
             open: opened - started,
             load: loaded - opened,
@@ -118,6 +117,17 @@ impl CCounter {
             }));
         }
         Ok(fd)
+    }
+
+    /// Ids of the program and of every map the object created.
+    fn ids(&self) -> Result<Loaded, CounterError> {
+        // SAFETY: the loader keeps its fds open until Drop, past this call.
+        let borrow = |fd| unsafe { BorrowedFd::borrow_raw(fd) };
+        let prog = borrow(self.prog_fd()?);
+        Ok(Loaded::of_fds(
+            [prog],
+            self.map_fds().into_iter().map(borrow),
+        )?)
     }
 
     fn map_fds(&self) -> Vec<RawFd> {
@@ -166,28 +176,8 @@ impl Counter for CCounter {
         Ok(())
     }
 
-    fn prog_stats(&self) -> Result<ProgStats, CounterError> {
-        Ok(fdinfo::prog_stats(self.prog_fd()?)?)
-    }
-
-    fn prog_info(&self) -> Result<ProgInsns, CounterError> {
-        Ok(prog_info::of_fd(self.prog_fd()?)?)
-    }
-
-    fn map_memory_bytes(&self) -> Result<u64, CounterError> {
-        self.map_fds()
-            .into_iter()
-            .map(|fd| fdinfo::memlock(fd).map_err(CounterError::from))
-            .sum()
-    }
-
-    fn prog_ids(&self) -> Vec<u32> {
-        self.prog_fd()
-            .ok()
-            .and_then(|fd| fdinfo::numbers(fd).ok()?.get("prog_id").copied())
-            .and_then(|id| u32::try_from(id).ok())
-            .into_iter()
-            .collect()
+    fn loaded(&self) -> &Loaded {
+        &self.loaded
     }
 }
 

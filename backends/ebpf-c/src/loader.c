@@ -195,9 +195,9 @@ struct bpfstorm_c {
 	struct bpf_program *prog;
 	struct bpf_map *map;
 	struct bpf_link *link;
-	/* per-CPU maps: one value per possible CPU */
-	int ncpus;
-	uint64_t *percpu;
+	/* The count's slots: one per possible CPU for per-CPU maps, else one. */
+	int nslots;
+	uint64_t *slots;
 	struct stream stream;
 };
 
@@ -284,11 +284,24 @@ static void stream_stop(struct stream *st)
 
 /* ---- the ABI ------------------------------------------------------------- */
 
+/* The kernel's per-CPU map types that can hold a count at a u32 key. */
 static bool is_per_cpu(const struct bpf_map *map)
+{
+	switch (bpf_map__type(map)) {
+	case BPF_MAP_TYPE_PERCPU_ARRAY:
+	case BPF_MAP_TYPE_PERCPU_HASH:
+	case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool is_stream(const struct bpf_map *map)
 {
 	enum bpf_map_type type = bpf_map__type(map);
 
-	return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH;
+	return type == BPF_MAP_TYPE_RINGBUF || type == BPF_MAP_TYPE_PERF_EVENT_ARRAY;
 }
 
 int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_c **out,
@@ -357,18 +370,15 @@ int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_
 	/* The one run-time value: only `cgroup` programs read it. */
 	c->skel->rodata->filter_cgroup_id = strategy->filter_cgroup_id;
 
-	if (is_per_cpu(c->map)) {
-		c->ncpus = libbpf_num_possible_cpus();
-		if (c->ncpus <= 0) {
-			e = fail(err, errlen, c->ncpus ? c->ncpus : -EINVAL, NULL,
-				 "counting possible CPUs");
-			goto out;
-		}
-		c->percpu = calloc(c->ncpus, sizeof(*c->percpu));
-		if (!c->percpu) {
-			e = fail(err, errlen, -ENOMEM, NULL, "allocating per-CPU values");
-			goto out;
-		}
+	c->nslots = is_per_cpu(c->map) ? libbpf_num_possible_cpus() : 1;
+	if (c->nslots <= 0) {
+		e = fail(err, errlen, c->nslots ? c->nslots : -EINVAL, NULL, "counting possible CPUs");
+		goto out;
+	}
+	c->slots = calloc(c->nslots, sizeof(*c->slots));
+	if (!c->slots) {
+		e = fail(err, errlen, -ENOMEM, NULL, "allocating the count's slots");
+		goto out;
 	}
 out:
 	if (e) {
@@ -472,34 +482,11 @@ int bpfstorm_c_read(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *
 		    size_t errlen)
 {
 	struct stream *st = &c->stream;
-	enum bpf_map_type type = bpf_map__type(c->map);
 	__u32 key = 0;
-	__u64 value = 0;
 	int e, i;
 
 	out->count = out->dropped = out->lost_records = 0;
-	switch (type) {
-	case BPF_MAP_TYPE_ARRAY:
-	case BPF_MAP_TYPE_HASH:
-		e = bpf_map__lookup_elem(c->map, &key, sizeof(key), &value, sizeof(value), 0);
-		/* A hash has no entry until the first event. */
-		if (e && e != -ENOENT)
-			return fail(err, errlen, e, NULL, "looking up the count in %s",
-				    bpf_map__name(c->map));
-		out->count = e ? 0 : value;
-		return 0;
-	case BPF_MAP_TYPE_PERCPU_ARRAY:
-	case BPF_MAP_TYPE_PERCPU_HASH:
-		e = bpf_map__lookup_elem(c->map, &key, sizeof(key), c->percpu,
-					 c->ncpus * sizeof(*c->percpu), 0);
-		if (e && e != -ENOENT)
-			return fail(err, errlen, e, NULL, "looking up the per-CPU counts in %s",
-				    bpf_map__name(c->map));
-		for (i = 0; !e && i < c->ncpus; i++)
-			out->count += c->percpu[i];
-		return 0;
-	case BPF_MAP_TYPE_RINGBUF:
-	case BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+	if (is_stream(c->map)) {
 		if (!st->ring && !st->perf)
 			return fail(err, errlen, -ENOTCONN, NULL, "reading %s before starting its stream",
 				    bpf_map__name(c->map));
@@ -512,40 +499,30 @@ int bpfstorm_c_read(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *
 			return fail(err, errlen, e, NULL, "consuming the %s buffer",
 				    bpf_map__name(c->map));
 		return read_dropped(c, &out->dropped, err, errlen);
-	default:
-		return fail(err, errlen, -EOPNOTSUPP, NULL, "reading a count from map %s of type %d",
-			    bpf_map__name(c->map), type);
 	}
+	/* Any other map holds the count in a u64 at key 0, one per CPU for
+	 * per-CPU maps. A hash has no entry until the first event. */
+	e = bpf_map__lookup_elem(c->map, &key, sizeof(key), c->slots,
+				 c->nslots * sizeof(*c->slots), 0);
+	if (e && e != -ENOENT)
+		return fail(err, errlen, e, NULL, "looking up the count in %s",
+			    bpf_map__name(c->map));
+	for (i = 0; !e && i < c->nslots; i++)
+		out->count += c->slots[i];
+	return 0;
 }
 
 int bpfstorm_c_reset(struct bpfstorm_c *c, char *err, size_t errlen)
 {
 	struct stream *st = &c->stream;
 	__u32 key = 0;
-	__u64 zero = 0;
 	int e = 0;
 
-	switch (bpf_map__type(c->map)) {
-	case BPF_MAP_TYPE_ARRAY:
-		e = bpf_map__update_elem(c->map, &key, sizeof(key), &zero, sizeof(zero), BPF_ANY);
-		break;
-	case BPF_MAP_TYPE_PERCPU_ARRAY:
-		memset(c->percpu, 0, c->ncpus * sizeof(*c->percpu));
-		e = bpf_map__update_elem(c->map, &key, sizeof(key), c->percpu,
-					 c->ncpus * sizeof(*c->percpu), BPF_ANY);
-		break;
-	case BPF_MAP_TYPE_HASH:
-	case BPF_MAP_TYPE_PERCPU_HASH:
-		e = bpf_map__delete_elem(c->map, &key, sizeof(key), 0);
-		if (e == -ENOENT)
-			e = 0;
-		break;
-	case BPF_MAP_TYPE_RINGBUF:
-	case BPF_MAP_TYPE_PERF_EVENT_ARRAY: {
+	if (is_stream(c->map)) {
 		struct bpfstorm__bss bss = {};
 
 		if (!st->ring && !st->perf)
-			break;
+			return 0;
 		pthread_mutex_lock(&st->lock);
 		e = stream_consume(st);
 		st->records = st->lost = 0;
@@ -553,10 +530,12 @@ int bpfstorm_c_reset(struct bpfstorm_c *c, char *err, size_t errlen)
 		if (!e)
 			e = bpf_map__update_elem(c->skel->maps.bss, &key, sizeof(key), &bss,
 						 sizeof(bss), BPF_ANY);
-		break;
-	}
-	default:
-		e = -EOPNOTSUPP;
+	} else {
+		/* Zeros in the slot: arrays cannot delete, and a hash counts
+		 * on from a zero entry as from none. */
+		memset(c->slots, 0, c->nslots * sizeof(*c->slots));
+		e = bpf_map__update_elem(c->map, &key, sizeof(key), c->slots,
+					 c->nslots * sizeof(*c->slots), BPF_ANY);
 	}
 	if (e)
 		return fail(err, errlen, e, NULL, "resetting the count in %s", bpf_map__name(c->map));
@@ -595,7 +574,7 @@ void bpfstorm_c_destroy(struct bpfstorm_c *c)
 	bpf_link__destroy(c->link);
 	bpfstorm__destroy(c->skel);
 	pthread_mutex_destroy(&c->stream.lock);
-	free(c->percpu);
+	free(c->slots);
 	free(c);
 }
 

@@ -3,7 +3,7 @@
 use std::ffi::CStr;
 use std::sync::Mutex;
 
-use bpfstorm_common::{CounterError, Strategy};
+use bpfstorm_common::{CounterError, Op, Strategy};
 use libbpf_rs::PrintLevel;
 
 /// libbpf's log of the operation under way (verifier messages included).
@@ -41,8 +41,8 @@ pub fn errno(err: &libbpf_rs::Error) -> i32 {
         .unwrap_or(0)
 }
 
-/// A failed `op` (open, load, attach) of the program for `strategy`.
-pub fn kernel(strategy: &Strategy, op: &str, err: &libbpf_rs::Error) -> CounterError {
+/// A failed `op` of the program for `strategy`.
+pub fn kernel(strategy: &Strategy, op: Op, err: &libbpf_rs::Error) -> CounterError {
     let log = captured();
     // libbpf's lines about the program say why (verifier included); its
     // "raise ulimit -l" hint on EPERM is wrong where BPF memory is charged

@@ -26,6 +26,6 @@ impl Backend for Libbpf {
     }
 
     fn open(&self, strategy: &Strategy) -> Result<Box<dyn Counter>, CounterError> {
-        Ok(Box::new(LibbpfCounter::open(strategy)?))
+        Ok(Box::new(counter::open(strategy)?))
     }
 }

@@ -1,6 +1,6 @@
 use std::process::Command;
 
-use bpfstorm_common::{AttachPoint, Backend, Filter, Strategy};
+use bpfstorm_common::{AttachPoint, Backend, Filter, Introspection, Strategy};
 use bpfstorm_libbpf::Libbpf;
 
 #[test]
@@ -11,12 +11,13 @@ fn every_strategy_loads_and_counts_some_execs() {
             Command::new("/bin/true").status().unwrap();
         }
         let r = c.read().unwrap();
-        let st = c.prog_stats().unwrap();
+        let view = Introspection::open(c.loaded()).unwrap();
         println!(
-            "{s}: {r:?} {st:?} {:?} mem={} ids={:?} t={:?}",
-            c.prog_info().unwrap(),
-            c.map_memory_bytes().unwrap(),
-            c.prog_ids(),
+            "{s}: {r:?} {:?} {:?} mem={} {:?} t={:?}",
+            view.prog_stats().unwrap(),
+            view.prog_insns().unwrap(),
+            view.map_memory_bytes().unwrap(),
+            c.loaded(),
             c.timings()
         );
         assert!(r.count >= 50, "{s}: {r:?}");

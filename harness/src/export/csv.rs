@@ -1,10 +1,12 @@
-//! The run CSV, schema v2: one row per cell, columns documented in the
+//! The run CSV, schema v3: one row per cell, columns documented in the
 //! README. The file is rewritten (write, then rename) after every cell, so a
 //! later failure or Ctrl-C loses nothing measured and never leaves it
 //! half-written.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
+use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -43,6 +45,85 @@ impl RunInfo {
     }
 }
 
+/// Whether a row's times are this CPU's.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Timing {
+    #[default]
+    Native,
+    /// Measured in a `--kernel` guest: QEMU's software emulation, not this CPU.
+    Emulated,
+}
+
+impl Timing {
+    pub fn name(self) -> &'static str {
+        match self {
+            Timing::Native => "native",
+            Timing::Emulated => "emulated",
+        }
+    }
+}
+
+impl fmt::Display for Timing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What became of a cell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Ok,
+    /// Measured, but the storm was cut short: its counts are partial.
+    Timeout,
+    /// The kernel refused the strategy.
+    Unsupported,
+    Error,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Timeout => "timeout",
+            Status::Unsupported => "unsupported",
+            Status::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Serde for the strategy types of `bpfstorm_common` (which has no serde):
+/// a column holds the name, the one the CLI and the BPF source use.
+pub(crate) mod named {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+}
+
 /// One CSV row. Units are in the column names; empty means "not measured".
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Row {
@@ -53,15 +134,18 @@ pub struct Row {
     pub kernel: String,
     pub cpus: usize,
     pub cpu_model: String,
-    /// native, or emulated (a `--kernel` guest: times are not this CPU's).
-    #[serde(default = "native")]
-    pub timing: String,
+    /// Absent from v1 files, which were all native.
+    #[serde(default)]
+    pub timing: Timing,
     pub git_rev: String,
     pub backend: String,
     pub backend_version: String,
-    pub attach: String,
-    pub map: String,
-    pub update: String,
+    #[serde(with = "named")]
+    pub attach: AttachPoint,
+    #[serde(with = "named")]
+    pub map: MapKind,
+    #[serde(with = "named")]
+    pub update: UpdateMode,
     pub filter: String,
     pub target: String,
     pub spawn: String,
@@ -69,8 +153,7 @@ pub struct Row {
     pub execs_per_worker: u64,
     /// 1-based; every cell is measured `--repeat` times.
     pub repetition: u32,
-    /// ok, timeout (measured, but the storm was cut short), unsupported or error.
-    pub status: String,
+    pub status: Status,
     pub error: String,
     pub issued: Option<u64>,
     pub succeeded: Option<u64>,
@@ -133,20 +216,49 @@ pub struct Row {
     pub interference: String,
 }
 
+/// A kernel rows were measured on, and whether their times are this CPU's
+/// (a host can run the very kernel a guest boots).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Kernel {
+    pub release: String,
+    pub timing: Timing,
+}
+
+/// The cell a row measured, whatever run it came from: what its
+/// repetitions share, and what compare matches runs on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    /// `None` when runs of one kernel each are compared (base vs new machine).
+    pub kernel: Option<Kernel>,
+    pub backend: String,
+    pub attach: AttachPoint,
+    pub map: MapKind,
+    pub update: UpdateMode,
+    pub filter: String,
+    pub target: String,
+    pub spawn: String,
+}
+
+impl Key {
+    /// The same cell on any kernel: the strategy and the storm.
+    pub fn strategy(self) -> Key {
+        Key {
+            kernel: None,
+            ..self
+        }
+    }
+}
+
 /// Identifies a cell in a row whether or not it could be measured.
 pub struct CellId<'a> {
     pub backend: &'a str,
     pub backend_version: &'a str,
-    pub attach: &'a str,
-    pub map: &'a str,
-    pub update: &'a str,
+    pub attach: AttachPoint,
+    pub map: MapKind,
+    pub update: UpdateMode,
     pub filter: &'a str,
     pub spec: &'a StormSpec,
     pub repetition: u32,
-}
-
-fn native() -> String {
-    "native".into()
 }
 
 fn round(value: f64, digits: i32) -> f64 {
@@ -155,7 +267,27 @@ fn round(value: f64, digits: i32) -> f64 {
 }
 
 impl Row {
-    fn blank(run: &RunInfo, id: &CellId<'_>, status: &str, error: String) -> Row {
+    pub fn kernel_id(&self) -> Kernel {
+        Kernel {
+            release: self.kernel.clone(),
+            timing: self.timing,
+        }
+    }
+
+    pub fn key(&self) -> Key {
+        Key {
+            kernel: Some(self.kernel_id()),
+            backend: self.backend.clone(),
+            attach: self.attach,
+            map: self.map,
+            update: self.update,
+            filter: self.filter.clone(),
+            target: self.target.clone(),
+            spawn: self.spawn.clone(),
+        }
+    }
+
+    fn blank(run: &RunInfo, id: &CellId<'_>, status: Status, error: String) -> Row {
         Row {
             schema_version: SCHEMA_VERSION,
             run_id: run.run_id.clone(),
@@ -164,20 +296,20 @@ impl Row {
             kernel: run.host.kernel.clone(),
             cpus: run.host.cpus,
             cpu_model: run.host.cpu_model.clone(),
-            timing: run.host.timing.clone(),
+            timing: run.host.timing,
             git_rev: run.host.git_rev.clone(),
             backend: id.backend.to_string(),
             backend_version: id.backend_version.to_string(),
-            attach: id.attach.to_string(),
-            map: id.map.to_string(),
-            update: id.update.to_string(),
+            attach: id.attach,
+            map: id.map,
+            update: id.update,
             filter: id.filter.to_string(),
             target: id.spec.target.to_string(),
             spawn: id.spec.spawn.to_string(),
             workers: id.spec.workers,
             execs_per_worker: id.spec.execs_per_worker,
             repetition: id.repetition,
-            status: status.to_string(),
+            status,
             error,
             ..Row::default()
         }
@@ -186,7 +318,11 @@ impl Row {
     /// A cell that could not be measured: `unsupported` when the kernel
     /// refused it, `error` otherwise.
     pub fn failed(run: &RunInfo, id: &CellId<'_>, unsupported: bool, error: String) -> Row {
-        let status = if unsupported { "unsupported" } else { "error" };
+        let status = if unsupported {
+            Status::Unsupported
+        } else {
+            Status::Error
+        };
         Row::blank(run, id, status, error)
     }
 
@@ -249,9 +385,9 @@ impl Row {
                 run,
                 id,
                 if cell.storm.timed_out {
-                    "timeout"
+                    Status::Timeout
                 } else {
-                    "ok"
+                    Status::Ok
                 },
                 if cell.storm.timed_out {
                     "the storm ran past --timeout and was killed; its counts are partial".into()
@@ -348,12 +484,14 @@ pub struct ProbeRow {
     pub kernel: String,
     pub cpus: usize,
     pub cpu_model: String,
-    pub timing: String,
+    pub timing: Timing,
     pub git_rev: String,
     pub backend: String,
     pub backend_version: String,
-    pub attach: String,
-    pub map: String,
+    #[serde(with = "named")]
+    pub attach: AttachPoint,
+    #[serde(with = "named")]
+    pub map: MapKind,
     pub supported: bool,
     pub reason: String,
 }

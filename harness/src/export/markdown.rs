@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::csv::Row;
+use super::csv::{Row, Timing};
 use super::escape::text;
 use super::svg::{interval_chart, Item};
-use crate::aggregate::{aggregate, distinct};
+use crate::aggregate::{aggregate, distinct, Aggregate, Interval};
 use crate::recommend;
 use crate::secure_fs::{Dir, FsError};
 
@@ -14,14 +14,8 @@ fn cell(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
-fn interval(m: Option<f64>, lo: Option<f64>, hi: Option<f64>, digits: usize) -> String {
-    match (m, lo, hi) {
-        (Some(m), Some(lo), Some(hi)) => format!("{m:.digits$} [{lo:.digits$}, {hi:.digits$}]"),
-        _ => "-".into(),
-    }
-}
-
-fn label(r: &Row) -> String {
+fn label(a: &Aggregate) -> String {
+    let r = &a.first;
     format!("{} {} {}/{}", r.backend, r.attach, r.map, r.update)
 }
 
@@ -30,8 +24,6 @@ fn label(r: &Row) -> String {
 pub fn write_report(dir: &Dir, csv: &Path, all: &[Row]) -> Result<PathBuf, FsError> {
     let cells = aggregate(all);
     let brackets = distinct(cells.iter().map(|a| a.bracket.describe()));
-    let folded: Vec<Row> = cells.into_iter().map(|a| a.row).collect();
-    let rows = folded.as_slice();
     let stem = csv
         .file_stem()
         .and_then(|s| s.to_str())
@@ -39,15 +31,16 @@ pub fn write_report(dir: &Dir, csv: &Path, all: &[Row]) -> Result<PathBuf, FsErr
         .to_string();
     let svg_name = format!("{stem}-ns_per_event.svg");
     // Emulated times (guest kernels) would dwarf native ones on one axis.
-    let items: Vec<Item> = rows
+    let items: Vec<Item> = cells
         .iter()
-        .filter(|r| r.timing == "native")
-        .filter_map(|r| {
+        .filter(|a| a.first.timing == Timing::Native)
+        .filter_map(|a| {
+            let i = a.ns_per_event?;
             Some(Item {
-                label: label(r),
-                median: r.ns_per_event_median?,
-                lo: r.ns_per_event_ci95_lo?,
-                hi: r.ns_per_event_ci95_hi?,
+                label: label(a),
+                median: i.point,
+                lo: i.lo,
+                hi: i.hi,
             })
         })
         .collect();
@@ -60,7 +53,7 @@ pub fn write_report(dir: &Dir, csv: &Path, all: &[Row]) -> Result<PathBuf, FsErr
     }
 
     let mut md = format!("# bpfstorm {stem}\n\n");
-    if let Some(first) = rows.first() {
+    if let Some(first) = cells.first().map(|a| &a.first) {
         md.push_str(&format!(
             "Host {}, kernel {}, {} CPUs ({}), bpfstorm {}. Storm: {} workers x {} execs of `{}` ({}), filter {}. \
              Data: [{}]({}).\n\n",
@@ -78,14 +71,20 @@ pub fn write_report(dir: &Dir, csv: &Path, all: &[Row]) -> Result<PathBuf, FsErr
             csv.file_name().and_then(|n| n.to_str()).unwrap_or("csv"),
         ));
     }
-    let guests = distinct(rows.iter().filter(|r| r.timing == "emulated").map(|r| {
-        format!(
-            "{} ({} workers x {} execs)",
-            text(&r.kernel),
-            r.workers,
-            r.execs_per_worker
-        )
-    }));
+    let guests = distinct(
+        cells
+            .iter()
+            .map(|a| &a.first)
+            .filter(|r| r.timing == Timing::Emulated)
+            .map(|r| {
+                format!(
+                    "{} ({} workers x {} execs)",
+                    text(&r.kernel),
+                    r.workers,
+                    r.execs_per_worker
+                )
+            }),
+    );
     if !guests.is_empty() {
         md.push_str(&format!(
             "Guest kernels, booted under QEMU's software emulation (counts are real; times are \
@@ -95,39 +94,29 @@ pub fn write_report(dir: &Dir, csv: &Path, all: &[Row]) -> Result<PathBuf, FsErr
     }
     md.push_str("| kernel | backend | attach | map | update | status | counted | oracle | dropped | missing | ns/event [95% CI] | ns/run [95% CI] | read us [95% CI] | open+load+attach ms (median) |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for r in rows {
+    for a in &cells {
+        let r = &a.first;
         md.push_str(&format!(
             "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             text(&r.kernel),
-            if r.timing == "emulated" {
-                " (guest, emulated times)"
-            } else {
-                ""
+            match r.timing {
+                Timing::Emulated => " (guest, emulated times)",
+                Timing::Native => "",
             },
             r.backend,
             r.attach,
             r.map,
             r.update,
-            r.status,
-            r.counted.map_or("-".into(), |v| v.to_string()),
-            r.expected.map_or("-".into(), |v| v.to_string()),
-            r.dropped.map_or("-".into(), |v| v.to_string()),
-            r.missing.map_or("-".into(), |v| v.to_string()),
-            interval(
-                r.ns_per_event_median,
-                r.ns_per_event_ci95_lo,
-                r.ns_per_event_ci95_hi,
-                0
-            ),
-            interval(
-                r.ns_per_run_median,
-                r.ns_per_run_ci95_lo,
-                r.ns_per_run_ci95_hi,
-                0
-            ),
-            interval(r.read_us_median, r.read_us_ci95_lo, r.read_us_ci95_hi, 1),
-            match (r.open_ms, r.load_ms, r.attach_ms) {
-                (Some(o), Some(l), Some(a)) => cell(Some(o + l + a), 1),
+            a.status,
+            a.counted.map_or("-".into(), |v| v.to_string()),
+            a.expected.map_or("-".into(), |v| v.to_string()),
+            a.dropped.map_or("-".into(), |v| v.to_string()),
+            a.missing.map_or("-".into(), |v| v.to_string()),
+            Interval::text(a.ns_per_event, 0),
+            Interval::text(a.ns_per_run, 0),
+            Interval::text(a.read_us, 1),
+            match (a.open_ms, a.load_ms, a.attach_ms) {
+                (Some(o), Some(l), Some(at)) => cell(Some(o + l + at), 1),
                 _ => "-".into(),
             },
         ));

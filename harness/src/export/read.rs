@@ -9,16 +9,19 @@
 //! [`MAX_CSV_BYTES`] of them: a FIFO, a device or a growing file is refused
 //! at once instead of blocking or filling memory, and Ctrl-C stops a read.
 
+use std::fmt::Display;
 use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
-use serde::de::DeserializeOwned;
+use serde::de::value::{Error as ValueError, StrDeserializer};
+use serde::de::{DeserializeOwned, IntoDeserializer};
 use thiserror::Error;
 
-use super::csv::{ProbeRow, Row, SCHEMA_VERSION};
+use super::csv::{ProbeRow, Row, Status, Timing, SCHEMA_VERSION};
 use super::escape;
 use crate::aggregate::try_aggregate;
 use crate::semantics::SemanticsRow;
@@ -129,15 +132,46 @@ pub struct Invalid {
 /// A row type read back from a CSV: its values are checked (and normalised,
 /// e.g. `-0` to `0`) before anything uses them.
 pub trait Checked {
+    /// The columns that hold a typed name (a strategy, a status), each with
+    /// its parser: serde's errors for them do not say the column, so a row
+    /// that fails to read is looked at again with these.
+    const NAMED: &'static [(&'static str, Parse)] = &[];
+
     fn check(&mut self) -> Result<(), Invalid> {
         Ok(())
     }
 }
 
-/// The values `timing` takes.
-pub const TIMINGS: &[&str] = &["native", "emulated"];
-/// The values a run row's `status` takes.
-pub const RUN_STATUSES: &[&str] = &["ok", "timeout", "unsupported", "error"];
+/// Whether a value reads as a typed name; why not.
+pub type Parse = fn(&str) -> Result<(), String>;
+
+/// A name parsed as the CLI parses it.
+fn parsed<T: FromStr>(value: &str) -> Result<(), String>
+where
+    T::Err: Display,
+{
+    value.parse::<T>().map(drop).map_err(|e| e.to_string())
+}
+
+/// A name read as serde reads it from a CSV.
+fn variant<T: DeserializeOwned>(value: &str) -> Result<(), String> {
+    let d: StrDeserializer<'_, ValueError> = value.into_deserializer();
+    T::deserialize(d).map(drop).map_err(|e| e.to_string())
+}
+
+/// The first typed name in `record` that does not read, with its column.
+fn named_problem<T: Checked>(
+    headers: &::csv::StringRecord,
+    record: &::csv::StringRecord,
+) -> Option<(String, String)> {
+    T::NAMED.iter().find_map(|&(column, parse)| {
+        let i = headers.iter().position(|h| h == column)?;
+        parse(record.get(i)?)
+            .err()
+            .map(|why| (column.to_string(), quoted_message(&why)))
+    })
+}
+
 /// The values a semantics row's `status` takes.
 pub const SEMANTICS_STATUSES: &[&str] = &["ok", "refused", "error"];
 /// The values `filter` takes.
@@ -216,39 +250,24 @@ fn schema_version(value: u32) -> Result<(), Invalid> {
     }
 }
 
-/// The columns a run row and a probe row share: version, where, which cell.
-fn check_cell(
-    version: u32,
-    timing: &str,
-    backend: &str,
-    attach: &str,
-    map: &str,
-) -> Result<(), Invalid> {
+/// The columns a run row and a probe row share that are not typed (timing,
+/// attach and map are checked as they are read).
+fn check_cell(version: u32, backend: &str) -> Result<(), Invalid> {
     schema_version(version)?;
-    one_of("timing", timing, TIMINGS)?;
-    one_of("backend", backend, crate::backends::NAMES)?;
-    one_of(
-        "attach",
-        attach,
-        &names(AttachPoint::ALL, AttachPoint::name),
-    )?;
-    one_of("map", map, &names(MapKind::ALL, MapKind::name))
+    one_of("backend", backend, crate::backends::NAMES)
 }
 
 impl Checked for Row {
+    const NAMED: &'static [(&'static str, Parse)] = &[
+        ("timing", variant::<Timing>),
+        ("attach", parsed::<AttachPoint>),
+        ("map", parsed::<MapKind>),
+        ("update", parsed::<UpdateMode>),
+        ("status", variant::<Status>),
+    ];
+
     fn check(&mut self) -> Result<(), Invalid> {
-        check_cell(
-            self.schema_version,
-            &self.timing,
-            &self.backend,
-            &self.attach,
-            &self.map,
-        )?;
-        one_of(
-            "update",
-            &self.update,
-            &names(UpdateMode::ALL, UpdateMode::name),
-        )?;
+        check_cell(self.schema_version, &self.backend)?;
         one_of("filter", &self.filter, FILTERS)?;
         one_of("target", &self.target, &names(&Target::ALL, Target::name))?;
         one_of(
@@ -256,7 +275,6 @@ impl Checked for Row {
             &self.spawn,
             &names(&SpawnMethod::ALL, SpawnMethod::name),
         )?;
-        one_of("status", &self.status, RUN_STATUSES)?;
         if !self.expected_oracle.is_empty() {
             let oracles: Vec<&str> = crate::measure::Oracle::ALL
                 .iter()
@@ -321,20 +339,21 @@ impl Checked for Row {
 }
 
 impl Checked for ProbeRow {
+    const NAMED: &'static [(&'static str, Parse)] = &[
+        ("timing", variant::<Timing>),
+        ("attach", parsed::<AttachPoint>),
+        ("map", parsed::<MapKind>),
+    ];
+
     fn check(&mut self) -> Result<(), Invalid> {
-        check_cell(
-            self.schema_version,
-            &self.timing,
-            &self.backend,
-            &self.attach,
-            &self.map,
-        )
+        check_cell(self.schema_version, &self.backend)
     }
 }
 
 impl Checked for SemanticsRow {
+    const NAMED: &'static [(&'static str, Parse)] = &[("timing", variant::<Timing>)];
+
     fn check(&mut self) -> Result<(), Invalid> {
-        one_of("timing", &self.timing, TIMINGS)?;
         one_of("backend", &self.backend, crate::backends::NAMES)?;
         one_of(
             "attach",
@@ -564,10 +583,13 @@ fn parse<T: DeserializeOwned + Checked>(
                             value_problem(err.kind(), record.get(i).unwrap_or("")),
                         )
                     }
-                    None => ReadError::Malformed {
-                        path: path.to_path_buf(),
-                        line,
-                        message: quoted_message(&err.to_string()),
+                    None => match named_problem::<T>(&headers, &record) {
+                        Some((column, message)) => invalid(column, message),
+                        None => ReadError::Malformed {
+                            path: path.to_path_buf(),
+                            line,
+                            message: quoted_message(&err.to_string()),
+                        },
                     },
                 },
                 _ => malformed(&e),

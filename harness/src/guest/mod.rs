@@ -222,56 +222,62 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-    #[test]
-    fn scratch_is_fresh_and_private_and_sweeps_only_ours() {
-        let results = tempfile::tempdir().unwrap();
-        // Sticky and open to all: the one shape Dir::open lets other users
-        // write in.
-        fs::set_permissions(results.path(), fs::Permissions::from_mode(0o1777)).unwrap();
-        let me = std::process::id();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
-        // Another user's folders, named as scratch folders are and were.
-        let planted = [
-            format!(".guest-6.12-{me}"),
-            format!(".guest-6.12-{dead}"),
-            format!(".guest-6.12-{dead}-0123456789abcdef"),
-        ];
-        let out = std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .args(["mkdir", "-m", "700"])
-            .args(planted.iter().map(|n| results.path().join(n)))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        // A killed run's scratch: root's, 0700, our name shape.
-        let stale = results
-            .path()
-            .join(format!(".guest-6.12-{dead}-{}", secure_fs::random_hex(8)));
-        fs::create_dir(&stale).unwrap();
-        fs::set_permissions(&stale, fs::Permissions::from_mode(0o700)).unwrap();
+    /// These need root (and a kernel): `scripts/test kernel` runs them, the
+    /// fast layer skips them.
+    mod as_root {
+        use super::*;
 
-        let scratch = Scratch::create(results.path(), "6.12").unwrap();
+        #[test]
+        fn scratch_is_fresh_and_private_and_sweeps_only_ours() {
+            let results = tempfile::tempdir().unwrap();
+            // Sticky and open to all: the one shape Dir::open lets other users
+            // write in.
+            fs::set_permissions(results.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+            let me = std::process::id();
+            let mut child = std::process::Command::new("true").spawn().unwrap();
+            let dead = child.id();
+            child.wait().unwrap();
+            // Another user's folders, named as scratch folders are and were.
+            let planted = [
+                format!(".guest-6.12-{me}"),
+                format!(".guest-6.12-{dead}"),
+                format!(".guest-6.12-{dead}-0123456789abcdef"),
+            ];
+            let out = std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .args(["mkdir", "-m", "700"])
+                .args(planted.iter().map(|n| results.path().join(n)))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            // A killed run's scratch: root's, 0700, our name shape.
+            let stale = results
+                .path()
+                .join(format!(".guest-6.12-{dead}-{}", secure_fs::random_hex(8)));
+            fs::create_dir(&stale).unwrap();
+            fs::set_permissions(&stale, fs::Permissions::from_mode(0o700)).unwrap();
 
-        assert!(!stale.exists(), "a killed run's scratch was left");
-        for name in &planted {
-            let path = results.path().join(name);
-            assert_ne!(scratch.path(), path);
-            let meta = fs::metadata(&path).unwrap();
-            assert_eq!(meta.uid(), 65534, "{name}");
+            let scratch = Scratch::create(results.path(), "6.12").unwrap();
+
+            assert!(!stale.exists(), "a killed run's scratch was left");
+            for name in &planted {
+                let path = results.path().join(name);
+                assert_ne!(scratch.path(), path);
+                let meta = fs::metadata(&path).unwrap();
+                assert_eq!(meta.uid(), 65534, "{name}");
+            }
+            let meta = fs::symlink_metadata(scratch.path()).unwrap();
+            assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
+            let path = scratch.path().to_path_buf();
+            drop(scratch);
+            assert!(!path.exists());
+
+            // A results folder every user can write (not sticky) is refused.
+            fs::set_permissions(results.path(), fs::Permissions::from_mode(0o777)).unwrap();
+            assert!(matches!(
+                Scratch::create(results.path(), "6.12"),
+                Err(GuestError::Private(FsError::Unsafe { .. }))
+            ));
         }
-        let meta = fs::symlink_metadata(scratch.path()).unwrap();
-        assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
-        let path = scratch.path().to_path_buf();
-        drop(scratch);
-        assert!(!path.exists());
-
-        // A results folder every user can write (not sticky) is refused.
-        fs::set_permissions(results.path(), fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(matches!(
-            Scratch::create(results.path(), "6.12"),
-            Err(GuestError::Private(FsError::Unsafe { .. }))
-        ));
     }
 }

@@ -292,49 +292,55 @@ mod tests {
     }
 
     #[test]
-    fn vng_tmp_is_fresh_and_private_never_a_pre_created_folder() {
-        use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
-        let tmp = tempfile::tempdir().unwrap();
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o1777)).unwrap();
-        let me = std::process::id();
-        // Another user pre-creates the names vng's folder used to get.
-        let planted = [
-            format!("{TMP_PREFIX}{me}-6.12"),
-            format!("{TMP_PREFIX}{me}-6.1"),
-        ];
-        let out = std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg("mkdir")
-            .args(["-m", "777"])
-            .args(planted.iter().map(|n| tmp.path().join(n)))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-
-        let made = private_tmp(tmp.path()).unwrap();
-        assert!(!planted.iter().any(|n| made.path() == tmp.path().join(n)));
-        let meta = fs::symlink_metadata(made.path()).unwrap();
-        assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
-        for name in &planted {
-            let meta = fs::metadata(tmp.path().join(name)).unwrap();
-            assert_eq!((meta.uid(), meta.mode() & 0o7777), (65534, 0o777));
-        }
-        drop(made);
-
-        // A temp folder another user owns is refused, saying why.
-        let theirs = tmp.path().join("theirs");
-        fs::create_dir(&theirs).unwrap();
-        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o777)).unwrap();
-        chown(&theirs, Some(65534), Some(65534)).unwrap();
-        let err = private_tmp(&theirs).unwrap_err().to_string();
-        assert!(err.contains("uid 65534"), "{err}");
-        assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
-    }
-
-    #[test]
     fn missing_tools_say_how_to_install_them() {
         let dir = tempfile::tempdir().unwrap();
         let err = Vm::find(dir.path()).unwrap_err();
         assert!(err.to_string().contains("scripts/setup-guests"), "{err}");
+    }
+
+    /// These need root (and a kernel): `scripts/test kernel` runs them, the
+    /// fast layer skips them.
+    mod as_root {
+        use super::*;
+
+        #[test]
+        fn vng_tmp_is_fresh_and_private_never_a_pre_created_folder() {
+            use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+            let tmp = tempfile::tempdir().unwrap();
+            fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+            let me = std::process::id();
+            // Another user pre-creates the names vng's folder used to get.
+            let planted = [
+                format!("{TMP_PREFIX}{me}-6.12"),
+                format!("{TMP_PREFIX}{me}-6.1"),
+            ];
+            let out = std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg("mkdir")
+                .args(["-m", "777"])
+                .args(planted.iter().map(|n| tmp.path().join(n)))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+
+            let made = private_tmp(tmp.path()).unwrap();
+            assert!(!planted.iter().any(|n| made.path() == tmp.path().join(n)));
+            let meta = fs::symlink_metadata(made.path()).unwrap();
+            assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
+            for name in &planted {
+                let meta = fs::metadata(tmp.path().join(name)).unwrap();
+                assert_eq!((meta.uid(), meta.mode() & 0o7777), (65534, 0o777));
+            }
+            drop(made);
+
+            // A temp folder another user owns is refused, saying why.
+            let theirs = tmp.path().join("theirs");
+            fs::create_dir(&theirs).unwrap();
+            fs::set_permissions(&theirs, fs::Permissions::from_mode(0o777)).unwrap();
+            chown(&theirs, Some(65534), Some(65534)).unwrap();
+            let err = private_tmp(&theirs).unwrap_err().to_string();
+            assert!(err.contains("uid 65534"), "{err}");
+            assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
+        }
     }
 }

@@ -351,52 +351,6 @@ mod tests {
     }
 
     #[test]
-    fn unsafe_temp_folders_are_refused_with_the_reason() {
-        let tmp = tempfile::tempdir().unwrap();
-        let open = folder(tmp.path(), "open", 0o777);
-        let theirs = folder(tmp.path(), "theirs", 0o755);
-        chown(&theirs, Some(65534), Some(65534)).unwrap();
-        let gone = tmp.path().join("gone");
-        let bases = [open.clone(), theirs.clone(), gone.clone()];
-
-        let Err(err) = private_dir(&bases) else {
-            panic!("an unsafe base was used");
-        };
-        let message = err.to_string();
-        for (base, why) in [
-            (&open, "every user can write it"),
-            (&theirs, "it belongs to uid 65534"),
-            (&gone, "No such file"),
-        ] {
-            assert!(
-                message.contains(&format!("{}: {why}", base.display())),
-                "{message}"
-            );
-        }
-        assert!(message.contains("TMPDIR"), "{message}");
-        assert_eq!(fs::read_dir(&open).unwrap().count(), 0);
-        assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
-
-        // The first safe one is used: a fresh 0700 folder of ours.
-        let safe = folder(tmp.path(), "safe", 0o1777);
-        let bases = [open, theirs, safe.clone()];
-        let dir = private_dir(&bases).unwrap();
-        assert_eq!(dir.path().parent(), Some(safe.as_path()));
-        let name = dir
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        assert!(
-            name.starts_with(&format!("{PREFIX}{}-", std::process::id())),
-            "{name}"
-        );
-        let meta = fs::symlink_metadata(dir.path()).unwrap();
-        assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
-    }
-
-    #[test]
     fn every_target_is_exec_through_an_fd() {
         let tmp = tempfile::tempdir().unwrap();
         let base = [tmp.path().to_path_buf()];
@@ -431,5 +385,57 @@ mod tests {
         }
         // Every private folder went with its target.
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    /// These need root (and a kernel): `scripts/test kernel` runs them, the
+    /// fast layer skips them.
+    mod as_root {
+        use super::*;
+
+        #[test]
+        fn unsafe_temp_folders_are_refused_with_the_reason() {
+            let tmp = tempfile::tempdir().unwrap();
+            let open = folder(tmp.path(), "open", 0o777);
+            let theirs = folder(tmp.path(), "theirs", 0o755);
+            chown(&theirs, Some(65534), Some(65534)).unwrap();
+            let gone = tmp.path().join("gone");
+            let bases = [open.clone(), theirs.clone(), gone.clone()];
+
+            let Err(err) = private_dir(&bases) else {
+                panic!("an unsafe base was used");
+            };
+            let message = err.to_string();
+            for (base, why) in [
+                (&open, "every user can write it"),
+                (&theirs, "it belongs to uid 65534"),
+                (&gone, "No such file"),
+            ] {
+                assert!(
+                    message.contains(&format!("{}: {why}", base.display())),
+                    "{message}"
+                );
+            }
+            assert!(message.contains("TMPDIR"), "{message}");
+            assert_eq!(fs::read_dir(&open).unwrap().count(), 0);
+            assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
+
+            // The first safe one is used: a fresh 0700 folder of ours.
+            let safe = folder(tmp.path(), "safe", 0o1777);
+            let bases = [open, theirs, safe.clone()];
+            let dir = private_dir(&bases).unwrap();
+            assert_eq!(dir.path().parent(), Some(safe.as_path()));
+            let name = dir
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            assert!(
+                name.starts_with(&format!("{PREFIX}{}-", std::process::id())),
+                "{name}"
+            );
+            let meta = fs::symlink_metadata(dir.path()).unwrap();
+            assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
+        }
     }
 }

@@ -1,0 +1,273 @@
+//! Reading and resetting a count the way every loader would: a map with
+//! one u64 slot (per CPU or shared) at key 0, or a buffer whose records
+//! are counted in user space beside the program's own `dropped` counter.
+//! Maps are classified by the kernel's map type, so a new counting map
+//! kind needs no code here.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use crate::stream::{Buffer, Stream};
+use crate::{sys, Counter, CounterError, LoadTimings, Loaded, MapKind, Reading, Strategy};
+
+const KEY: [u8; 4] = 0u32.to_ne_bytes();
+const SLOT: usize = std::mem::size_of::<u64>();
+
+fn failed(op: &'static str) -> impl FnOnce(io::Error) -> CounterError {
+    move |e| CounterError::Kernel {
+        op: op.to_string(),
+        errno: e.raw_os_error().unwrap_or(0),
+        message: e.to_string(),
+    }
+}
+
+/// A map that holds a count in one u64 at key 0 (a u32): ARRAY, HASH and
+/// their per-CPU kinds, or the object's `.bss` when it holds only a u64.
+pub struct CountMap {
+    fd: OwnedFd,
+    /// One slot, or one per possible CPU.
+    slots: usize,
+}
+
+impl CountMap {
+    pub fn open(map: BorrowedFd<'_>) -> Result<CountMap, CounterError> {
+        let info = sys::map_info(map)?;
+        let kind = MapKind::from_kernel_type(info.map_type)
+            .filter(|kind| !kind.is_stream())
+            .ok_or_else(|| CounterError::Backend {
+                backend: "common",
+                message: format!("map type {} holds no count", info.map_type),
+            })?;
+        if (info.key_size, info.value_size) != (KEY.len() as u32, SLOT as u32) {
+            return Err(CounterError::Backend {
+                backend: "common",
+                message: format!(
+                    "a {kind} map with {}-byte keys and {}-byte values holds no u32 -> u64 count",
+                    info.key_size, info.value_size
+                ),
+            });
+        }
+        let slots = if kind.is_per_cpu() {
+            sys::possible_cpus()?
+        } else {
+            1
+        };
+        Ok(CountMap {
+            fd: map.try_clone_to_owned()?,
+            slots,
+        })
+    }
+
+    /// The count, summed over CPUs; 0 where a hash has no entry yet.
+    pub fn read(&self) -> Result<u64, CounterError> {
+        let mut value = vec![0u8; self.slots * SLOT];
+        let found = sys::lookup(self.fd.as_fd(), &KEY, &mut value).map_err(failed("map lookup"))?;
+        Ok(if found {
+            value
+                .chunks_exact(SLOT)
+                .map(|slot| u64::from_ne_bytes(slot.try_into().expect("8-byte chunks")))
+                .sum()
+        } else {
+            0
+        })
+    }
+
+    /// Writes zeros to the slot: arrays cannot delete, and a hash counts
+    /// on from a zero entry as from none.
+    pub fn reset(&self) -> Result<(), CounterError> {
+        let zeros = vec![0u8; self.slots * SLOT];
+        sys::update(self.fd.as_fd(), &KEY, &zeros).map_err(failed("map update"))
+    }
+}
+
+/// The count of a loaded strategy, read the same way whatever the loader.
+pub enum Tally<B: Buffer> {
+    /// A map that holds the count.
+    Map(CountMap),
+    /// A buffer's records, and what the program could not hand over (its
+    /// `dropped` global, the only variable in `.bss`).
+    Stream {
+        records: Stream<B>,
+        dropped: CountMap,
+    },
+}
+
+impl<B: Buffer> Tally<B> {
+    pub fn map(map: BorrowedFd<'_>) -> Result<Tally<B>, CounterError> {
+        Ok(Tally::Map(CountMap::open(map)?))
+    }
+
+    /// Starts counting `buffer`; `bss` is the object's `.bss`.
+    pub fn stream(buffer: B, bss: BorrowedFd<'_>) -> Result<Tally<B>, CounterError> {
+        Ok(Tally::Stream {
+            dropped: CountMap::open(bss)?,
+            records: Stream::start(buffer)?,
+        })
+    }
+
+    pub fn read(&mut self) -> Result<Reading, CounterError> {
+        match self {
+            // Only stream programs can drop: nothing else to read.
+            Tally::Map(map) => Ok(Reading {
+                count: map.read()?,
+                ..Reading::default()
+            }),
+            Tally::Stream { records, dropped } => {
+                let counts = records.drain()?;
+                Ok(Reading {
+                    count: counts.records,
+                    dropped: dropped.read()?,
+                    lost_records: counts.lost_records,
+                })
+            }
+        }
+    }
+
+    pub fn reset(&mut self) -> Result<(), CounterError> {
+        match self {
+            Tally::Map(map) => map.reset(),
+            Tally::Stream { records, dropped } => {
+                records.reset()?;
+                dropped.reset()
+            }
+        }
+    }
+}
+
+/// A [`Counter`] made of a [`Tally`] and the loader's object `O`, which
+/// keeps the programs loaded and attached until it drops, after the tally
+/// (the poller stops first). The libbpf and aya backends are this, each
+/// with its own buffer and object.
+pub struct TallyCounter<B: Buffer, O> {
+    strategy: Strategy,
+    timings: LoadTimings,
+    loaded: Loaded,
+    tally: Tally<B>,
+    object: O,
+}
+
+impl<B: Buffer, O> TallyCounter<B, O> {
+    pub fn new(
+        strategy: Strategy,
+        timings: LoadTimings,
+        loaded: Loaded,
+        tally: Tally<B>,
+        object: O,
+    ) -> TallyCounter<B, O> {
+        TallyCounter {
+            strategy,
+            timings,
+            loaded,
+            tally,
+            object,
+        }
+    }
+
+    /// The loader's object.
+    pub fn object(&self) -> &O {
+        &self.object
+    }
+}
+
+impl<B: Buffer, O> Counter for TallyCounter<B, O> {
+    fn strategy(&self) -> &Strategy {
+        &self.strategy
+    }
+
+    fn timings(&self) -> LoadTimings {
+        self.timings
+    }
+
+    fn read(&mut self) -> Result<Reading, CounterError> {
+        self.tally.read()
+    }
+
+    fn reset(&mut self) -> Result<(), CounterError> {
+        self.tally.reset()
+    }
+
+    fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::FromRawFd;
+
+    use super::*;
+    use crate::stream::StreamCounts;
+
+    /// A buffer that is never consumed: these tests use only maps.
+    struct NoBuffer;
+
+    impl Buffer for NoBuffer {
+        fn fds(&self) -> Vec<std::os::fd::RawFd> {
+            Vec::new()
+        }
+        fn consume(&mut self, _: &mut StreamCounts) -> Result<(), CounterError> {
+            Ok(())
+        }
+    }
+
+    /// BPF_MAP_CREATE (root needed, as for every kernel-facing test here).
+    fn create(kind: MapKind, key_size: u32, value_size: u32, max_entries: u32) -> OwnedFd {
+        #[repr(C)]
+        struct MapCreate {
+            map_type: u32,
+            key_size: u32,
+            value_size: u32,
+            max_entries: u32,
+        }
+        let attr = MapCreate {
+            map_type: kind.kernel_type(),
+            key_size,
+            value_size,
+            max_entries,
+        };
+        // SAFETY: bpf(2) reads `attr`.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                0, // BPF_MAP_CREATE
+                &attr as *const MapCreate,
+                std::mem::size_of::<MapCreate>(),
+            )
+        };
+        assert!(fd >= 0, "BPF_MAP_CREATE: {}", io::Error::last_os_error());
+        // SAFETY: the kernel just returned this fd.
+        unsafe { OwnedFd::from_raw_fd(fd as i32) }
+    }
+
+    /// These need root (and a kernel): `scripts/test kernel` runs them, the
+    /// fast layer skips them.
+    mod as_root {
+        use super::*;
+
+        #[test]
+        fn every_counting_map_reads_sums_and_resets() {
+            let cpus = sys::possible_cpus().unwrap();
+            for kind in MapKind::ALL.iter().filter(|k| !k.is_stream()) {
+                let fd = create(*kind, 4, 8, 1);
+                let mut tally = Tally::<NoBuffer>::map(fd.as_fd()).unwrap();
+                assert_eq!(tally.read().unwrap(), Reading::default(), "{kind}");
+                let slots = if kind.is_per_cpu() { cpus } else { 1 };
+                let value: Vec<u8> = (0..slots as u64)
+                    .flat_map(|i| (i + 5).to_ne_bytes())
+                    .collect();
+                sys::update(fd.as_fd(), &KEY, &value).unwrap();
+                let sum = (0..slots as u64).map(|i| i + 5).sum::<u64>();
+                assert_eq!(tally.read().unwrap().count, sum, "{kind}");
+                tally.reset().unwrap();
+                assert_eq!(tally.read().unwrap().count, 0, "{kind}");
+            }
+        }
+        #[test]
+        fn maps_that_hold_no_u64_count_are_refused() {
+            let wide = create(MapKind::Array, 4, 16, 1);
+            assert!(CountMap::open(wide.as_fd()).is_err());
+            let ring = create(MapKind::Ringbuf, 0, 0, 4096);
+            assert!(CountMap::open(ring.as_fd()).is_err());
+        }
+    }
+}

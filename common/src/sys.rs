@@ -1,0 +1,164 @@
+//! The few bpf(2) commands the backend-independent code needs, called
+//! directly so every loader (libbpf, aya, C, an external tool) is read and
+//! measured the same way.
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_ANY: u64 = 0;
+
+/// bpf(`cmd`, `attr`): its return value, or errno as an error.
+fn bpf<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<libc::c_long> {
+    // SAFETY: every caller passes the `union bpf_attr` member of `cmd`,
+    // whose pointers point to buffers that outlive the call.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut A, mem::size_of::<A>()) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn fd_u32(fd: RawFd) -> io::Result<u32> {
+    u32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))
+}
+
+/// Fills `info` (a prefix of `struct bpf_prog_info` or `bpf_map_info`,
+/// zeroed) for the object behind `fd`. Older kernels fill less of it.
+pub(crate) fn obj_info<T>(fd: RawFd, info: &mut T) -> io::Result<()> {
+    /// The `info` member of `union bpf_attr` for BPF_OBJ_GET_INFO_BY_FD.
+    #[repr(C, align(8))]
+    struct InfoByFd {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let mut attr = InfoByFd {
+        bpf_fd: fd_u32(fd)?,
+        info_len: mem::size_of::<T>() as u32,
+        info: info as *mut T as u64,
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)
+        .map(drop)
+        .map_err(|e| io::Error::new(e.kind(), format!("BPF_OBJ_GET_INFO_BY_FD on fd {fd}: {e}")))
+}
+
+/// What a BPF object kind is called in messages, and how it is opened by id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Object {
+    Prog,
+    Map,
+}
+
+/// A new fd on the program or map with kernel id `id`.
+pub(crate) fn fd_by_id(object: Object, id: u32) -> io::Result<OwnedFd> {
+    /// The `*_GET_FD_BY_ID` member of `union bpf_attr`.
+    #[repr(C)]
+    struct ById {
+        id: u32,
+        next_id: u32,
+        open_flags: u32,
+    }
+    let cmd = match object {
+        Object::Prog => BPF_PROG_GET_FD_BY_ID,
+        Object::Map => BPF_MAP_GET_FD_BY_ID,
+    };
+    let mut attr = ById {
+        id,
+        next_id: 0,
+        open_flags: 0,
+    };
+    let fd = bpf(cmd, &mut attr)
+        .map_err(|e| io::Error::new(e.kind(), format!("{object:?} id {id}: {e}")))?;
+    // SAFETY: the kernel just returned this fd to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `struct bpf_map_info` up to `max_entries`, field for field as in
+/// `include/uapi/linux/bpf.h`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct MapInfo {
+    pub map_type: u32,
+    pub id: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+pub(crate) fn map_info(fd: BorrowedFd<'_>) -> io::Result<MapInfo> {
+    let mut info = MapInfo::default();
+    obj_info(fd.as_raw_fd(), &mut info)?;
+    Ok(info)
+}
+
+/// The `elem` member of `union bpf_attr` (lookup, update).
+#[repr(C, align(8))]
+struct Elem {
+    map_fd: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// BPF_MAP_LOOKUP_ELEM of `key` into `value`; `Ok(false)` when absent.
+pub(crate) fn lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+    let mut attr = Elem {
+        map_fd: fd_u32(map.as_raw_fd())?,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        flags: 0,
+    };
+    match bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// BPF_MAP_UPDATE_ELEM of `key` to `value`, inserting it where absent.
+pub(crate) fn update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut attr = Elem {
+        map_fd: fd_u32(map.as_raw_fd())?,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        flags: BPF_ANY,
+    };
+    bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
+}
+
+/// The number of possible CPUs, which sizes per-CPU values: the highest
+/// index in `/sys/devices/system/cpu/possible` ("0-3,5") plus one.
+pub(crate) fn possible_cpus() -> io::Result<usize> {
+    const PATH: &str = "/sys/devices/system/cpu/possible";
+    let text = std::fs::read_to_string(PATH)?;
+    text.trim()
+        .split(',')
+        .filter_map(|range| range.rsplit('-').next()?.parse::<usize>().ok())
+        .max()
+        .map(|last| last + 1)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{PATH}: {text:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_match_the_kernel_uapi() {
+        assert_eq!(mem::size_of::<Elem>(), 32);
+        assert_eq!(mem::size_of::<MapInfo>(), 20);
+    }
+
+    #[test]
+    fn possible_cpus_counts_this_machine() {
+        let n = possible_cpus().unwrap();
+        assert!(n >= std::thread::available_parallelism().unwrap().get());
+    }
+}

@@ -1,0 +1,60 @@
+//! `bpfstorm compare`: run CSVs cell by cell, or side by side per kernel.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use bpfstorm::cli::CompareArgs;
+use bpfstorm::compare;
+use bpfstorm::export::read::read_run;
+use bpfstorm::out;
+use bpfstorm::secure_fs::Dir;
+
+pub fn command(args: CompareArgs) -> Result<ExitCode> {
+    let base = read_run(&args.base)?;
+    let mut report = String::new();
+    let mut regressions = 0;
+    if args.by_kernel {
+        let mut rows = base;
+        for path in &args.new {
+            rows.extend(read_run(path)?);
+        }
+        report = compare::render_by_kernel(&rows);
+    } else {
+        for path in &args.new {
+            let new = read_run(path)?;
+            let changes = compare::compare_judged(&base, &new, args.threshold, args.across_cpus);
+            regressions += changes.iter().filter(|c| c.verdict.is_regression()).count();
+            let title = format!("{} vs {}", args.base.display(), path.display());
+            let machines = compare::machine_differences(&base, &new);
+            report.push_str(&compare::render_markdown(
+                &title,
+                &machines,
+                &changes,
+                args.threshold,
+            ));
+            report.push('\n');
+        }
+    }
+    if let Some(path) = &args.output {
+        write_named(path, &report)?;
+    }
+    out!("{report}");
+    Ok(super::exit_status(regressions))
+}
+
+/// Writes `text` to the file at `path` the user named, replacing it (a
+/// symlink there is replaced, not followed), in a folder no other user can
+/// change.
+fn write_named(path: &Path, text: &str) -> Result<()> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} names no file", path.display()))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Dir::open(parent)?.replace(name, text.as_bytes())?;
+    Ok(())
+}

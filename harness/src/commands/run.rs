@@ -1,0 +1,145 @@
+//! `bpfstorm run`: the matrix on the host and each guest kernel, one CSV,
+//! a summary and a markdown report.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use bpfstorm::cli::RunArgs;
+use bpfstorm::export::csv::{CsvError, CsvReport, Row, RunInfo, Status};
+use bpfstorm::export::read::{read_run, ReadError};
+use bpfstorm::guest::{self, Guest};
+use bpfstorm::run::{run, RunOptions};
+use bpfstorm::{errln, interrupt, out, outln, output, plan};
+
+use super::kernels::{on_kernels, OnKernels};
+
+struct Run<'a> {
+    args: &'a RunArgs,
+    opts: RunOptions,
+    info: RunInfo,
+    csv: CsvReport,
+    rows: Vec<Row>,
+    /// Why the CSV stopped taking rows: nothing more is measured.
+    unsaved: Option<CsvError>,
+}
+
+impl OnKernels for Run<'_> {
+    type Row = Row;
+    const GUEST_CSV: &'static str = "run-";
+
+    fn host(&mut self) -> Result<()> {
+        let bar = output::progress::matrix_bar(self.opts.cells());
+        let outcome = run(&self.opts, &self.info, &mut self.csv, &mut |cell| {
+            bar.set_message(cell.to_string());
+            bar.inc(1);
+        });
+        bar.finish_and_clear();
+        self.rows.extend(outcome.rows);
+        self.unsaved = outcome.unsaved;
+        Ok(())
+    }
+
+    fn guest_args(&self, results_dir: &Path) -> Vec<OsString> {
+        self.args.guest_args(results_dir)
+    }
+
+    fn expected_rows(&self) -> usize {
+        self.opts.backends.len() * self.opts.strategies.len() * self.args.repeat(true) as usize
+    }
+
+    fn read_guest(&mut self, _: &Guest, csv: &Path, _: &str) -> Result<Vec<Row>, ReadError> {
+        read_run(csv)
+    }
+
+    fn explain_exit_1(&self, rows: &[Row]) -> bool {
+        rows.iter().any(|r| r.status != Status::Ok)
+    }
+
+    fn keep(&mut self, mut row: Row) {
+        row.run_id.clone_from(&self.info.run_id);
+        if self.unsaved.is_none() {
+            self.unsaved = self.csv.push(row.clone()).err();
+        }
+        self.rows.push(row);
+    }
+
+    fn stopped(&self) -> bool {
+        self.unsaved.is_some()
+    }
+}
+
+pub fn command(args: RunArgs) -> Result<ExitCode> {
+    let guests = Guest::prepare(&args.kernels.kernel, &args.results_dir)?;
+    let opts = plan::run_options(&args, guest::inside())?;
+    let info = RunInfo::start();
+    let csv = CsvReport::create(&args.results_dir, &format!("run-{}.csv", info.run_id))?;
+    let mut run = Run {
+        args: &args,
+        opts,
+        info,
+        csv,
+        rows: Vec::new(),
+        unsaved: None,
+    };
+    let guest_failures = on_kernels(&mut run, &args.kernels, &guests)?;
+    let Run {
+        csv, rows, unsaved, ..
+    } = run;
+
+    // Files first: a closed stdout must not cost the report.
+    let report = (!rows.is_empty())
+        .then(|| bpfstorm::export::markdown::write_report(csv.dir(), &csv.path(), &rows))
+        .transpose();
+    out!("{}", output::summary::render(&rows));
+    outln!("results: {}", csv.path().display());
+    let mut unwritten = 0;
+    if let Some(e) = &unsaved {
+        errln!("error: the CSV holds the cells before this one only: {e}");
+        unwritten += 1;
+    }
+    match report {
+        Ok(Some(report)) => outln!("report:  {} (with an SVG chart)", report.display()),
+        Ok(None) => {}
+        Err(e) => {
+            errln!(
+                "error: writing the report beside {}: {e}",
+                csv.path().display()
+            );
+            unwritten += 1;
+        }
+    }
+    if interrupt::requested() {
+        errln!("interrupted: the CSV holds the cells measured before the signal");
+        return Ok(super::exit_status(0));
+    }
+    let disturbed = rows.iter().filter(|r| !r.interference.is_empty()).count();
+    if disturbed > 0 {
+        errln!(
+            "warning: {disturbed} cell(s) shared their hook with other work (column `interference`): \
+             their counts are exact, their timings include that work; measure on a quiet machine"
+        );
+    }
+    let failed = rows.iter().filter(|r| r.status != Status::Ok).count();
+    let refused = rows
+        .iter()
+        .filter(|r| r.status == Status::Unsupported)
+        .count();
+    if refused > 0 {
+        errln!(
+            "{refused} cell(s) refused by their kernel (`unsupported here` above); \
+             `--kernel 6.1,6.12` runs them in Debian guest kernels"
+        );
+    }
+    if failed > refused {
+        errln!(
+            "{} cell(s) could not be measured; see the errors above",
+            failed - refused
+        );
+    }
+    if guest_failures > 0 {
+        errln!("{guest_failures} guest(s) did not run; see the errors above");
+    }
+    Ok(super::exit_status(failed + guest_failures + unwritten))
+}
