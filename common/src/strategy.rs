@@ -7,16 +7,24 @@ use std::str::FromStr;
 use crate::InvalidStrategy;
 
 macro_rules! named_enum {
-    ($(#[$meta:meta])* $name:ident, $kind:literal { $($(#[$vmeta:meta])* $variant:ident => $text:expr,)+ }) => {
+    ($(#[$meta:meta])* $name:ident, $kind:literal { $($(#[doc = $doc:literal])* $variant:ident => $text:expr,)+ }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($(#[$vmeta])* $variant,)+ }
+        pub enum $name { $($(#[doc = $doc])* $variant,)+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant,)+];
 
             pub fn name(self) -> &'static str {
                 match self { $($name::$variant => $text,)+ }
+            }
+
+            /// The variant's doc comment, without the final period as clap
+            /// shows doc comments: its meaning, for `--help`.
+            pub fn help(self) -> &'static str {
+                match self {
+                    $($name::$variant => concat!($($doc),*).trim().trim_end_matches('.'),)+
+                }
             }
         }
 
@@ -85,21 +93,22 @@ include!("abi.rs");
 macro_rules! strategy_enums {
     (
         map { $($map_name:ident = $map_abi:literal {
+            $(#[doc = $map_doc:literal])*
             $map:ident, kernel $kernel:literal, [$($valid:ident),+], $gives_up:literal
         })+ }
         update { $($update_name:ident = $update_abi:literal {
-            $(#[$update_doc:meta])* $update:ident
+            $(#[doc = $update_doc:literal])* $update:ident
         })+ }
         ringbuf_bytes = $bytes:expr;
     ) => {
         named_enum!(
             /// The BPF map that holds the count (or carries the events out).
-            MapKind, "map kind" { $($map => stringify!($map_name),)+ }
+            MapKind, "map kind" { $($(#[doc = $map_doc])* $map => stringify!($map_name),)+ }
         );
 
         named_enum!(
             /// How the program bumps the count.
-            UpdateMode, "update mode" { $($(#[$update_doc])* $update => stringify!($update_name),)+ }
+            UpdateMode, "update mode" { $($(#[doc = $update_doc])* $update => stringify!($update_name),)+ }
         );
 
         impl MapKind {

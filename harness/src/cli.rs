@@ -5,11 +5,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::backends::BackendName;
 use crate::guest::KernelChoice;
 use crate::measure::FilterKind;
-use crate::storm::{SpawnMethod, Target};
+use crate::storm::{SpawnMethod, Target, MAX_EXECS_PER_WORKER, MAX_WORKERS};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,12 +38,18 @@ pub enum Command {
     Compare(CompareArgs),
     /// Recommend a strategy from a run CSV.
     Recommend(RecommendArgs),
+    /// Write a run's markdown report and chart again from its CSV, or one
+    /// report from the CSVs of several runs or hosts.
+    Report(ReportArgs),
 }
 
 impl Command {
     /// Whether the command loads BPF (and so needs privileges and BTF).
     pub fn needs_kernel(&self) -> bool {
-        !matches!(self, Command::Compare(_) | Command::Recommend(_))
+        !matches!(
+            self,
+            Command::Compare(_) | Command::Recommend(_) | Command::Report(_)
+        )
     }
 }
 
@@ -62,40 +70,91 @@ impl From<FilterArg> for FilterKind {
     }
 }
 
+/// A parser for one of `all`, known by `name`, for the strategy and storm
+/// enums (not clap's own): clap refuses any other value as a usage error
+/// (exit status 2), and `--help` lists every choice with its `help`.
+fn choices<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+    help: fn(T) -> &'static str,
+) -> impl TypedValueParser<Value = T> {
+    let listed = all
+        .iter()
+        .map(move |&v| PossibleValue::new(name(v)).help(help(v)));
+    PossibleValuesParser::new(listed).map(move |given| {
+        *all.iter()
+            .find(|&&v| name(v) == given)
+            .expect("clap admits only the listed names")
+    })
+}
+
+fn attach_points() -> impl TypedValueParser<Value = AttachPoint> {
+    choices(AttachPoint::ALL, AttachPoint::name, AttachPoint::help)
+}
+
+fn map_kinds() -> impl TypedValueParser<Value = MapKind> {
+    choices(MapKind::ALL, MapKind::name, MapKind::help)
+}
+
+fn update_modes() -> impl TypedValueParser<Value = UpdateMode> {
+    choices(UpdateMode::ALL, UpdateMode::name, UpdateMode::help)
+}
+
+fn targets() -> impl TypedValueParser<Value = Target> {
+    choices(&Target::ALL, Target::name, Target::help)
+}
+
+fn spawn_methods() -> impl TypedValueParser<Value = SpawnMethod> {
+    choices(&SpawnMethod::ALL, SpawnMethod::name, SpawnMethod::help)
+}
+
+/// The storm's own bounds, checked while parsing so a bad count is a usage
+/// error like any other bad value.
+fn workers() -> impl TypedValueParser<Value = u32> {
+    clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS))
+}
+
+fn execs() -> impl TypedValueParser<Value = u64> {
+    clap::value_parser!(u64).range(1..=MAX_EXECS_PER_WORKER)
+}
+
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Backends to compare, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "libbpf")]
-    pub backend: Vec<String>,
+    pub backend: Vec<BackendName>,
     /// Attach points, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "tp_sys_enter_execve")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tp_sys_enter_execve",
+        value_parser = attach_points()
+    )]
     pub attach: Vec<AttachPoint>,
     /// Map kinds, comma-separated [default: all]
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = map_kinds())]
     pub map: Vec<MapKind>,
     /// Update modes, comma-separated [default: every mode valid for each map]
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = update_modes())]
     pub update: Vec<UpdateMode>,
+    /// Which execs count.
     #[arg(long, value_enum, default_value = "cgroup")]
     pub filter: FilterArg,
-    /// Storm worker processes [default: one per CPU]
-    #[arg(long)]
+    /// Storm worker processes, 1 to 1024 [default: one per CPU]
+    #[arg(long, value_parser = workers())]
     pub workers: Option<u32>,
-    /// Execs per worker [default: 1000; 100 in a guest]
-    #[arg(long)]
+    /// Execs per worker, 1 to 10000000 [default: 1000; 100 in a guest]
+    #[arg(long, value_parser = execs())]
     pub execs: Option<u64>,
     /// Repetitions of every cell, interleaved (all cells, then all again) so
     /// drift hits every cell alike [default: 3; 1 in a guest]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: Option<u32>,
-    /// What the storm executes: `tiny` (a static no-libc binary), `true` (/bin/true),
-    /// `script` (a #! script run by tiny), `missing` (ENOENT), `noexec` (EACCES),
-    /// `fexecve` (execveat on an fd; fork only), `threaded` (exec from a
-    /// two-thread process; fork only).
-    #[arg(long, default_value = "tiny")]
+    /// What the storm executes.
+    #[arg(long, default_value = "tiny", value_parser = targets())]
     pub target: Target,
-    /// How workers start each exec: `fork` (fork+execve) or `posix_spawn`.
-    #[arg(long, default_value = "fork")]
+    /// How workers start each exec.
+    #[arg(long, default_value = "fork", value_parser = spawn_methods())]
     pub spawn: SpawnMethod,
     /// Wall-clock limit for each storm, in seconds (1 to 86400); the storm is killed past it.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -103,8 +162,29 @@ pub struct RunArgs {
     /// Folder for the run's CSV.
     #[arg(long, default_value = "results")]
     pub results_dir: PathBuf,
+    /// Print every column of the summary (counts, ns/run, sizes, load and
+    /// read times, memory), however wide.
+    #[arg(long)]
+    pub wide: bool,
+    /// Columns the summary fits (40 to 1000); columns that do not fit are left out.
+    #[arg(long, default_value_t = crate::output::summary::DEFAULT_COLUMNS, conflicts_with = "wide",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(40..=1000))]
+    pub columns: usize,
+    #[command(flatten)]
+    pub export: ExportArgs,
     #[command(flatten)]
     pub kernels: KernelArgs,
+}
+
+/// Files besides the CSV and the report beside it, as hyperfine names them.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Also write the rows and the folded cells as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<PathBuf>,
+    /// Also write the markdown report to FILE (its charts beside it).
+    #[arg(long, value_name = "FILE")]
+    pub export_markdown: Option<PathBuf>,
 }
 
 /// A command line for the same command in a guest: flags given here,
@@ -180,7 +260,7 @@ impl ProbeArgs {
 impl SemanticsArgs {
     pub fn guest_args(&self, results_dir: &Path) -> Vec<OsString> {
         GuestArgs::new("semantics")
-            .flag("backend", &self.backend)
+            .flag("backend", self.backend)
             .list("attach", &self.attach)
             .list("target", &self.target)
             .flag("workers", self.workers)
@@ -216,7 +296,7 @@ impl KernelArgs {
 pub struct ProbeArgs {
     /// Backends to probe, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "libbpf")]
-    pub backend: Vec<String>,
+    pub backend: Vec<BackendName>,
     /// Folder for the probe's CSV.
     #[arg(long, default_value = "results")]
     pub results_dir: PathBuf,
@@ -226,13 +306,15 @@ pub struct ProbeArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CollateralArgs {
+    /// The backend that loads the hooks.
     #[arg(long, default_value = "libbpf")]
-    pub backend: String,
+    pub backend: BackendName,
     /// Attach points to compare; tp_sys_enter_execve is the control (it never fires on getppid).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "raw_tp_sys_enter,tp_btf_sys_enter,tp_sys_enter_execve"
+        default_value = "raw_tp_sys_enter,tp_btf_sys_enter,tp_sys_enter_execve",
+        value_parser = attach_points()
     )]
     pub attach: Vec<AttachPoint>,
     /// Pairs of rounds (without, with the hook) per attach point.
@@ -248,19 +330,20 @@ pub struct CollateralArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct SemanticsArgs {
+    /// The backend that loads the hooks.
     #[arg(long, default_value = "libbpf")]
-    pub backend: String,
+    pub backend: BackendName,
     /// Attach points [default: all]
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = attach_points())]
     pub attach: Vec<AttachPoint>,
     /// Storm targets [default: all]
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = targets())]
     pub target: Vec<Target>,
-    /// Storm workers per cell.
-    #[arg(long, default_value_t = 2)]
+    /// Storm workers per cell, 1 to 1024.
+    #[arg(long, default_value_t = 2, value_parser = workers())]
     pub workers: u32,
-    /// Execs per worker per cell.
-    #[arg(long, default_value_t = 100)]
+    /// Execs per worker per cell, 1 to 10000000.
+    #[arg(long, default_value_t = 100, value_parser = execs())]
     pub execs: u64,
     /// Folder for the reports: semantics-<kernel>.md and .csv per kernel,
     /// and semantics-kernels.md across them when there are several.
@@ -297,6 +380,27 @@ pub struct CompareArgs {
 pub struct RecommendArgs {
     /// A run CSV [default: the newest results/run-*.csv]
     pub run: Option<PathBuf>,
+    /// How to print the recommendation.
+    #[arg(long, value_enum, default_value = "terminal")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Plain text: headings underlined, no markup.
+    Terminal,
+    /// Markdown.
+    Md,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Run CSVs: one run's, or several runs' or hosts' (their rows together).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Folder for the report and its charts [default: the first CSV's folder]
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -307,6 +411,17 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_summary_is_wide_or_fits_some_columns_not_both() {
+        let run = |args: &[&str]| Cli::try_parse_from([&["bpfstorm", "run"], args].concat());
+        let Command::Run(args) = run(&[]).unwrap().command else {
+            unreachable!()
+        };
+        assert_eq!((args.wide, args.columns), (false, 100));
+        assert!(run(&["--wide", "--columns", "80"]).is_err());
+        assert!(run(&["--columns", "39"]).is_err());
     }
 
     #[test]
@@ -370,8 +485,54 @@ mod tests {
     #[test]
     fn bad_map_kind_is_refused_with_the_choices() {
         let err = Cli::try_parse_from(["bpfstorm", "run", "--map", "arry"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        assert_eq!(err.exit_code(), 2);
         let text = err.to_string();
-        assert!(text.contains("unknown map kind `arry`"), "{text}");
+        assert!(
+            text.contains("invalid value 'arry' for '--map <MAP>'"),
+            "{text}"
+        );
         assert!(text.contains("percpu_array"), "{text}");
+    }
+
+    /// What `--help` lists for `run --<flag>`: each choice and its meaning.
+    fn listed(flag: &str) -> Vec<(String, String)> {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("run");
+        let arg = run
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some(flag))
+            .unwrap_or_else(|| panic!("--{flag}"));
+        arg.get_possible_values()
+            .iter()
+            .map(|v| {
+                let help = v.get_help().map(ToString::to_string);
+                (v.get_name().to_string(), help.unwrap_or_default())
+            })
+            .collect()
+    }
+
+    fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
+        all.iter().map(|&v| name(v)).collect()
+    }
+
+    #[test]
+    fn help_lists_every_choice_with_its_meaning() {
+        let choices = [
+            ("backend", crate::backends::NAMES.to_vec()),
+            ("attach", names(AttachPoint::ALL, AttachPoint::name)),
+            ("map", names(MapKind::ALL, MapKind::name)),
+            ("update", names(UpdateMode::ALL, UpdateMode::name)),
+            ("target", names(&Target::ALL, Target::name)),
+            ("spawn", names(&SpawnMethod::ALL, SpawnMethod::name)),
+        ];
+        for (flag, all) in choices {
+            let listed = listed(flag);
+            let listed_names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(listed_names, all, "--{flag}");
+            for (name, help) in &listed {
+                assert!(!help.is_empty(), "--{flag} {name}: no meaning");
+            }
+        }
     }
 }

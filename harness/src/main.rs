@@ -29,6 +29,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Semantics(args) => commands::semantics::command(args),
         Command::Compare(args) => commands::compare::command(args),
         Command::Recommend(args) => commands::recommend::command(args),
+        Command::Report(args) => commands::report::command(args),
     }
 }
 

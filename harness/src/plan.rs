@@ -4,15 +4,13 @@ use std::time::Duration;
 
 use bpfstorm_common::{AttachPoint, Filter, InvalidStrategy, MapKind, Strategy, UpdateMode};
 
-use crate::backends::{self, UnknownBackend};
+use crate::backends;
 use crate::cli::RunArgs;
 use crate::run::RunOptions;
 use crate::storm::{StormError, StormSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error(transparent)]
-    Backend(#[from] UnknownBackend),
     #[error(transparent)]
     Strategy(#[from] InvalidStrategy),
     #[error(transparent)]
@@ -28,7 +26,7 @@ pub fn run_options(args: &RunArgs, inside_guest: bool) -> Result<RunOptions, Pla
             .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
     });
     Ok(RunOptions {
-        backends: backends::by_names(&args.backend)?,
+        backends: backends::by_names(&args.backend),
         strategies: strategies(&args.attach, &args.map, &args.update)?,
         filter: args.filter.into(),
         spec: StormSpec::new(

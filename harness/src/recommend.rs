@@ -3,7 +3,7 @@
 
 use crate::aggregate::{aggregate, Aggregate, Interval};
 use crate::export::csv::{Row, Timing};
-use crate::export::escape::name;
+use crate::export::escape::{name, terminal};
 
 /// One job a counter can be picked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +54,6 @@ impl Goal {
     }
 }
 
-fn label(a: &Aggregate) -> String {
-    let r = &a.first;
-    format!("{} {} {}/{}", name(&r.backend), r.attach, r.map, r.update)
-}
-
 #[derive(Debug, Clone)]
 pub struct Advice {
     pub goal: Goal,
@@ -67,9 +62,17 @@ pub struct Advice {
     pub ties: Vec<Aggregate>,
 }
 
-pub fn recommend(rows: &[Row]) -> Vec<Advice> {
+/// The advice for every goal, and what it could not weigh.
+#[derive(Debug, Clone)]
+pub struct Recommendation {
+    pub advice: Vec<Advice>,
+    /// Cells measured in guest kernels: never ranked (emulated times).
+    pub emulated_cells: usize,
+}
+
+pub fn recommend(rows: &[Row]) -> Recommendation {
     let cells = aggregate(rows);
-    Goal::ALL
+    let advice = Goal::ALL
         .iter()
         .map(|&goal| {
             let mut eligible: Vec<(&Aggregate, Interval)> = cells
@@ -96,13 +99,73 @@ pub fn recommend(rows: &[Row]) -> Vec<Advice> {
                 ties,
             }
         })
-        .collect()
+        .collect();
+    Recommendation {
+        advice,
+        emulated_cells: cells
+            .iter()
+            .filter(|a| a.first.timing == Timing::Emulated)
+            .count(),
+    }
 }
 
-pub fn render_markdown(advice: &[Advice]) -> String {
-    let mut out = String::from("# Recommendation\n");
-    for a in advice {
-        out.push_str(&format!("\n## {}\n\n", a.goal.title()));
+/// Markdown, or plain text for a terminal (no markup characters to read
+/// past; names shown as they are, control characters made visible).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Markdown,
+    Terminal,
+}
+
+impl Style {
+    fn heading(self, level: usize, title: &str) -> String {
+        match self {
+            Style::Markdown => format!("{} {title}\n", "#".repeat(level)),
+            Style::Terminal => {
+                let rule = if level == 1 { "=" } else { "-" };
+                format!("{title}\n{}\n", rule.repeat(title.chars().count()))
+            }
+        }
+    }
+
+    fn strong(self, s: &str) -> String {
+        match self {
+            Style::Markdown => format!("**{s}**"),
+            Style::Terminal => s.to_string(),
+        }
+    }
+
+    fn code(self, s: &str) -> String {
+        match self {
+            Style::Markdown => format!("`{s}`"),
+            Style::Terminal => s.to_string(),
+        }
+    }
+
+    fn label(self, a: &Aggregate) -> String {
+        let r = &a.first;
+        let backend = match self {
+            Style::Markdown => name(&r.backend).into_owned(),
+            Style::Terminal => terminal(&r.backend),
+        };
+        format!("{backend} {} {}/{}", r.attach, r.map, r.update)
+    }
+}
+
+pub fn render_markdown(r: &Recommendation) -> String {
+    render(r, Style::Markdown)
+}
+
+pub fn render_terminal(r: &Recommendation) -> String {
+    render(r, Style::Terminal)
+}
+
+fn render(r: &Recommendation, style: Style) -> String {
+    let mut out = style.heading(1, "Recommendation");
+    for a in &r.advice {
+        out.push('\n');
+        out.push_str(&style.heading(2, a.goal.title()));
+        out.push('\n');
         let Some(best) = &a.best else {
             out.push_str("No eligible cell in this run (none was measured exact for this job).\n");
             continue;
@@ -114,34 +177,47 @@ pub fn render_markdown(advice: &[Advice]) -> String {
         let unit = a.goal.unit();
         if a.ties.is_empty() {
             out.push_str(&format!(
-                "Choose **{}**: {m:.1} {unit} [95% interval {lo:.1}, {hi:.1}], below every other \
-                 eligible cell's interval.\n",
-                label(best)
+                "Choose {}: {m:.1} {unit} [95% interval {lo:.1}, {hi:.1}], below every other \
+                 eligible cell's interval.\n\nWhat it gives up: {}.\n",
+                style.strong(&style.label(best)),
+                best.first.map.gives_up()
             ));
         } else {
             out.push_str(&format!(
-                "**Tie**: {} has the lowest figure ({m:.1} {unit} [{lo:.1}, {hi:.1}]), but its \
+                "{}: {} has the lowest figure ({m:.1} {unit} [{lo:.1}, {hi:.1}]), but its \
                  interval overlaps {}: at this noise they cannot be ranked; choose among them on \
-                 what they give up.\n",
-                label(best),
-                a.ties.iter().map(label).collect::<Vec<_>>().join(", ")
+                 what they give up.\n\nWhat each gives up:\n",
+                style.strong("Tie"),
+                style.label(best),
+                a.ties
+                    .iter()
+                    .map(|t| style.label(t))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
-        }
-        out.push_str(&format!(
-            "\nWhat it gives up: {}.\n",
-            best.first.map.gives_up()
-        ));
-        for t in &a.ties {
-            out.push_str(&format!("- {}: {}.\n", label(t), t.first.map.gives_up()));
+            for t in std::iter::once(best).chain(&a.ties) {
+                out.push_str(&format!(
+                    "- {}: {}.\n",
+                    style.label(t),
+                    t.first.map.gives_up()
+                ));
+            }
         }
     }
     out.push_str(
         "\nRacy updates are never recommended: they lose counts under contention. \
          In-kernel costs are per counted event (filtered-out runs included); intervals are 95% \
-         intervals over the repetitions (over one storm's slices when there is one). \
-         Rows from guest kernels (timing = emulated) are left out: emulation's times are not \
-         this CPU's; `bpfstorm compare --by-kernel` shows what they count.\n",
+         intervals over the repetitions (over one storm's slices when there is one).",
     );
+    if r.emulated_cells > 0 {
+        out.push_str(&format!(
+            " The {} cell(s) from guest kernels (timing = emulated) are left out: emulation's \
+             times are not this CPU's; {} shows what they count.",
+            r.emulated_cells,
+            style.code("bpfstorm compare --by-kernel")
+        ));
+    }
+    out.push('\n');
     out
 }
 
@@ -191,7 +267,8 @@ mod tests {
             },
             cell(MapKind::Ringbuf, UpdateMode::Stream, 10.0, 9.0, 11.0),
         ];
-        let advice = recommend(&rows);
+        let r = recommend(&rows);
+        let advice = &r.advice;
         assert_eq!(advice[0].goal, Goal::ExactCount);
         assert_eq!(
             pick(&advice[0]),
@@ -199,6 +276,8 @@ mod tests {
         );
         assert_eq!(advice[2].goal, Goal::Streaming);
         assert_eq!(pick(&advice[2]), (Some(MapKind::Ringbuf), vec![]));
+        assert_eq!(r.emulated_cells, 1);
+        assert!(render_markdown(&r).contains("The 1 cell(s) from guest kernels"));
     }
 
     #[test]
@@ -217,7 +296,7 @@ mod tests {
             ),
         ];
         assert_eq!(
-            pick(&recommend(&rows)[2]),
+            pick(&recommend(&rows).advice[2]),
             (Some(MapKind::PerfEventArray), vec![])
         );
     }
@@ -234,10 +313,10 @@ mod tests {
             read(MapKind::PercpuArray, UpdateMode::Percpu, 5.0),
             read(MapKind::Array, UpdateMode::Atomic, 2.0),
         ];
-        let advice = recommend(&rows);
-        assert_eq!(advice[1].goal, Goal::CheapRead);
-        assert_eq!(pick(&advice[1]), (Some(MapKind::Array), vec![]));
-        let md = render_markdown(&advice);
+        let r = recommend(&rows);
+        assert_eq!(r.advice[1].goal, Goal::CheapRead);
+        assert_eq!(pick(&r.advice[1]), (Some(MapKind::Array), vec![]));
+        let md = render_markdown(&r);
         assert!(
             md.contains("Choose **libbpf tp_sys_enter_execve array/atomic**: 2.0 us/read [95% interval 1.9, 2.1]"),
             "{md}"
@@ -256,13 +335,57 @@ mod tests {
             md.contains("**Tie**: libbpf tp_sys_enter_execve array/atomic has the lowest figure (50.0 ns/event [40.0, 60.0]), but its interval overlaps libbpf tp_sys_enter_execve hash/atomic"),
             "{md}"
         );
+        for (map, label) in [(MapKind::Array, "array"), (MapKind::Hash, "hash")] {
+            assert!(
+                md.contains(&format!(
+                    "\n- libbpf tp_sys_enter_execve {label}/atomic: {}.",
+                    map.gives_up()
+                )),
+                "every option is a bullet, the best one too: {md}"
+            );
+        }
+        assert!(!md.contains("guest kernels"), "none were measured: {md}");
+    }
+
+    #[test]
+    fn the_terminal_rendering_has_no_markup() {
+        let rows = [
+            cell(MapKind::Array, UpdateMode::Atomic, 50.0, 40.0, 60.0),
+            cell(MapKind::Hash, UpdateMode::Atomic, 55.0, 45.0, 65.0),
+            Row {
+                backend: "evil\x1b[2J".into(),
+                ..cell(MapKind::Array, UpdateMode::Atomic, 52.0, 42.0, 62.0)
+            },
+            Row {
+                timing: Timing::Emulated,
+                ..cell(MapKind::Hash, UpdateMode::Atomic, 1.0, 1.0, 1.0)
+            },
+        ];
+        let text = render_terminal(&recommend(&rows));
         assert!(
-            md.contains(&format!(
-                "- libbpf tp_sys_enter_execve hash/atomic: {}.",
-                MapKind::Hash.gives_up()
-            )),
-            "{md}"
+            text.starts_with("Recommendation\n==============\n"),
+            "{text}"
         );
+        assert!(
+            text.contains("Exact counting at the lowest in-kernel cost\n-------------------------------------------\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Tie: libbpf tp_sys_enter_execve array/atomic"),
+            "{text}"
+        );
+        for markup in ["#", "**", "`"] {
+            assert!(!text.contains(markup), "{markup} in {text}");
+        }
+        assert!(
+            text.contains("- evil\\x1b[2J tp_sys_enter_execve array/atomic"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bpfstorm compare --by-kernel shows"),
+            "{text}"
+        );
+        assert!(!text.contains('\x1b'), "{text}");
     }
 
     #[test]
@@ -271,9 +394,12 @@ mod tests {
             exact: Some(false),
             ..cell(MapKind::Array, UpdateMode::Atomic, 50.0, 40.0, 60.0)
         }];
-        let advice = recommend(&rows);
-        assert!(advice.iter().all(|a| a.best.is_none() && a.ties.is_empty()));
-        let md = render_markdown(&advice);
+        let r = recommend(&rows);
+        assert!(r
+            .advice
+            .iter()
+            .all(|a| a.best.is_none() && a.ties.is_empty()));
+        let md = render_markdown(&r);
         assert_eq!(
             md.matches("No eligible cell in this run").count(),
             3,

@@ -8,8 +8,12 @@ use std::process::{Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use bpfstorm::backends::BackendName;
 use bpfstorm::export::read::newest_run;
 use bpfstorm::leaks;
+use bpfstorm::storm::Target;
+use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
+use clap::ValueEnum;
 use common::{bpfstorm, command, text};
 
 mod common;
@@ -28,23 +32,91 @@ fn assert_refused(args: &[&str], says: &str) {
     );
 }
 
+/// A usage error: exit status 2, what is wrong, and clap's hint.
+fn assert_usage_error(args: &[&str], says: &str) {
+    let out = bpfstorm(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}:\n{err}");
+    assert!(
+        err.contains(says),
+        "{args:?}: stderr lacks `{says}`:\n{err}"
+    );
+    assert!(
+        err.contains("For more information, try '--help'."),
+        "{args:?}: no usage hint:\n{err}"
+    );
+}
+
 #[test]
 fn bad_flags_are_refused_with_what_to_do() {
-    assert_refused(&["run", "--workers", "0"], "workers");
-    assert_refused(&["run", "--map", "arry"], "unknown map kind `arry`");
+    // Bad values of single flags are usage errors, refused while parsing.
+    assert_usage_error(
+        &["run", "--backend", "bcc"],
+        "invalid value 'bcc' for '--backend <BACKEND>'\n  [possible values: libbpf, c, aya]",
+    );
+    assert_usage_error(&["run", "--map", "arry"], "invalid value 'arry'");
+    assert_usage_error(&["run", "--map", "arry"], "percpu_array");
+    assert_usage_error(&["run", "--target", "false"], "invalid value 'false'");
+    for (flag, bad) in [
+        ("--attach", "tp_sys_enter_exec"),
+        ("--update", "sometimes"),
+        ("--filter", "none"),
+        ("--workers", "0"),
+        ("--workers", "1025"),
+        ("--execs", "0"),
+        ("--execs", "10000001"),
+        ("--repeat", "0"),
+        ("--spawn", "vfork"),
+        ("--timeout", "0"),
+        ("--kernel", "5.0"),
+        ("--guest-timeout", "1"),
+    ] {
+        assert_usage_error(&["run", flag, bad], &format!("invalid value '{bad}'"));
+    }
+    assert_usage_error(&["run", "--results-dir"], "a value is required");
+    assert_usage_error(&["run", "--bogus"], "unexpected argument '--bogus'");
+    for command in ["probe", "collateral", "semantics"] {
+        assert_usage_error(&[command, "--backend", "bcc"], "invalid value 'bcc'");
+    }
+    assert_usage_error(&["semantics", "--workers", "0"], "invalid value '0'");
+
+    // Choices that are each valid but not together, and a folder that
+    // cannot be written, are found after parsing: exit status 1.
     assert_refused(
         &["run", "--map", "array", "--update", "percpu"],
         "does not work on map `array`: use one of atomic, racy",
     );
     assert_refused(
-        &["run", "--backend", "bcc"],
-        "unknown backend `bcc`: expected one of libbpf",
+        &["run", "--target", "fexecve", "--spawn", "posix_spawn"],
+        "use the `fork` spawn method",
     );
-    assert_refused(&["run", "--target", "false"], "unknown target `false`");
     assert_refused(
         &["run", "--results-dir", "/proc/bpfstorm-cannot-be-here"],
         "cannot write results",
     );
+}
+
+#[test]
+fn run_help_lists_every_choice_with_its_meaning() {
+    let out = bpfstorm(&["run", "--help"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let help = text(&out.stdout);
+    let libbpf = BackendName::Libbpf.to_possible_value().expect("listed");
+    let libbpf_help = libbpf.get_help().expect("a meaning").to_string();
+    for (name, meaning) in [
+        ("libbpf", libbpf_help.as_str()),
+        ("percpu_array", MapKind::PercpuArray.help()),
+        ("percpu", UpdateMode::Percpu.help()),
+        ("tp_btf_sys_enter", AttachPoint::TpBtfSysEnter.help()),
+        ("noexec", Target::NotExecutable.help()),
+    ] {
+        let listed = help.lines().any(|line| {
+            line.trim()
+                .strip_prefix(&format!("- {name}:"))
+                .is_some_and(|rest| rest.trim() == meaning)
+        });
+        assert!(listed, "`- {name}: {meaning}` not in:\n{help}");
+    }
 }
 
 fn documented_columns() -> Vec<String> {
@@ -90,8 +162,28 @@ fn small_run_writes_an_exact_csv_in_the_documented_schema() {
         dir.path().to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains(" left "),
+        "the progress bar is hidden when stderr is no terminal:\n{}",
+        stderr(&out)
+    );
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("ns/event [95% CI]"), "{table}");
+    let header = table
+        .lines()
+        .find(|l| l.starts_with("cell "))
+        .unwrap_or_else(|| panic!("no header:\n{table}"));
+    assert!(
+        header.contains("ns/event") && header.contains("vs cheapest"),
+        "{header}"
+    );
+    for cell in ["array/atomic ", "percpu_hash/percpu "] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(cell) && l.contains(" exact ")),
+            "{cell}: {table}"
+        );
+    }
 
     let csv_path = newest_run(dir.path()).expect("the run's CSV");
     let mut reader = csv::Reader::from_path(&csv_path).unwrap();
@@ -196,10 +288,6 @@ fn probe_finds_the_exec_tracepoints_supported() {
         .lines()
         .find(|l| l.starts_with("libbpf") && l.contains("tp_sys_enter_execve "))
         .unwrap_or_else(|| panic!("no tp_sys_enter_execve row:\n{text}"));
-    assert_eq!(
-        row.matches("ok").count(),
-        bpfstorm_common::MapKind::ALL.len(),
-        "{row}"
-    );
+    assert_eq!(row.matches("ok").count(), MapKind::ALL.len(), "{row}");
     assert!(text.contains("cgroup v2: yes"), "{text}");
 }

@@ -210,6 +210,7 @@ fn one_run_compares_c_and_libbpf_in_one_table() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
         .args(["run", "--backend", "c,libbpf", "--map", "array,ringbuf"])
         .args(["--workers", "2", "--execs", "200", "--repeat", "1"])
+        .arg("--wide")
         .arg("--results-dir")
         .arg(dir.path())
         .output()

@@ -24,6 +24,17 @@ fn baseline_bytes() -> Vec<u8> {
     fs::read(path).expect("results/baseline-rust-vm.csv")
 }
 
+/// The run summary in both its layouts, plain (as a pipe gets it).
+fn summaries(rows: &[Row]) -> String {
+    let wide = summary::View {
+        columns: None,
+        ..summary::View::default()
+    };
+    [summary::View::default(), wide]
+        .map(|view| summary::render(rows, view))
+        .concat()
+}
+
 /// The baseline with a `timing` column (added to a v1 file) and `edit` applied
 /// to each data row (0-based row index, fields, column by name), written
 /// back as CSV. Its 72 rows are 24 cells x 3 repetitions.
@@ -167,7 +178,7 @@ fn hostile_free_text_cannot_forge_markdown() {
     let md = recommend::render_markdown(&recommend::recommend(&new));
     assert_safe_markdown(&md, &["# Recommendation", "## "]);
 
-    let text = summary::render(&new);
+    let text = summaries(&new);
     assert!(!text.contains('\x1b'), "{text}");
     assert!(!text.contains("\n## Forged"), "{text}");
 }
@@ -415,7 +426,7 @@ fn counts_that_overflow_when_summed_are_an_error_not_a_wrap() {
     for c in compare::compare(&twice, &rows, 5.0) {
         let _ = c.verdict.describe();
     }
-    let _ = summary::render(&twice);
+    let _ = summaries(&twice);
     let _ = recommend::render_markdown(&recommend::recommend(&twice));
 
     // A value past u64 names its column, not a field number.
@@ -606,7 +617,7 @@ fn render_all(rows: &[Row], other: &[Row]) {
     assert!(!outside_code(&md).contains("<script>"), "{md}");
     let md = recommend::render_markdown(&recommend::recommend(rows));
     assert!(!outside_code(&md).contains("<script>"), "{md}");
-    let text = summary::render(rows);
+    let text = summaries(rows);
     assert!(!text.contains('\x1b'));
 }
 
@@ -697,7 +708,7 @@ fn thousands_of_kernels_render_in_bounded_time_and_width() {
         5000 - MAX_KERNEL_COLUMNS
     )));
     let _ = compare::compare(&rows, &rows, 5.0);
-    let _ = summary::render(&rows);
+    let _ = summaries(&rows);
     let sem: Vec<SemanticsRow> = (0..5000)
         .map(|i| SemanticsRow {
             kernel: format!("6.{i}"),

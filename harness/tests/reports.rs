@@ -1,5 +1,6 @@
-//! compare and recommend on real run CSVs and on broken ones: verdicts,
-//! exit status, and clear errors for every kind of bad file.
+//! compare, recommend and report on real run CSVs and on broken ones:
+//! verdicts, exit status, the files `run --export-*` writes, and clear
+//! errors for every kind of bad file.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,11 +12,19 @@ use common::{bpfstorm, text};
 
 mod common;
 
+/// What the run exported besides its CSV: `--export-json`, and
+/// `--export-markdown` to a path that was a symlink to `victim`.
+const JSON: &str = "exported.json";
+const LINKED_MD: &str = "linked.md";
+const VICTIM: &str = "victim.txt";
+
 /// One real run, shared by the tests of this file.
 fn real_run() -> &'static Path {
     static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(VICTIM), "not a report").unwrap();
+        std::os::unix::fs::symlink(dir.path().join(VICTIM), dir.path().join(LINKED_MD)).unwrap();
         let out = bpfstorm(&[
             "run",
             "--map",
@@ -26,6 +35,10 @@ fn real_run() -> &'static Path {
             "3",
             "--results-dir",
             dir.path().to_str().unwrap(),
+            "--export-json",
+            dir.path().join(JSON).to_str().unwrap(),
+            "--export-markdown",
+            dir.path().join(LINKED_MD).to_str().unwrap(),
         ]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let path = newest_run(dir.path()).expect("the run's CSV");
@@ -116,7 +129,7 @@ fn any_loss_where_there_was_none_fails_even_when_faster() {
 
 #[test]
 fn recommend_names_a_choice_or_an_honest_tie() {
-    let out = bpfstorm(&["recommend", real_run().to_str().unwrap()]);
+    let out = bpfstorm(&["recommend", real_run().to_str().unwrap(), "--format", "md"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report = text(&out.stdout);
     assert!(
@@ -135,7 +148,197 @@ fn recommend_names_a_choice_or_an_honest_tie() {
         !advice.lines().next().unwrap_or("").contains("racy"),
         "{report}"
     );
-    assert!(report.contains("What it gives up"), "{report}");
+    assert!(
+        report.contains("What it gives up") || report.contains("What each gives up"),
+        "{report}"
+    );
+    assert!(!report.contains("guest kernels"), "none ran: {report}");
+}
+
+#[test]
+fn recommend_prints_plain_text_for_a_terminal_by_default() {
+    let out = bpfstorm(&["recommend", real_run().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("\nExact counting at the lowest in-kernel cost\n---"),
+        "{report}"
+    );
+    assert!(
+        report.contains("\nChoose ") || report.contains("\nTie: "),
+        "{report}"
+    );
+    for markup in ["**", "#", "`"] {
+        assert!(!report.contains(markup), "{markup} in {report}");
+    }
+}
+
+/// The run's own report beside its CSV.
+fn own_report() -> String {
+    fs::read_to_string(real_run().with_extension("md")).unwrap()
+}
+
+#[test]
+fn the_run_report_says_only_what_holds() {
+    let md = own_report();
+    assert!(!md.contains("guest kernels"), "none ran: {md}");
+    assert!(
+        md.contains("| open+load+attach ms (each a median of the repetitions) |"),
+        "{md}"
+    );
+    for goal in ["lowest in-kernel cost", "cheapest read"] {
+        let section = md.split(goal).nth(1).unwrap();
+        let section = section.split("\n### ").next().unwrap();
+        assert!(
+            section.contains("\nWhat it gives up: ")
+                || section.contains("\nWhat each gives up:\n- "),
+            "{section}"
+        );
+    }
+}
+
+#[test]
+fn report_writes_the_run_report_again_from_its_csv() {
+    let own = own_report();
+    let out = bpfstorm(&["report", real_run().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(".md"), "{}", text(&out.stdout));
+    assert_eq!(own_report(), own, "the same report, in place");
+
+    // Elsewhere, the same report but for its link to the data.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = bpfstorm(&[
+        "report",
+        real_run().to_str().unwrap(),
+        "--output-dir",
+        elsewhere.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let md_name = real_run().with_extension("md");
+    let md = fs::read_to_string(elsewhere.path().join(md_name.file_name().unwrap())).unwrap();
+    let without_data = |md: &str| {
+        md.lines()
+            .filter(|l| !l.contains("Data: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(without_data(&md), without_data(&own));
+    assert!(
+        md.contains(&format!("]({})", real_run().display())),
+        "an absolute link to the CSV: {md}"
+    );
+    let svgs = fs::read_dir(elsewhere.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "svg")
+        })
+        .count();
+    assert!(svgs >= 1, "its chart too");
+}
+
+#[test]
+fn report_over_two_hosts_is_one_report_with_both() {
+    let other = variant("other-host", |_, f, col| {
+        f[col("host")] = "otherhost".into()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = bpfstorm(&[
+        "report",
+        real_run().to_str().unwrap(),
+        other.to_str().unwrap(),
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mds: Vec<PathBuf> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    assert_eq!(mds.len(), 1, "{mds:?}");
+    let md = fs::read_to_string(&mds[0]).unwrap();
+    let host = read_run(real_run()).unwrap()[0].host.clone();
+    assert!(md.contains("| host / kernel |"), "{md}");
+    let cells = read_run(real_run()).unwrap().len() / 3;
+    for h in [host.as_str(), "otherhost"] {
+        assert_eq!(
+            md.matches(&format!("\n| {h} / ")).count(),
+            cells,
+            "every cell of {h}, folded apart from the other host's: {md}"
+        );
+        assert!(
+            md.contains(&format!("## Recommendation for host {h}\n")),
+            "{md}"
+        );
+    }
+    assert!(md.contains("other-host.csv"), "{md}");
+}
+
+#[test]
+fn report_refuses_what_is_not_a_run_csv() {
+    let out = bpfstorm(&["report", "/nonexistent.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot read /nonexistent.csv"),
+        "{}",
+        text(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.csv");
+    fs::write(&bogus, "a,b\n1,2\n").unwrap();
+    let out = bpfstorm(&["report", bogus.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not a bpfstorm run CSV"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "it wrote nothing"
+    );
+}
+
+#[test]
+fn export_json_holds_every_row_and_the_folded_cells() {
+    let json = fs::read_to_string(real_run().with_file_name(JSON)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    let rows = read_run(real_run()).unwrap();
+    let exported = json["rows"].as_array().unwrap();
+    assert_eq!(exported.len(), rows.len());
+    for (row, exported) in rows.iter().zip(exported) {
+        let back: bpfstorm::export::csv::Row = serde_json::from_value(exported.clone()).unwrap();
+        assert_eq!(&back, row);
+    }
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), rows.len() / 3);
+    assert!(cells.iter().all(|c| c["repetitions"] == 3), "{cells:?}");
+}
+
+#[test]
+fn export_markdown_replaces_a_symlink_and_never_writes_through_it() {
+    let linked = real_run().with_file_name(LINKED_MD);
+    assert!(!linked.is_symlink());
+    assert_eq!(
+        fs::read_to_string(real_run().with_file_name(VICTIM)).unwrap(),
+        "not a report"
+    );
+    // The run's own report, its charts beside the named file.
+    let stem = real_run().file_stem().unwrap().to_str().unwrap();
+    let md = fs::read_to_string(&linked).unwrap();
+    assert_eq!(
+        md,
+        own_report().replace(&format!("({stem}-ns_per_event"), "(linked-ns_per_event")
+    );
+    assert!(real_run()
+        .with_file_name("linked-ns_per_event.svg")
+        .exists());
 }
 
 #[test]
@@ -287,7 +490,7 @@ fn the_by_kernel_view_has_a_column_per_kernel() {
     assert_eq!(line.matches("exact ").count(), 2, "{line}");
     assert_eq!(line.matches("*emulated*").count(), 1, "{line}");
 
-    for advice in bpfstorm::recommend::recommend(&two_kernels()) {
+    for advice in bpfstorm::recommend::recommend(&two_kernels()).advice {
         let picked = advice.best.iter().chain(&advice.ties);
         for r in picked {
             assert_eq!(

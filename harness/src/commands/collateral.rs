@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use bpfstorm::cli::CollateralArgs;
-use bpfstorm::{backends, interrupt, out, outln, output, trigger};
+use bpfstorm::{interrupt, out, outln, output, trigger};
 use bpfstorm_common::{Filter, MapKind, Strategy, UpdateMode};
 
 pub fn command(args: CollateralArgs) -> Result<ExitCode> {
-    let backend = backends::by_name(&args.backend)?;
+    let backend = args.backend.backend();
     let threads = match args.threads {
         Some(t) => t as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -19,6 +19,7 @@ pub fn command(args: CollateralArgs) -> Result<ExitCode> {
     let mut results = Vec::new();
     for attach in &args.attach {
         bar.set_message(attach.to_string());
+        bar.inc(1);
         let strategy = Strategy::new(*attach, MapKind::Array, UpdateMode::Atomic, Filter::All)?;
         let measured = trigger::collateral(
             backend.as_ref(),
@@ -27,7 +28,6 @@ pub fn command(args: CollateralArgs) -> Result<ExitCode> {
             args.rounds as usize,
             length,
         );
-        bar.inc(1);
         if interrupt::requested() {
             break;
         }

@@ -1,14 +1,12 @@
 //! `bpfstorm compare`: run CSVs cell by cell, or side by side per kernel.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bpfstorm::cli::CompareArgs;
 use bpfstorm::compare;
 use bpfstorm::export::read::read_run;
 use bpfstorm::out;
-use bpfstorm::secure_fs::Dir;
 
 pub fn command(args: CompareArgs) -> Result<ExitCode> {
     let base = read_run(&args.base)?;
@@ -37,24 +35,8 @@ pub fn command(args: CompareArgs) -> Result<ExitCode> {
         }
     }
     if let Some(path) = &args.output {
-        write_named(path, &report)?;
+        super::write_named(path, report.as_bytes())?;
     }
     out!("{report}");
     Ok(super::exit_status(regressions))
-}
-
-/// Writes `text` to the file at `path` the user named, replacing it (a
-/// symlink there is replaced, not followed), in a folder no other user can
-/// change.
-fn write_named(path: &Path, text: &str) -> Result<()> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .with_context(|| format!("{} names no file", path.display()))?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    Dir::open(parent)?.replace(name, text.as_bytes())?;
-    Ok(())
 }

@@ -9,7 +9,7 @@ use bpfstorm::cli::KernelArgs;
 use bpfstorm::errln;
 use bpfstorm::export::read::ReadError;
 use bpfstorm::guest::{Guest, GuestError, GuestRun, Scratch};
-use bpfstorm::interrupt;
+use bpfstorm::{interrupt, output};
 
 /// What a command does on each kernel.
 pub trait OnKernels {
@@ -114,7 +114,14 @@ fn in_guest(
         failed: false,
         interrupted: false,
     };
-    match guest.bpfstorm(args, kernels.guest_limit()) {
+    // The guest prints no progress of its own: show that it is still going.
+    let spinner = output::progress::spinner(format!(
+        "kernel {}: booting and running in the guest (limit {} s)",
+        guest.kernel.series, kernels.guest_timeout
+    ));
+    let ran = guest.bpfstorm(args, kernels.guest_limit());
+    spinner.finish_and_clear();
+    match ran {
         Err(e) => {
             errln!("error: {e}");
             got.failed = true;

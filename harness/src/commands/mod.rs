@@ -1,17 +1,20 @@
 //! One module per command; what they share: the host-plus-guests loop
-//! ([`kernels`]) and the exit status.
+//! ([`kernels`]), files the user names, and the exit status.
 
 pub mod collateral;
 pub mod compare;
 pub mod kernels;
 pub mod probe;
 pub mod recommend;
+pub mod report;
 pub mod run;
 pub mod semantics;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use bpfstorm::secure_fs::Dir;
 use bpfstorm::{errln, interrupt, leaks, privileges};
 
 /// Checks what loading BPF needs and removes what killed runs left behind.
@@ -35,4 +38,27 @@ pub fn exit_status(failures: usize) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The folder of the file at `path` the user named, opened, and the
+/// file's name in it.
+pub fn named_file(path: &Path) -> Result<(Dir, &str)> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} names no file", path.display()))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Ok((Dir::open(parent)?, name))
+}
+
+/// Writes `bytes` to the file at `path` the user named, replacing it (a
+/// symlink there is replaced, not followed), in a folder no other user can
+/// change.
+pub fn write_named(path: &Path, bytes: &[u8]) -> Result<()> {
+    let (dir, name) = named_file(path)?;
+    dir.replace(name, bytes)?;
+    Ok(())
 }

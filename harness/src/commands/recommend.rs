@@ -4,7 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use bpfstorm::cli::RecommendArgs;
+use bpfstorm::cli::{Format, RecommendArgs};
+use bpfstorm::export::escape::terminal;
 use bpfstorm::export::read::{newest_run, read_run};
 use bpfstorm::{out, outln, recommend};
 
@@ -15,10 +16,14 @@ pub fn command(args: RecommendArgs) -> Result<ExitCode> {
             .context("no results/run-*.csv: run `bpfstorm run` first, or name a run CSV")?,
     };
     let rows = read_run(&path)?;
-    outln!("From {}:\n", path.display());
+    let advice = recommend::recommend(&rows);
+    outln!("From {}:\n", terminal(&path.display().to_string()));
     out!(
         "{}",
-        recommend::render_markdown(&recommend::recommend(&rows))
+        match args.format {
+            Format::Terminal => recommend::render_terminal(&advice),
+            Format::Md => recommend::render_markdown(&advice),
+        }
     );
     Ok(super::exit_status(0))
 }

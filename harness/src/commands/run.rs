@@ -92,7 +92,11 @@ pub fn command(args: RunArgs) -> Result<ExitCode> {
     let report = (!rows.is_empty())
         .then(|| bpfstorm::export::markdown::write_report(csv.dir(), &csv.path(), &rows))
         .transpose();
-    out!("{}", output::summary::render(&rows));
+    let view = output::summary::View {
+        columns: (!args.wide).then_some(args.columns),
+        paint: output::table::Paint::for_stdout(),
+    };
+    out!("{}", output::summary::render(&rows, view));
     outln!("results: {}", csv.path().display());
     let mut unwritten = 0;
     if let Some(e) = &unsaved {
@@ -100,7 +104,7 @@ pub fn command(args: RunArgs) -> Result<ExitCode> {
         unwritten += 1;
     }
     match report {
-        Ok(Some(report)) => outln!("report:  {} (with an SVG chart)", report.display()),
+        Ok(Some(report)) => outln!("report:  {} (with SVG charts)", report.display()),
         Ok(None) => {}
         Err(e) => {
             errln!(
@@ -110,6 +114,7 @@ pub fn command(args: RunArgs) -> Result<ExitCode> {
             unwritten += 1;
         }
     }
+    unwritten += super::report::export(&args.export, &csv.path(), &rows);
     if interrupt::requested() {
         errln!("interrupted: the CSV holds the cells measured before the signal");
         return Ok(super::exit_status(0));

@@ -14,7 +14,7 @@ use bpfstorm::host::Host;
 use bpfstorm::secure_fs::Dir;
 use bpfstorm::semantics::{self, SemanticsRow};
 use bpfstorm::storm::Target;
-use bpfstorm::{backends, errln, interrupt, out, outln, output};
+use bpfstorm::{errln, interrupt, out, outln, output};
 use bpfstorm_common::{AttachPoint, Backend};
 
 use super::kernels::{on_kernels, OnKernels};
@@ -129,7 +129,7 @@ impl OnKernels for Semantics<'_> {
 
 pub fn command(args: SemanticsArgs) -> Result<ExitCode> {
     let guests = Guest::prepare(&args.kernels.kernel, &args.results_dir)?;
-    let backend = backends::by_name(&args.backend)?;
+    let backend = args.backend.backend();
     let attaches = if args.attach.is_empty() {
         AttachPoint::ALL.to_vec()
     } else {

@@ -1,11 +1,12 @@
-//! A run's markdown report, beside its CSV: the table, an SVG chart of
-//! in-kernel cost with intervals, and the recommendation.
+//! A run's markdown report: the table, SVG charts of in-kernel cost with
+//! intervals, and the recommendation. Beside the run's CSV, at a path the
+//! user names, or from several runs or hosts together (`bpfstorm report`).
 
 use std::path::{Path, PathBuf};
 
+use super::chart::{charts, Chart, Item};
 use super::csv::{Row, Timing};
-use super::escape::text;
-use super::svg::{interval_chart, Item};
+use super::escape::{code, name, terminal, text};
 use crate::aggregate::{aggregate, distinct, Aggregate, Interval};
 use crate::recommend;
 use crate::secure_fs::{Dir, FsError};
@@ -14,126 +15,300 @@ fn cell(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
-fn label(a: &Aggregate) -> String {
-    let r = &a.first;
-    format!("{} {} {}/{}", r.backend, r.attach, r.map, r.update)
+/// What tells cells of different native machines apart, where the rows
+/// have several: guests are told apart by their kernel already.
+#[derive(Clone, Copy)]
+struct Labels {
+    host: bool,
+    kernel: bool,
 }
 
-/// Writes `<csv stem>.md` and `<csv stem>-ns_per_event.svg` beside the CSV
-/// `csv` in `dir`; returns the report's path.
-pub fn write_report(dir: &Dir, csv: &Path, all: &[Row]) -> Result<PathBuf, FsError> {
-    let cells = aggregate(all);
-    let brackets = distinct(cells.iter().map(|a| a.bracket.describe()));
-    let stem = csv
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("run")
-        .to_string();
-    let svg_name = format!("{stem}-ns_per_event.svg");
-    // Emulated times (guest kernels) would dwarf native ones on one axis.
-    let items: Vec<Item> = cells
-        .iter()
-        .filter(|a| a.first.timing == Timing::Native)
-        .filter_map(|a| {
-            let i = a.ns_per_event?;
-            Some(Item {
-                label: label(a),
-                median: i.point,
-                lo: i.lo,
-                hi: i.hi,
-            })
-        })
-        .collect();
-    if !items.is_empty() {
-        let title = format!("In-kernel cost per counted event ({stem})");
-        dir.replace(
-            &svg_name,
-            interval_chart(&title, "ns per event", &items).as_bytes(),
-        )?;
+impl Labels {
+    fn of(rows: &[Row]) -> Labels {
+        let native = || rows.iter().filter(|r| r.timing == Timing::Native);
+        Labels {
+            host: distinct(native().map(|r| &r.host)).len() > 1,
+            kernel: distinct(native().map(|r| &r.kernel)).len() > 1,
+        }
     }
 
-    let mut md = format!("# bpfstorm {stem}\n\n");
-    if let Some(first) = cells.first().map(|a| &a.first) {
-        md.push_str(&format!(
-            "Host {}, kernel {}, {} CPUs ({}), bpfstorm {}. Storm: {} workers x {} execs of `{}` ({}), filter {}. \
-             Data: [{}]({}).\n\n",
-            text(&first.host),
-            text(&first.kernel),
-            first.cpus,
-            text(&first.cpu_model),
-            text(&first.git_rev),
-            first.workers,
-            first.execs_per_worker,
-            first.target,
-            first.spawn,
-            first.filter,
-            csv.file_name().and_then(|n| n.to_str()).unwrap_or("csv"),
-            csv.file_name().and_then(|n| n.to_str()).unwrap_or("csv"),
-        ));
-    }
-    let guests = distinct(
-        cells
-            .iter()
-            .map(|a| &a.first)
-            .filter(|r| r.timing == Timing::Emulated)
-            .map(|r| {
-                format!(
-                    "{} ({} workers x {} execs)",
-                    text(&r.kernel),
-                    r.workers,
-                    r.execs_per_worker
-                )
-            }),
-    );
-    if !guests.is_empty() {
-        md.push_str(&format!(
-            "Guest kernels, booted under QEMU's software emulation (counts are real; times are \
-             emulation's, left out of the chart and the recommendation): {}.\n\n",
-            guests.join(", ")
-        ));
-    }
-    md.push_str("| kernel | backend | attach | map | update | status | counted | oracle | dropped | missing | ns/event [95% CI] | ns/run [95% CI] | read us [95% CI] | open+load+attach ms (median) |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for a in &cells {
+    /// A chart line's host and kernel, where they tell cells apart.
+    fn chart(self, a: &Aggregate) -> String {
         let r = &a.first;
+        let mut label = Vec::new();
+        if self.host {
+            label.push(r.host.as_str());
+        }
+        if self.kernel {
+            label.push(r.kernel.as_str());
+        }
+        label.join(" ")
+    }
+}
+
+/// The cells of `rows`, host by host: repetitions of one host fold
+/// together (across its runs too), never with another host's.
+fn cells(rows: &[Row]) -> Vec<Aggregate> {
+    distinct(rows.iter().map(|r| &r.host))
+        .into_iter()
+        .flat_map(|host| {
+            let theirs: Vec<Row> = rows.iter().filter(|r| &r.host == host).cloned().collect();
+            aggregate(&theirs)
+        })
+        .collect()
+}
+
+/// A markdown link to the CSV `csv` from a report in `dir`: its file name
+/// beside it, else its absolute path.
+fn data_link(dir: &Path, csv: &Path) -> String {
+    let file = csv
+        .file_name()
+        .map_or("csv".into(), |n| n.to_string_lossy());
+    let same_dir = match csv.parent() {
+        Some(p) if !p.as_os_str().is_empty() => {
+            p == dir
+                || p.canonicalize()
+                    .ok()
+                    .is_some_and(|p| dir.canonicalize().ok() == Some(p))
+        }
+        _ => dir.canonicalize().ok() == Path::new(".").canonicalize().ok(),
+    };
+    let target = if same_dir {
+        file.to_string()
+    } else {
+        std::path::absolute(csv)
+            .unwrap_or_else(|_| csv.to_path_buf())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let plain = target
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._/+-@:".contains(c));
+    let target = if plain {
+        target
+    } else {
+        // Angle brackets take any character but `<`, `>` and line ends.
+        format!(
+            "<{}>",
+            terminal(&target).replace('<', "\\<").replace('>', "\\>")
+        )
+    };
+    format!("[{}]({target})", text(&file))
+}
+
+/// One sentence on where and how rows were measured.
+fn machine(r: &Row) -> String {
+    format!(
+        "Host {}, kernel {}, {} CPUs ({}), bpfstorm {}. Storm: {} workers x {} execs of {} ({}), filter {}.",
+        text(&r.host),
+        text(&r.kernel),
+        r.cpus,
+        text(&r.cpu_model),
+        text(&r.git_rev),
+        r.workers,
+        r.execs_per_worker,
+        code(&r.target),
+        name(&r.spawn),
+        name(&r.filter),
+    )
+}
+
+/// A markdown report and its charts, to be written together.
+pub struct Report {
+    /// The markdown's file name.
+    name: String,
+    markdown: String,
+    /// None without a native timing.
+    charts: Vec<Chart>,
+}
+
+impl Report {
+    /// The report of `rows`, read from `csvs`, to be written as
+    /// `file_name` in the folder `dir` (its links are relative to it).
+    pub fn render(
+        title: &str,
+        file_name: &str,
+        dir: &Path,
+        csvs: &[&Path],
+        rows: &[Row],
+    ) -> Report {
+        let labels = Labels::of(rows);
+        let cells = cells(rows);
+        let brackets = distinct(cells.iter().map(|a| a.bracket.describe()));
+        let stem = file_name.strip_suffix(".md").unwrap_or(file_name);
+        // Emulated times (guest kernels) would dwarf native ones on one axis.
+        let items: Vec<Item> = cells
+            .iter()
+            .filter(|a| a.first.timing == Timing::Native)
+            .filter_map(|a| {
+                let i = a.ns_per_event?;
+                Some(Item {
+                    machine: labels.chart(a),
+                    backend: a.first.backend.clone(),
+                    attach: a.first.attach,
+                    map: a.first.map,
+                    update: a.first.update,
+                    interval: i,
+                })
+            })
+            .collect();
+        let drawn = charts(
+            &format!("{stem}-ns_per_event"),
+            &format!("In-kernel cost per counted event ({title})"),
+            "ns per event",
+            &items,
+        );
+
+        let mut md = format!("# bpfstorm {}\n\n", text(title));
+        let native: Vec<&Row> = rows.iter().filter(|r| r.timing == Timing::Native).collect();
+        let described = if native.is_empty() {
+            rows.iter().collect()
+        } else {
+            native
+        };
+        let machines = distinct(described.into_iter().map(machine));
+        let data: Vec<String> = csvs.iter().map(|csv| data_link(dir, csv)).collect();
+        match machines.as_slice() {
+            [] => {}
+            [one] => md.push_str(&format!("{one} Data: {}.\n\n", data.join(", "))),
+            several => {
+                for m in several {
+                    md.push_str(&format!("- {m}\n"));
+                }
+                md.push_str(&format!("\nData: {}.\n\n", data.join(", ")));
+            }
+        }
+        let guests = distinct(
+            cells
+                .iter()
+                .map(|a| &a.first)
+                .filter(|r| r.timing == Timing::Emulated)
+                .map(|r| {
+                    format!(
+                        "{} ({} workers x {} execs)",
+                        text(&r.kernel),
+                        r.workers,
+                        r.execs_per_worker
+                    )
+                }),
+        );
+        if !guests.is_empty() {
+            md.push_str(&format!(
+                "Guest kernels, booted under QEMU's software emulation (counts are real; times are \
+                 emulation's, left out of the chart and the recommendation): {}.\n\n",
+                guests.join(", ")
+            ));
+        }
         md.push_str(&format!(
-            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            text(&r.kernel),
-            match r.timing {
-                Timing::Emulated => " (guest, emulated times)",
-                Timing::Native => "",
-            },
-            r.backend,
-            r.attach,
-            r.map,
-            r.update,
-            a.status,
-            a.counted.map_or("-".into(), |v| v.to_string()),
-            a.expected.map_or("-".into(), |v| v.to_string()),
-            a.dropped.map_or("-".into(), |v| v.to_string()),
-            a.missing.map_or("-".into(), |v| v.to_string()),
-            Interval::text(a.ns_per_event, 0),
-            Interval::text(a.ns_per_run, 0),
-            Interval::text(a.read_us, 1),
-            match (a.open_ms, a.load_ms, a.attach_ms) {
-                (Some(o), Some(l), Some(at)) => cell(Some(o + l + at), 1),
-                _ => "-".into(),
-            },
+            "| {} | backend | attach | map | update | status | counted | oracle | dropped | missing | ns/event [95% CI] | ns/run [95% CI] | read us [95% CI] | open+load+attach ms (each a median of the repetitions) |\n",
+            if labels.host { "host / kernel" } else { "kernel" }
         ));
+        md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for a in &cells {
+            let r = &a.first;
+            md.push_str(&format!(
+                "| {}{}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                if labels.host && r.timing == Timing::Native {
+                    format!("{} / ", text(&r.host))
+                } else {
+                    String::new()
+                },
+                text(&r.kernel),
+                match r.timing {
+                    Timing::Emulated => " (guest, emulated times)",
+                    Timing::Native => "",
+                },
+                name(&r.backend),
+                r.attach,
+                r.map,
+                r.update,
+                a.status,
+                a.counted.map_or("-".into(), |v| v.to_string()),
+                a.expected.map_or("-".into(), |v| v.to_string()),
+                a.dropped.map_or("-".into(), |v| v.to_string()),
+                a.missing.map_or("-".into(), |v| v.to_string()),
+                Interval::text(a.ns_per_event, 0),
+                Interval::text(a.ns_per_run, 0),
+                Interval::text(a.read_us, 1),
+                match (a.open_ms, a.load_ms, a.attach_ms) {
+                    (Some(o), Some(l), Some(at)) => cell(Some(o + l + at), 1),
+                    _ => "-".into(),
+                },
+            ));
+        }
+        md.push_str(&format!(
+            "\nTimings: the {}. ns/event counts filtered-out runs too (hooks on every syscall pay for them).\n",
+            brackets.join("; or the ")
+        ));
+        // A chart that fails to draw must not cost the report.
+        let charts = match drawn {
+            Ok(charts) => charts,
+            Err(e) => {
+                md.push_str(&format!("\nNo chart: {e}.\n"));
+                Vec::new()
+            }
+        };
+        for chart in &charts {
+            md.push_str(&format!("\n![{}]({})\n", chart.alt, chart.file));
+        }
+        md.push('\n');
+        md.push_str(&recommendations(rows, labels));
+        Report {
+            name: file_name.to_string(),
+            markdown: md,
+            charts,
+        }
     }
-    md.push_str(&format!(
-        "\nTimings: the {}. ns/event counts filtered-out runs too (hooks on every syscall pay for them).\n",
-        brackets.join("; or the ")
-    ));
-    if !items.is_empty() {
-        md.push_str(&format!("\n![ns per event]({svg_name})\n\n"));
+
+    /// Writes the charts, then the report, into `dir`; returns the report's
+    /// path.
+    pub fn write(&self, dir: &Dir) -> Result<PathBuf, FsError> {
+        for chart in &self.charts {
+            dir.replace(&chart.file, chart.svg.as_bytes())?;
+        }
+        dir.replace(&self.name, self.markdown.as_bytes())?;
+        Ok(dir.path().join(&self.name))
     }
-    md.push_str(
-        &recommend::render_markdown(&recommend::recommend(all))
+}
+
+/// The recommendation as sections of the report; one per host where the
+/// rows have several (their times are different CPUs': never ranked
+/// together).
+fn recommendations(rows: &[Row], labels: Labels) -> String {
+    let section = |rows: &[Row]| {
+        recommend::render_markdown(&recommend::recommend(rows))
             .replacen("# ", "## ", 1)
-            .replace("\n## ", "\n### "),
+            .replace("\n## ", "\n### ")
+    };
+    if !labels.host {
+        return section(rows);
+    }
+    let hosts = distinct(
+        rows.iter()
+            .filter(|r| r.timing == Timing::Native)
+            .map(|r| &r.host),
     );
-    let name = format!("{stem}.md");
-    dir.replace(&name, md.as_bytes())?;
-    Ok(dir.path().join(name))
+    hosts
+        .into_iter()
+        .map(|host| {
+            let theirs: Vec<Row> = rows
+                .iter()
+                .filter(|r| &r.host == host || r.timing == Timing::Emulated)
+                .cloned()
+                .collect();
+            section(&theirs).replacen(
+                "## Recommendation\n",
+                &format!("## Recommendation for host {}\n", text(host)),
+                1,
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Writes `<csv stem>.md` and its charts (`<csv stem>-ns_per_event*.svg`) beside the CSV
+/// `csv` in `dir`; returns the report's path.
+pub fn write_report(dir: &Dir, csv: &Path, all: &[Row]) -> Result<PathBuf, FsError> {
+    let stem = csv.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
+    Report::render(stem, &format!("{stem}.md"), dir.path(), &[csv], all).write(dir)
 }

@@ -1,7 +1,8 @@
 //! Results on disk.
 
+pub mod chart;
 pub mod csv;
 pub mod escape;
+pub mod json;
 pub mod markdown;
 pub mod read;
-pub mod svg;

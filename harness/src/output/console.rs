@@ -28,7 +28,8 @@ pub fn stdout(text: fmt::Arguments<'_>) {
 }
 
 pub fn stderr(text: fmt::Arguments<'_>) {
-    write_to(io::stderr().lock(), &STDERR_GONE, text);
+    // Above a progress bar on screen, not through it.
+    super::progress::above(|| write_to(io::stderr().lock(), &STDERR_GONE, text));
 }
 
 /// Whether standard output failed (a closed pipe, a terminal gone).

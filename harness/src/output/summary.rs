@@ -1,27 +1,61 @@
-//! The run table: one line per cell, units in the headers, an interval on
-//! every timing, and a closing line that only ranks what the noise allows.
+//! The run summary. By default a table that fits the terminal (100
+//! columns, `--columns`): per cell its verdict, ns/event with its interval,
+//! and its cost against the cheapest exact cell of its group (counters and
+//! streams apart, per attach point); footnotes say what each figure is.
+//! `--wide` prints every column, one line per cell. Units in the headers,
+//! an interval on every timing, and only the ranking the noise allows.
 
 use crate::aggregate::{aggregate, distinct, Aggregate, Interval};
-use crate::export::csv::{Kernel, Row, Timing};
+use crate::export::csv::{Kernel, Row, Status, Timing};
 use crate::export::escape::terminal as t;
-use crate::output::table::{Align, Table};
+use crate::output::table::{Align, Paint, Style, Table};
 
-/// A cell's accuracy in words: updates that may race report what they lost;
-/// the others are exact or a mismatch.
-fn verdict(a: &Aggregate) -> String {
+/// Columns the summary fits by default: readable beside another window,
+/// and what most terminals open with or more.
+pub const DEFAULT_COLUMNS: usize = 100;
+
+/// How the summary is laid out.
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    /// Characters a line may take; `None`: every column, however wide.
+    pub columns: Option<usize>,
+    pub paint: Paint,
+}
+
+impl Default for View {
+    fn default() -> View {
+        View {
+            columns: Some(DEFAULT_COLUMNS),
+            paint: Paint::PLAIN,
+        }
+    }
+}
+
+/// A cell's accuracy in words, and its colour: updates that may race report
+/// what they lost; the others are exact or a mismatch. `short` leaves out
+/// the word "updates", for the narrow table.
+fn verdict(a: &Aggregate, short: bool) -> (String, Style) {
     if !a.is_ok() {
-        return a.status.to_string();
+        let style = match a.status {
+            Status::Unsupported => Style::Yellow,
+            _ => Style::Red,
+        };
+        return (a.status.to_string(), style);
     }
     let missing = a.missing.unwrap_or(0);
     let expected = a.expected.unwrap_or(0);
     match (a.first.update.is_exact(), missing) {
-        (false, 0) => "exact (no race hit)".into(),
-        (false, n) if n > 0 => format!(
-            "lost {n} updates ({:.2}%)",
-            n as f64 * 100.0 / expected.max(1) as f64
+        (false, 0) => ("exact (no race hit)".into(), Style::Green),
+        (false, n) if n > 0 => (
+            format!(
+                "lost {n}{} ({:.2}%)",
+                if short { "" } else { " updates" },
+                n as f64 * 100.0 / expected.max(1) as f64
+            ),
+            Style::Yellow,
         ),
-        (_, 0) => "exact".into(),
-        (_, n) => format!("MISMATCH {n:+}"),
+        (_, 0) => ("exact".into(), Style::Green),
+        (_, n) => (format!("MISMATCH {n:+}"), Style::Red),
     }
 }
 
@@ -41,25 +75,23 @@ fn shared<T: PartialEq>(cells: &[Aggregate], field: fn(&Row) -> T) -> Option<T> 
 /// End-to-end cost per exec over the repetitions: the mean and its 95%
 /// interval when that leaves out zero; otherwise the smallest effect this
 /// noise could have shown (the interval's half-width), never a point value.
-fn e2e(a: &Aggregate) -> String {
-    if a.first.baseline_wall_s.is_none() {
-        return "-".into();
-    }
-    let Some(e) = a.e2e_ns_per_exec else {
-        return "one pair: no interval".into();
-    };
-    if e.excludes_zero() {
+/// `None` where there is no interval: no probe-free storm, or one pair.
+fn e2e(a: &Aggregate, short: bool) -> Option<String> {
+    let e = a.e2e_ns_per_exec?;
+    Some(if e.excludes_zero() {
         format!("{:.0} [{:.0}, {:.0}]", e.mean, e.lo, e.hi)
+    } else if short {
+        format!("< {:.0}", e.half_width())
     } else {
         format!("< {:.0} at this noise", e.half_width())
-    }
+    })
 }
 
-/// The table, one section per kernel when the run spans several.
-pub fn render(all: &[Row]) -> String {
+/// The summary, one section per kernel when the run spans several.
+pub fn render(all: &[Row], view: View) -> String {
     let kernels = distinct(all.iter().map(Row::kernel_id));
     if kernels.len() < 2 {
-        return render_kernel(all);
+        return render_kernel(all, view);
     }
     let mut by_kernel: std::collections::BTreeMap<Kernel, Vec<Row>> = Default::default();
     for r in all {
@@ -67,12 +99,14 @@ pub fn render(all: &[Row]) -> String {
     }
     let mut out = String::new();
     for kernel in kernels {
-        out.push_str(&format!(
-            "\n== kernel {} ({}) ==\n",
+        let heading = format!(
+            "== kernel {} ({}) ==",
             t(&kernel.release),
             timing(kernel.timing)
-        ));
-        out.push_str(&render_kernel(&by_kernel[&kernel]));
+        );
+        out.push('\n');
+        out.push_str(&lines(&heading, view, Style::Bold));
+        out.push_str(&render_kernel(&by_kernel[&kernel], view));
     }
     out
 }
@@ -86,7 +120,41 @@ fn timing(timing: Timing) -> &'static str {
     }
 }
 
-fn render_kernel(all: &[Row]) -> String {
+/// `text` as lines of the view: wrapped to its columns, if it has any.
+fn lines(text: &str, view: View, style: Style) -> String {
+    let wrapped = match view.columns {
+        Some(width) => wrap(text, width),
+        None => text.to_string(),
+    };
+    wrapped
+        .lines()
+        .map(|l| view.paint.paint(style, l) + "\n")
+        .collect()
+}
+
+/// `text` broken at spaces into lines of at most `width` characters, the
+/// lines after the first indented by two; a word longer than a line keeps
+/// a line of its own.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    // Split at every space, so runs of spaces inside a line are kept.
+    for word in text.split(' ') {
+        let has_word = !line.trim().is_empty();
+        if has_word && line.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = "  ".into();
+        } else if has_word {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(line.trim_end());
+    out
+}
+
+fn render_kernel(all: &[Row], view: View) -> String {
     let cells = aggregate(all);
     let Some(first) = cells.first().map(|a| &a.first) else {
         return "no cells were measured\n".into();
@@ -112,12 +180,34 @@ fn render_kernel(all: &[Row]) -> String {
             .map(|b| format!("backend {} ({})", t(b), t(&first.backend_version))),
     );
     title.extend(attach.map(|a| format!("attach {a}")));
+    let mut out = lines(&title.join("; "), view, Style::Bold);
+    out.push('\n');
+    let shared = Shared {
+        backend: backend.is_some(),
+        attach: attach.is_some(),
+    };
+    out.push_str(&match view.columns {
+        Some(width) => narrow(&cells, shared, width, view.paint),
+        None => wide(&cells, shared, view.paint),
+    });
+    out
+}
 
+/// Which columns moved to the title.
+#[derive(Clone, Copy)]
+struct Shared {
+    backend: bool,
+    attach: bool,
+}
+
+/// Every column, one line per cell, as wide as it takes.
+fn wide(cells: &[Aggregate], shared: Shared, paint: Paint) -> String {
+    let first = &cells[0].first;
     let mut columns = Vec::new();
-    if backend.is_none() {
+    if !shared.backend {
         columns.push(("backend", Align::Left));
     }
-    if attach.is_none() {
+    if !shared.attach {
         columns.push(("attach", Align::Left));
     }
     columns.extend([
@@ -137,44 +227,55 @@ fn render_kernel(all: &[Row]) -> String {
         ("loader heap KiB", Align::Right),
     ]);
     let mut table = Table::new(&columns);
-    for a in &cells {
+    for a in cells {
         let r = &a.first;
         let mut line = Vec::new();
-        if backend.is_none() {
+        if !shared.backend {
             line.push(t(&r.backend));
         }
-        if attach.is_none() {
+        if !shared.attach {
             line.push(r.attach.to_string());
         }
+        let (verdict, style) = verdict(a, false);
+        let e2e = match (r.baseline_wall_s, e2e(a, false)) {
+            (None, _) => "-".into(),
+            (Some(_), None) => "one pair: no interval".into(),
+            (Some(_), Some(e)) => e,
+        };
         line.extend([
             r.map.to_string(),
             r.update.to_string(),
             count(a.counted),
             count(a.expected),
             count(a.dropped),
-            verdict(a),
-            Interval::text(a.ns_per_event, 0),
-            Interval::text(a.ns_per_run, 0),
-            match (r.verified_insns, r.xlated_insns, r.jited_bytes) {
-                (Some(v), Some(x), Some(j)) => format!("{v}/{x}, {j}"),
-                _ => "-".into(),
-            },
-            match (a.open_ms, a.load_ms, a.attach_ms) {
-                (Some(o), Some(l), Some(at)) => format!("{:.1}", o + l + at),
-                _ => "-".into(),
-            },
-            Interval::text(a.read_us, 1),
-            e2e(a),
-            r.map_bytes
-                .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1024.0)),
-            r.loader_heap_bytes
-                .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1024.0)),
         ]);
-        table.push(line);
+        let mut styled: Vec<(String, Style)> =
+            line.into_iter().map(|c| (c, Style::Plain)).collect();
+        styled.push((verdict, style));
+        styled.extend(
+            [
+                Interval::text(a.ns_per_event, 0),
+                Interval::text(a.ns_per_run, 0),
+                match (r.verified_insns, r.xlated_insns, r.jited_bytes) {
+                    (Some(v), Some(x), Some(j)) => format!("{v}/{x}, {j}"),
+                    _ => "-".into(),
+                },
+                match (a.open_ms, a.load_ms, a.attach_ms) {
+                    (Some(o), Some(l), Some(at)) => format!("{:.1}", o + l + at),
+                    _ => "-".into(),
+                },
+                Interval::text(a.read_us, 1),
+                e2e,
+                r.map_bytes
+                    .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1024.0)),
+                r.loader_heap_bytes
+                    .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1024.0)),
+            ]
+            .map(|c| (c, Style::Plain)),
+        );
+        table.push_styled(styled);
     }
-    let mut out = title.join("; ");
-    out.push_str("\n\n");
-    out.push_str(&table.render());
+    let mut out = table.render_painted(paint);
     for a in cells.iter().filter(|a| !a.error.is_empty()) {
         let r = &a.first;
         out.push_str(&format!(
@@ -203,10 +304,219 @@ fn render_kernel(all: &[Row]) -> String {
         brackets.join("; or the ")
     ));
     if first.timing == Timing::Emulated {
-        out.push_str("times above are QEMU's software emulation, not this CPU's: not ranked\n");
-    } else if let Some(line) = cheapest(&cells) {
+        out.push_str(NOT_RANKED);
+    } else if let Some(line) = cheapest(cells) {
         out.push_str(&line);
         out.push('\n');
+    }
+    out
+}
+
+const NOT_RANKED: &str = "times above are QEMU's software emulation, not this CPU's: not ranked\n";
+
+const VERSUS: &str = "vs cheapest";
+const E2E: &str = "e2e ns/exec";
+
+/// The cells a ratio compares: one attach point's counters, or its streams
+/// (a stream pays for a record and a wakeup; it answers another question).
+fn groups(cells: &[Aggregate], attach_shared: bool) -> Vec<(String, Vec<&Aggregate>)> {
+    let mut out = Vec::new();
+    for attach in distinct(cells.iter().map(|a| a.first.attach)) {
+        for (stream, kind) in [(false, "counters"), (true, "streams")] {
+            let members: Vec<&Aggregate> = cells
+                .iter()
+                .filter(|a| a.first.attach == attach && a.first.map.is_stream() == stream)
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            let name = if attach_shared {
+                kind.to_string()
+            } else {
+                format!("{attach}: {kind}")
+            };
+            out.push((name, members));
+        }
+    }
+    out
+}
+
+/// The group's exact cell with the lowest ns/event: what the others are
+/// measured against.
+fn baseline<'a>(members: &[&'a Aggregate]) -> Option<(&'a Aggregate, Interval)> {
+    members
+        .iter()
+        .filter(|a| a.is_exact_counter())
+        .filter_map(|a| Some((*a, a.ns_per_event?)))
+        .min_by(|a, b| a.1.point.total_cmp(&b.1.point))
+}
+
+/// `cell / base` and its uncertainty: the two intervals' relative
+/// half-widths (each the wider side, so an uneven interval is never
+/// understated) added in quadrature, as for independent errors.
+fn ratio(cell: &Interval, base: &Interval) -> Option<(f64, f64)> {
+    if cell.point <= 0.0 || base.point <= 0.0 {
+        return None;
+    }
+    let relative = |i: &Interval| (i.hi - i.point).max(i.point - i.lo) / i.point;
+    let r = cell.point / base.point;
+    Some((r, r * relative(cell).hypot(relative(base))))
+}
+
+/// A cell's cost against its group's baseline, in words and colour.
+fn versus(a: &Aggregate, base: Option<(&Aggregate, Interval)>) -> (String, Style) {
+    let none = ("-".to_string(), Style::Plain);
+    let (Some((base, base_ns)), Some(ns)) = (base, a.ns_per_event.filter(|_| a.is_ok())) else {
+        return none;
+    };
+    if std::ptr::eq(a, base) {
+        return ("cheapest".into(), Style::Bold);
+    }
+    let Some((r, u)) = ratio(&ns, &base_ns) else {
+        return none;
+    };
+    // Overlapping intervals are a tie everywhere else (`recommend`, the
+    // wide table); a ratio whose own interval holds 1 is one too.
+    if ns.overlaps(&base_ns) || (r - u..=r + u).contains(&1.0) {
+        return ("~1x (in noise)".into(), Style::Plain);
+    }
+    let digits = if r < 10.0 {
+        2
+    } else if r < 100.0 {
+        1
+    } else {
+        0
+    };
+    (format!("{r:.digits$} +- {u:.digits$}x"), Style::Plain)
+}
+
+/// The cells that matter for choosing, in as few columns as fit `width`.
+fn narrow(cells: &[Aggregate], shared: Shared, width: usize, paint: Paint) -> String {
+    let ranked = cells[0].first.timing == Timing::Native;
+    let mut columns = Vec::new();
+    if !shared.backend {
+        columns.push(("backend", Align::Left));
+    }
+    columns.extend([
+        ("cell", Align::Left),
+        ("verdict", Align::Left),
+        ("ns/event", Align::Right),
+    ]);
+    if ranked {
+        columns.push((VERSUS, Align::Right));
+    }
+    columns.push((E2E, Align::Right));
+    let mut table = Table::new(&columns);
+    let groups = groups(cells, shared.attach);
+    let mut any_e2e = false;
+    for (name, members) in &groups {
+        if groups.len() > 1 {
+            table.heading(name.clone());
+        }
+        let base = baseline(members);
+        for a in members {
+            let r = &a.first;
+            let mut line = Vec::new();
+            if !shared.backend {
+                line.push((t(&r.backend), Style::Plain));
+            }
+            line.push((format!("{}/{}", r.map, r.update), Style::Plain));
+            line.push(verdict(a, true));
+            line.push((Interval::text(a.ns_per_event, 0), Style::Plain));
+            if ranked {
+                line.push(versus(a, base));
+            }
+            let e2e = e2e(a, true);
+            any_e2e |= e2e.is_some();
+            line.push((e2e.unwrap_or_else(|| "-".into()), Style::Plain));
+            table.push_styled(line);
+        }
+    }
+    let mut left_out = None;
+    if !any_e2e {
+        table.drop_column(E2E);
+    } else if table.width() > width {
+        table.drop_column(E2E);
+        left_out = Some(format!(", and {E2E} (left out to fit {width} columns)"));
+    }
+    let mut out = table.render_painted(paint);
+    let view = View {
+        columns: Some(width),
+        paint,
+    };
+    // A kernel that refuses a hook refuses it for every map: say it once.
+    let refusals = distinct(
+        cells
+            .iter()
+            .filter(|a| a.status == Status::Unsupported)
+            .map(|a| (t(&a.first.backend), a.first.attach)),
+    );
+    for (backend, attach) in refusals {
+        let refused: Vec<&Aggregate> = cells
+            .iter()
+            .filter(|a| a.status == Status::Unsupported)
+            .filter(|a| t(&a.first.backend) == backend && a.first.attach == attach)
+            .collect();
+        let note = format!(
+            "{backend} {attach} ({} cell(s)): {}",
+            refused.len(),
+            t(&refused[0].error)
+        );
+        out.push_str(&lines(&note, view, Style::Plain));
+    }
+    for a in cells
+        .iter()
+        .filter(|a| !a.error.is_empty() && a.status != Status::Unsupported)
+    {
+        out.push_str(&lines(
+            &format!("{}: {}", label(a), t(&a.error)),
+            view,
+            Style::Plain,
+        ));
+    }
+    for a in cells.iter().filter(|a| !a.outliers.is_empty()) {
+        let warning = format!(
+            "warning: {}: repetition(s) {:?} are ns/run outliers (outside 1.5 IQR): was the machine busy?",
+            label(a),
+            a.outliers
+        );
+        out.push_str(&lines(&warning, view, Style::Yellow));
+    }
+    // Refused cells have no timings: their bracket would say nothing.
+    let brackets = distinct(
+        cells
+            .iter()
+            .filter(|a| a.ns_per_event.is_some())
+            .map(|a| a.bracket.describe()),
+    );
+    let mut notes = Vec::new();
+    if !brackets.is_empty() {
+        notes.push(format!(
+            "ns/event: in-kernel time per counted event (bpf_stats, filtered-out runs included): the {}.",
+            brackets.join("; or the ")
+        ));
+    }
+    if ranked {
+        notes.push(format!(
+            "{VERSUS}: ns/event over that of its group's cheapest exact cell; +-: both 95% intervals' \
+             relative half-widths in quadrature; in noise: the intervals overlap, or the +- reaches 1."
+        ));
+    }
+    if any_e2e && left_out.is_none() {
+        notes.push(format!(
+            "{E2E}: storm wall time per exec with minus without the probe [95% t-interval]; \
+             < X: inside the noise, X the smallest effect it could show."
+        ));
+    }
+    notes.push(format!(
+        "--wide adds counts, ns/run, program size, load, read and memory figures{}.",
+        left_out.unwrap_or_default()
+    ));
+    for note in notes {
+        out.push_str(&lines(&note, view, Style::Plain));
+    }
+    if !ranked {
+        out.push_str(NOT_RANKED);
     }
     out
 }
@@ -278,8 +588,13 @@ mod tests {
     }
 
     fn verdict_of(r: Row) -> String {
-        verdict(&aggregate(&[r])[0])
+        verdict(&aggregate(&[r])[0], false).0
     }
+
+    const WIDE: View = View {
+        columns: None,
+        paint: Paint::PLAIN,
+    };
 
     #[test]
     fn verdicts_tell_races_from_mismatches() {
@@ -336,7 +651,7 @@ mod tests {
             row(MapKind::Array, UpdateMode::Atomic, 0, 100.0),
             row(MapKind::PercpuArray, UpdateMode::Percpu, 0, 50.0),
         ];
-        let text = render(&rows);
+        let text = render(&rows, WIDE);
         let title = text.lines().next().unwrap();
         assert!(title.contains("; backend libbpf ("), "{title}");
         assert!(title.ends_with("; attach tp_sys_enter_execve"), "{title}");
@@ -346,7 +661,7 @@ mod tests {
             timing: Timing::Emulated,
             ..r
         });
-        let text = render(&guest);
+        let text = render(&guest, WIDE);
         assert!(!text.contains("cheapest"), "{text}");
         assert!(text.contains("not ranked"), "{text}");
     }
@@ -359,11 +674,132 @@ mod tests {
             timing: Timing::Emulated,
             ..host.clone()
         };
-        let text = render(&[host, guest]);
+        let text = render(&[host, guest], View::default());
         assert!(text.contains("\n== kernel  (native) ==\n"), "{text}");
         assert!(
             text.contains("\n== kernel 6.1 (guest under software emulation"),
             "{text}"
         );
+    }
+
+    fn interval(point: f64, lo: f64, hi: f64) -> Interval {
+        Interval { point, lo, hi }
+    }
+
+    #[test]
+    fn ratios_carry_both_intervals_in_quadrature() {
+        let (r, u) = ratio(&interval(100.0, 95.0, 105.0), &interval(50.0, 45.0, 55.0)).unwrap();
+        assert_eq!(r, 2.0);
+        // 2 * sqrt(0.05^2 + 0.1^2)
+        assert!((u - 0.2236).abs() < 1e-4, "{u}");
+        // The wider side of an uneven interval counts.
+        let (_, u) = ratio(
+            &interval(100.0, 99.0, 120.0),
+            &interval(100.0, 100.0, 100.0),
+        )
+        .unwrap();
+        assert!((u - 0.2).abs() < 1e-9, "{u}");
+        assert_eq!(
+            ratio(&interval(1.0, 0.0, 2.0), &interval(0.0, -1.0, 1.0)),
+            None
+        );
+    }
+
+    #[test]
+    fn costs_against_the_cheapest_say_when_they_are_inside_the_noise() {
+        let cells = aggregate(&[
+            row(MapKind::Array, UpdateMode::Atomic, 0, 100.0),
+            row(MapKind::PercpuArray, UpdateMode::Percpu, 0, 50.0),
+            row(MapKind::Hash, UpdateMode::Atomic, 0, 58.0),
+            row(MapKind::Array, UpdateMode::Racy, 0, 10.0),
+        ]);
+        let members: Vec<&Aggregate> = cells.iter().collect();
+        let base = baseline(&members);
+        let text: Vec<String> = cells.iter().map(|a| versus(a, base).0).collect();
+        assert_eq!(
+            text,
+            [
+                "2.00 +- 0.22x",
+                "cheapest",
+                "~1x (in noise)",
+                "0.20 +- 0.10x"
+            ]
+        );
+    }
+
+    #[test]
+    fn words_wrap_at_the_width_and_keep_inner_spaces() {
+        assert_eq!(wrap("aa bb  cc dd", 8), "aa bb\n  cc dd");
+        assert_eq!(wrap("a  b", 80), "a  b");
+        assert_eq!(wrap("abcdefghij k", 4), "abcdefghij\n  k");
+    }
+
+    #[test]
+    fn the_narrow_table_fits_its_columns_and_groups_streams_apart() {
+        let mut rows = vec![
+            row(MapKind::Array, UpdateMode::Atomic, 0, 100.0),
+            row(MapKind::Array, UpdateMode::Racy, 7, 40.0),
+            row(MapKind::PercpuArray, UpdateMode::Percpu, 0, 50.0),
+            row(MapKind::PerfEventArray, UpdateMode::Stream, 0, 900.0),
+            row(MapKind::Ringbuf, UpdateMode::Stream, 0, 600.0),
+        ];
+        for r in &mut rows {
+            r.baseline_wall_s = Some(1.0);
+        }
+        // A second repetition gives the end-to-end cost an interval.
+        let again: Vec<Row> = rows
+            .iter()
+            .map(|r| Row {
+                repetition: 1,
+                ..r.clone()
+            })
+            .collect();
+        rows.extend(again);
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.e2e_ns_per_exec = Some(123_456.0 + i as f64 * 1000.0);
+        }
+        let text = render(&rows, View::default());
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+        let header = text.lines().find(|l| l.starts_with("cell ")).unwrap();
+        for column in ["verdict", "ns/event", VERSUS, E2E] {
+            assert!(header.contains(column), "{header}");
+        }
+        let line = |cell: &str| {
+            text.lines()
+                .find(|l| l.starts_with(cell))
+                .unwrap_or_else(|| panic!("no {cell}:\n{text}"))
+        };
+        assert!(line("array/racy ").contains("lost 14 (0.70%)"), "{text}");
+        assert!(line("percpu_array/percpu ").contains("cheapest"), "{text}");
+        assert!(line("ringbuf/stream ").contains("cheapest"), "{text}");
+        assert!(
+            line("perf_event_array/stream ").contains("1.50 +- "),
+            "{text}"
+        );
+        let streams = text.find("\nstreams\n").expect("a streams group");
+        assert!(text.find("\ncounters\n").unwrap() < streams, "{text}");
+
+        let narrow = render(
+            &rows,
+            View {
+                columns: Some(60),
+                ..View::default()
+            },
+        );
+        let header = narrow.lines().find(|l| l.starts_with("cell ")).unwrap();
+        assert!(!header.contains(E2E), "{narrow}");
+        assert!(
+            narrow.contains("e2e ns/exec (left out to fit 60"),
+            "{narrow}"
+        );
+        assert!(!narrow.contains('\x1b'));
+        let painted = render(
+            &rows,
+            View {
+                paint: Paint { colour: true },
+                ..View::default()
+            },
+        );
+        assert!(painted.contains("\x1b[32mexact\x1b[0m"), "{painted}");
     }
 }

@@ -64,6 +64,19 @@ impl Target {
         }
     }
 
+    /// What it is, in one line, for `--help`.
+    pub fn help(self) -> &'static str {
+        match self {
+            Target::Tiny => "A static, libc-free binary that exits at once: the cheapest exec",
+            Target::BinTrue => "/bin/true: a typical small dynamically linked program",
+            Target::Script => "A #! script run by tiny: one exec, two passes through binfmt",
+            Target::Missing => "A path that does not exist: every execve fails (ENOENT)",
+            Target::NotExecutable => "A file without an exec bit: every execve fails (EACCES)",
+            Target::Fexecve => "execveat on an fd of tiny, not execve (fork only)",
+            Target::Threaded => "tiny exec'd by a process with a second thread (fork only)",
+        }
+    }
+
     /// Whether each exec is expected to succeed and the target to exit 0
     /// (`succeeded == issued`); otherwise every one fails (`failed ==
     /// issued`) and there is no exec.
@@ -115,6 +128,14 @@ impl SpawnMethod {
         match self {
             SpawnMethod::Fork => "fork",
             SpawnMethod::PosixSpawn => "posix_spawn",
+        }
+    }
+
+    /// What it is, in one line, for `--help`.
+    pub fn help(self) -> &'static str {
+        match self {
+            SpawnMethod::Fork => "fork, then execve in the child",
+            SpawnMethod::PosixSpawn => "glibc's posix_spawn (clone with CLONE_VM | CLONE_VFORK)",
         }
     }
 }
