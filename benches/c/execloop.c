@@ -1,9 +1,12 @@
 /*
  * The yardstick for the storm engine: the least a C program must do to run
  * <execs> execs of <path> on each of <workers> processes (fork or vfork,
- * execve, waitpid). Prints the wall time in nanoseconds.
- * Usage: execloop <fork|vfork> <workers> <execs> <path>
+ * execve, waitpid; or glibc's posix_spawn and waitpid, the engine's other
+ * spawn method with its own per-spawn cost). Prints the wall time in
+ * nanoseconds.
+ * Usage: execloop <fork|vfork|posix_spawn> <workers> <execs> <path>
  */
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +14,23 @@
 #include <time.h>
 #include <unistd.h>
 
-static void worker(int use_vfork, long execs, char *path)
+enum spawn { FORK, VFORK, POSIX_SPAWN };
+
+static void worker(enum spawn how, long execs, char *path)
 {
 	char *argv[] = { path, NULL };
 	char *envp[] = { NULL };
 
 	for (long i = 0; i < execs; i++) {
-		pid_t pid = use_vfork ? vfork() : fork();
+		pid_t pid;
+
+		if (how == POSIX_SPAWN) {
+			if (posix_spawn(&pid, path, NULL, NULL, argv, envp) != 0)
+				_exit(1);
+			waitpid(pid, NULL, 0);
+			continue;
+		}
+		pid = how == VFORK ? vfork() : fork();
 
 		if (pid == 0) {
 			execve(path, argv, envp);
@@ -36,17 +49,20 @@ int main(int argc, char **argv)
 	int status, failed = 0;
 
 	if (argc != 5) {
-		fprintf(stderr, "usage: %s <fork|vfork> <workers> <execs> <path>\n", argv[0]);
+		fprintf(stderr, "usage: %s <fork|vfork|posix_spawn> <workers> <execs> <path>\n",
+			argv[0]);
 		return 2;
 	}
-	int use_vfork = strcmp(argv[1], "vfork") == 0;
+	enum spawn how = strcmp(argv[1], "vfork") == 0	     ? VFORK :
+			 strcmp(argv[1], "posix_spawn") == 0 ? POSIX_SPAWN :
+							       FORK;
 	int workers = atoi(argv[2]);
 	long execs = atol(argv[3]);
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (int w = 0; w < workers; w++)
 		if (fork() == 0)
-			worker(use_vfork, execs, argv[4]);
+			worker(how, execs, argv[4]);
 	while (wait(&status) > 0)
 		failed |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 	clock_gettime(CLOCK_MONOTONIC, &end);

@@ -11,6 +11,9 @@ fn main() -> ExitCode {
     match dispatch(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
+            if let Some(usage) = e.downcast_ref::<clap::Error>() {
+                usage.exit();
+            }
             errln!("error: {}", causes(&e));
             commands::exit_status(1)
         }

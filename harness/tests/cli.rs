@@ -80,16 +80,18 @@ fn bad_flags_are_refused_with_what_to_do() {
     }
     assert_usage_error(&["semantics", "--workers", "0"], "invalid value '0'");
 
-    // Choices that are each valid but not together, and a folder that
-    // cannot be written, are found after parsing: exit status 1.
-    assert_refused(
+    // Choices that are each valid but not together are usage errors too;
+    // a folder that cannot be written is not (exit status 1).
+    assert_usage_error(
         &["run", "--map", "array", "--update", "percpu"],
         "does not work on map `array`: use one of atomic, racy",
     );
-    assert_refused(
+    assert_usage_error(
         &["run", "--target", "fexecve", "--spawn", "posix_spawn"],
         "use the `fork` spawn method",
     );
+    let out = bpfstorm(&["run", "--results-dir", "/proc/bpfstorm-cannot-be-here"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_refused(
         &["run", "--results-dir", "/proc/bpfstorm-cannot-be-here"],
         "cannot write results",

@@ -259,7 +259,7 @@ fn odd_inputs_get_a_clear_error() {
     refused(
         &["run", "--update", "stream", "--map", "array,ringbuf"],
         None,
-        1,
+        2,
         "does not work on map `array`",
     );
     // Each cause said once: the folder error quotes its OS error itself.

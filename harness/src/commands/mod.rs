@@ -14,8 +14,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use bpfstorm::cli::Cli;
 use bpfstorm::secure_fs::Dir;
 use bpfstorm::{errln, interrupt, leaks, privileges};
+use clap::error::ErrorKind;
+use clap::CommandFactory;
 
 /// Checks what loading BPF needs and removes what killed runs left behind.
 pub fn prepare_kernel() -> Result<()> {
@@ -26,6 +29,19 @@ pub fn prepare_kernel() -> Result<()> {
         errln!("removed what a killed run left behind: {}", path.display());
     }
     Ok(())
+}
+
+/// Flags that are each valid but do not go together (a mode a map cannot
+/// take, say): a usage error like a bad value, so `main` exits 2 with
+/// clap's hint for `subcommand`.
+pub fn usage_error(subcommand: &str, why: impl std::fmt::Display) -> anyhow::Error {
+    let mut cli = Cli::command();
+    cli.build();
+    match cli.find_subcommand_mut(subcommand) {
+        Some(command) => command.error(ErrorKind::ArgumentConflict, why),
+        None => cli.error(ErrorKind::ArgumentConflict, why),
+    }
+    .into()
 }
 
 /// Every command's exit status: the signal's after Ctrl-C (or SIGTERM),

@@ -141,7 +141,8 @@ pub fn command(args: SemanticsArgs) -> Result<ExitCode> {
         args.target.clone()
     };
     // Fail on bad storm flags before anything is loaded.
-    semantics::default_spec(targets[0], args.workers, args.execs).map_err(anyhow::Error::msg)?;
+    semantics::default_spec(targets[0], args.workers, args.execs)
+        .map_err(|e| super::usage_error("semantics", e))?;
     let results = Dir::results(&args.results_dir)?;
     let mut semantics = Semantics {
         args: &args,
