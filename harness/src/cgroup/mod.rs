@@ -114,7 +114,8 @@ impl StormCgroup {
         };
         if let Some(dir) = limit_dir {
             let file = dir.join("pids.max");
-            fs::write(&file, pids_max.to_string()).map_err(CgroupError::io("writing", &file))?;
+            write_control(&file, &pids_max.to_string())
+                .map_err(CgroupError::io("writing", &file))?;
             cg.pids_max = Some(pids_max);
         }
         Ok(cg)
@@ -230,14 +231,23 @@ fn write_zero(fd: &OwnedFd) -> Result<(), Errno> {
     }
 }
 
-fn open_procs(dir: &Path) -> Result<OwnedFd, CgroupError> {
-    let path = dir.join("cgroup.procs");
+/// Opens a cgroup control file for writing. Control files always exist, so
+/// nothing is created, and a link planted in their place is not followed.
+fn open_control(path: &Path) -> io::Result<OwnedFd> {
     OpenOptions::new()
         .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&path)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
         .map(OwnedFd::from)
-        .map_err(CgroupError::io("opening", &path))
+}
+
+fn write_control(path: &Path, text: &str) -> io::Result<()> {
+    io::Write::write_all(&mut fs::File::from(open_control(path)?), text.as_bytes())
+}
+
+fn open_procs(dir: &Path) -> Result<OwnedFd, CgroupError> {
+    let path = dir.join("cgroup.procs");
+    open_control(&path).map_err(CgroupError::io("opening", &path))
 }
 
 /// The cgroup v2 mount point.
@@ -314,7 +324,8 @@ fn enable_v2_pids(root: &Path) -> bool {
     }
     // Fails where the root holds processes and is not the real root (some
     // containers); the v1 fallback or no limit follows then.
-    has("cgroup.subtree_control") || fs::write(root.join("cgroup.subtree_control"), "+pids").is_ok()
+    has("cgroup.subtree_control")
+        || write_control(&root.join("cgroup.subtree_control"), "+pids").is_ok()
 }
 
 /// SIGKILLs every task of the cgroup at `dir` and waits (bounded) until none
@@ -326,7 +337,7 @@ fn kill_tasks(dir: &Path) -> io::Result<()> {
     let kill_path = dir.join("cgroup.kill");
     let kill_file = kill_path.exists();
     if kill_file {
-        fs::write(&kill_path, "1")?;
+        write_control(&kill_path, "1")?;
     }
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     loop {
