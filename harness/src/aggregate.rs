@@ -93,6 +93,13 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
+    /// `backend attach map/update`; the backend, the one free text read
+    /// from a CSV, goes through `escape` for where the label is shown.
+    pub fn label(&self, escape: impl Fn(&str) -> String) -> String {
+        let r = &self.first;
+        format!("{} {} {}/{}", escape(&r.backend), r.attach, r.map, r.update)
+    }
+
     pub fn key(&self) -> Key {
         self.first.key()
     }

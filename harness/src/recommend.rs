@@ -143,12 +143,10 @@ impl Style {
     }
 
     fn label(self, a: &Aggregate) -> String {
-        let r = &a.first;
-        let backend = match self {
-            Style::Markdown => name(&r.backend).into_owned(),
-            Style::Terminal => terminal(&r.backend),
-        };
-        format!("{backend} {} {}/{}", r.attach, r.map, r.update)
+        match self {
+            Style::Markdown => a.label(|s| name(s).into_owned()),
+            Style::Terminal => a.label(terminal),
+        }
     }
 }
 

@@ -290,7 +290,7 @@ fn wide(cells: &[Aggregate], shared: Shared, paint: Paint) -> String {
     for a in cells.iter().filter(|a| !a.outliers.is_empty()) {
         out.push_str(&format!(
             "warning: {}: repetition(s) {:?} are outliers in ns/run (outside 1.5 IQR of the others): was the machine busy?\n",
-            label(a),
+            a.label(t),
             a.outliers
         ));
     }
@@ -469,7 +469,7 @@ fn narrow(cells: &[Aggregate], shared: Shared, width: usize, paint: Paint) -> St
         .filter(|a| !a.error.is_empty() && a.status != Status::Unsupported)
     {
         out.push_str(&lines(
-            &format!("{}: {}", label(a), t(&a.error)),
+            &format!("{}: {}", a.label(t), t(&a.error)),
             view,
             Style::Plain,
         ));
@@ -477,7 +477,7 @@ fn narrow(cells: &[Aggregate], shared: Shared, width: usize, paint: Paint) -> St
     for a in cells.iter().filter(|a| !a.outliers.is_empty()) {
         let warning = format!(
             "warning: {}: repetition(s) {:?} are ns/run outliers (outside 1.5 IQR): was the machine busy?",
-            label(a),
+            a.label(t),
             a.outliers
         );
         out.push_str(&lines(&warning, view, Style::Yellow));
@@ -521,11 +521,6 @@ fn narrow(cells: &[Aggregate], shared: Shared, width: usize, paint: Paint) -> St
     out
 }
 
-fn label(a: &Aggregate) -> String {
-    let r = &a.first;
-    format!("{} {} {}/{}", t(&r.backend), r.attach, r.map, r.update)
-}
-
 /// Names the cheapest cell in-kernel by ns per counted event, and every
 /// cell whose 95% interval overlaps its own: those differences are inside
 /// the noise.
@@ -544,11 +539,11 @@ fn cheapest(cells: &[Aggregate]) -> Option<String> {
     let ties: Vec<String> = timed
         .iter()
         .filter(|(a, i)| !std::ptr::eq(*a, *best) && i.lo <= figure.hi)
-        .map(|(a, _)| label(a))
+        .map(|(a, _)| a.label(t))
         .collect();
     let mut line = format!(
         "cheapest exact counter in-kernel: {} at {:.0} ns/event [{:.0}, {:.0}]",
-        label(best),
+        best.label(t),
         figure.point,
         figure.lo,
         figure.hi
