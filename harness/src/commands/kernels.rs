@@ -32,7 +32,10 @@ pub trait OnKernels {
     ) -> Result<Vec<Self::Row>, ReadError>;
     /// Whether `rows` say why the guest exited 1 (a cell failed there, and
     /// its row says why), so exit status 1 is not the guest's own failure.
-    fn explain_exit_1(&self, rows: &[Self::Row]) -> bool;
+    /// Commands whose guests exit 1 only when they failed keep `false`.
+    fn explain_exit_1(&self, _rows: &[Self::Row]) -> bool {
+        false
+    }
     /// Takes in one guest row.
     fn keep(&mut self, row: Self::Row);
     /// Whether to stop before the next guest (beyond an interrupt).

@@ -67,10 +67,6 @@ impl OnKernels for Probe<'_> {
         read_rows(csv)
     }
 
-    fn explain_exit_1(&self, _: &[ProbeRow]) -> bool {
-        false
-    }
-
     fn keep(&mut self, mut row: ProbeRow) {
         row.run_id.clone_from(&self.run.run_id);
         if self.unsaved.is_none() {

@@ -118,10 +118,6 @@ impl OnKernels for Semantics<'_> {
         Ok(rows)
     }
 
-    fn explain_exit_1(&self, _: &[SemanticsRow]) -> bool {
-        false
-    }
-
     fn keep(&mut self, row: SemanticsRow) {
         self.rows.push(row);
     }
