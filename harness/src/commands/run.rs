@@ -12,7 +12,6 @@ use bpfstorm::export::read::{read_run, ReadError};
 use bpfstorm::guest::{self, Guest};
 use bpfstorm::run::{run, RunOptions};
 use bpfstorm::{errln, interrupt, out, outln, output, plan};
-use procfs::Current;
 
 use super::kernels::{on_kernels, OnKernels};
 
@@ -72,6 +71,7 @@ impl OnKernels for Run<'_> {
 }
 
 pub fn command(args: RunArgs) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
     let guests = Guest::prepare(&args.kernels.kernel, &args.results_dir)?;
     let opts =
         plan::run_options(&args, guest::inside()).map_err(|e| super::usage_error("run", e))?;
@@ -99,9 +99,7 @@ pub fn command(args: RunArgs) -> Result<ExitCode> {
         paint: output::table::Paint::for_stdout(),
     };
     out!("{}", output::summary::render(&rows, view));
-    if let Some(line) = time_spent(&rows) {
-        outln!("{line}");
-    }
+    outln!("{}", time_spent(started.elapsed().as_secs_f64(), &rows));
     outln!("results: {}", csv.path().display());
     let mut unwritten = 0;
     if let Some(e) = &unsaved {
@@ -154,24 +152,20 @@ pub fn command(args: RunArgs) -> Result<ExitCode> {
     Ok(super::exit_status(failed + guest_failures + unwritten))
 }
 
-/// The run's wall time so far, since the process started, against the time
-/// its storms took (with and without the probe): what is left is the
-/// harness's fixed cost (start, BTF, loading and attaching, settling,
-/// sampling, reports). `None` when the process's age cannot be read.
-fn time_spent(rows: &[Row]) -> Option<String> {
-    let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
-    let uptime = procfs::Uptime::current().ok()?.uptime;
-    let age = uptime - stat.starttime as f64 / procfs::ticks_per_second() as f64;
+/// The run's wall time so far (`age`, from when the command began: a
+/// script that execs bpfstorm must not count its own build) against the
+/// time its storms took (with and without the probe): what is left is the
+/// harness's fixed cost (loading and attaching, settling, sampling,
+/// reports).
+fn time_spent(age: f64, rows: &[Row]) -> String {
     let storms: f64 = rows
         .iter()
         .map(|r| r.storm_wall_s.unwrap_or(0.0) + r.baseline_wall_s.unwrap_or(0.0))
         .sum();
-    (age > 0.0).then(|| {
-        let rest = (age - storms).max(0.0);
-        format!(
-            "time: {age:.1} s in all (+-0.01 s), {storms:.1} s in storms; the other {rest:.1} s ({:.0}%)\n  \
-             is the harness's own: start, loading and attaching, settling, reports",
-            100.0 * rest / age
-        )
-    })
+    let rest = (age - storms).max(0.0);
+    format!(
+        "time: {age:.1} s in all, {storms:.1} s in storms; the other {rest:.1} s ({:.0}%)\n  \
+         is the harness's own: loading and attaching, settling, reports",
+        100.0 * rest / age.max(f64::MIN_POSITIVE)
+    )
 }
