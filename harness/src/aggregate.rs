@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 use crate::export::csv::{Key, Row, Status};
+use crate::hot::Method;
 use crate::sample::{Estimate, MeanEstimate};
 
 /// A timing and its 95% interval, `lo <= point <= hi`.
@@ -41,6 +42,18 @@ impl Interval {
             lo: lo?,
             hi: hi?,
         })
+    }
+
+    /// `self / base` and its uncertainty: the two intervals' relative
+    /// half-widths (each the wider side, so an uneven interval is never
+    /// understated) added in quadrature, as for independent errors.
+    pub fn ratio_to(&self, base: &Interval) -> Option<(f64, f64)> {
+        if self.point <= 0.0 || base.point <= 0.0 {
+            return None;
+        }
+        let relative = |i: &Interval| (i.hi - i.point).max(i.point - i.lo) / i.point;
+        let r = self.point / base.point;
+        Some((r, r * relative(self).hypot(relative(base))))
     }
 
     /// Whether the two could be the same figure at this noise.
@@ -121,6 +134,10 @@ pub enum Bracket {
     /// One repetition: the median of the storm's ~50 ms slices and its 95%
     /// order-statistic interval.
     Slices,
+    /// A hot cell: the median over this many rounds with the program (each
+    /// loaded afresh, paired with one without) and its 95% order-statistic
+    /// interval.
+    Rounds(usize),
     /// The mean over this many repetitions of their medians, and its 95%
     /// Student-t interval (the point is then a mean, not a median).
     Repetitions(usize),
@@ -131,6 +148,9 @@ impl Bracket {
     pub fn describe(self) -> String {
         match self {
             Bracket::Slices => "median of one storm's ~50 ms slices [its 95% interval]".into(),
+            Bracket::Rounds(_) => {
+                "median of a hot cell's rounds (column `rounds`) [its 95% interval]".into()
+            }
             Bracket::Repetitions(n) => {
                 format!("mean of {n} repetitions' medians [its 95% t-interval]")
             }
@@ -200,6 +220,21 @@ fn outliers(rows: &[(usize, &Row)]) -> Vec<u32> {
         .filter(|(_, r)| r.ns_per_run_median.is_some_and(|m| m < lo || m > hi))
         .map(|(_, r)| r.repetition)
         .collect()
+}
+
+/// The method whose cells rank strategies: hot where a native hot cell was
+/// measured (its figures are warm and precise), else the storms.
+pub fn ranking_method(cells: &[Aggregate]) -> Method {
+    let hot = cells.iter().any(|a| {
+        a.first.method == Method::Hot
+            && a.is_ok()
+            && a.first.timing == crate::export::csv::Timing::Native
+    });
+    if hot {
+        Method::Hot
+    } else {
+        Method::Storm
+    }
 }
 
 /// Every cell of `rows` folded, in the order first seen; a cell whose counts
@@ -300,7 +335,10 @@ fn fold_cell(reps: &[(usize, &Row)]) -> (Aggregate, Option<Overflow>) {
         )
     } else {
         (
-            Bracket::Slices,
+            match (one.method, one.rounds) {
+                (Method::Hot, Some(pairs)) => Bracket::Rounds(pairs),
+                _ => Bracket::Slices,
+            },
             Interval::of(
                 one.ns_per_run_median,
                 one.ns_per_run_ci95_lo,

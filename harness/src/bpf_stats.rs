@@ -21,29 +21,35 @@ impl StatsGuard {
         // union bpf_attr { struct { __u32 type; } enable_stats; ... }
         let mut attr = [0u8; 64];
         attr[..4].copy_from_slice(&BPF_STATS_RUN_TIME.to_ne_bytes());
-        // SAFETY: bpf(2) reads `attr` of the given size; nothing else is touched.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_ENABLE_STATS,
-                attr.as_mut_ptr(),
-                attr.len() as libc::c_uint,
-            )
-        };
-        if fd < 0 {
-            let err = io::Error::last_os_error();
-            return Err(io::Error::new(
+        let fd = bpf_fd(BPF_ENABLE_STATS, &mut attr).map_err(|err| {
+            io::Error::new(
                 err.kind(),
                 format!(
                     "BPF_ENABLE_STATS failed ({err}): needs root (CAP_SYS_ADMIN) and Linux >= 5.8"
                 ),
-            ));
-        }
-        // SAFETY: the kernel just returned this fd to us and nobody else owns it.
-        Ok(StatsGuard {
-            _fd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
-        })
+            )
+        })?;
+        Ok(StatsGuard { _fd: fd })
     }
+}
+
+/// bpf(2) with a command that returns a new fd, `attr` its `union bpf_attr`.
+pub(crate) fn bpf_fd(cmd: libc::c_long, attr: &mut [u8]) -> io::Result<OwnedFd> {
+    // SAFETY: bpf(2) reads (and may write) `attr`, of the given size, and
+    // whatever the caller made it point at, alive for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            attr.len() as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Whether BPF run-time stats are on machine-wide right now (by any means).

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::backends::BackendName;
 use crate::guest::KernelChoice;
+use crate::hot::Method;
 use crate::measure::FilterKind;
 use crate::storm::{SpawnMethod, Target, MAX_EXECS_PER_WORKER, MAX_WORKERS};
 
@@ -104,6 +105,30 @@ fn targets() -> impl TypedValueParser<Value = Target> {
     choices(&Target::ALL, Target::name, Target::help)
 }
 
+fn methods() -> impl TypedValueParser<Value = Method> {
+    choices(&Method::ALL, Method::name, Method::help)
+}
+
+/// A fraction strictly between 0 and 1.
+fn fraction(given: &str) -> Result<f64, String> {
+    match given.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        _ => Err(format!(
+            "`{given}` is not a fraction between 0 and 1 (exclusive): 0.05 asks for +-5%"
+        )),
+    }
+}
+
+/// A positive number of seconds.
+fn seconds(given: &str) -> Result<f64, String> {
+    match given.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "`{given}` is not a number of seconds above 0 (and at most 86400)"
+        )),
+    }
+}
+
 fn spawn_methods() -> impl TypedValueParser<Value = SpawnMethod> {
     choices(&SpawnMethod::ALL, SpawnMethod::name, SpawnMethod::help)
 }
@@ -150,6 +175,20 @@ pub struct RunArgs {
     /// drift hits every cell alike [default: 3; 1 in a guest]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: Option<u32>,
+    /// How each cell is measured, comma-separated [default: hot,storm;
+    /// storm in a guest]. Hot covers the attach points a failing exec
+    /// syscall reaches; naming it for one that only a successful exec
+    /// reaches (sched_process_exec, lsm) is an error.
+    #[arg(long, value_delimiter = ',', value_parser = methods())]
+    pub method: Vec<Method>,
+    /// Hot method: add rounds until each cell's 95% interval of ns/event is
+    /// within this fraction of its median (0 to 1, exclusive).
+    #[arg(long, default_value_t = 0.05, value_parser = fraction)]
+    pub precision: f64,
+    /// Hot method: seconds a cell may take to reach --precision; past it,
+    /// the cell reports the precision it reached.
+    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+    pub max_time: f64,
     /// What the storm executes.
     #[arg(long, default_value = "tiny", value_parser = targets())]
     pub target: Target,
@@ -231,6 +270,16 @@ impl RunArgs {
         self.repeat.unwrap_or(if in_guest { 1 } else { 3 })
     }
 
+    /// The methods asked for, or the default: both on the host, storms in a
+    /// guest (emulation's costs drown a hook's).
+    pub fn methods(&self, in_guest: bool) -> Vec<Method> {
+        match (self.method.is_empty(), in_guest) {
+            (false, _) => self.method.clone(),
+            (true, false) => Method::ALL.to_vec(),
+            (true, true) => vec![Method::Storm],
+        }
+    }
+
     /// The same matrix in a guest, with guest defaults for what was not given.
     pub fn guest_args(&self, results_dir: &Path) -> Vec<OsString> {
         let mut args = GuestArgs::new("run");
@@ -242,6 +291,9 @@ impl RunArgs {
             .list("workers", &self.workers.into_iter().collect::<Vec<_>>())
             .flag("execs", self.execs(true))
             .flag("repeat", self.repeat(true))
+            .list("method", &self.method)
+            .flag("precision", self.precision)
+            .flag("max-time", self.max_time)
             .flag("target", self.target)
             .flag("spawn", self.spawn)
             .flag("timeout", self.timeout);

@@ -263,17 +263,18 @@ pub fn render_markdown(
         kernels(|c| &c.base),
         kernels(|c| &c.new)
     ));
-    out.push_str("| kernel | backend | attach | map | update | base ns/run | new ns/run | change | base accuracy | new accuracy | verdict |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| kernel | backend | attach | method | map | update | base ns/run | new ns/run | change | base accuracy | new accuracy | verdict |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for c in changes {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.key
                 .kernel
                 .as_ref()
                 .map_or("(each run's)".into(), |k| escape::text(&k.release)),
             escape::name(&c.key.backend),
             c.key.attach,
+            c.key.method,
             c.key.map,
             c.key.update,
             ns(c.base.as_ref()),
@@ -320,8 +321,8 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
                 .join(", ")
         ));
     }
-    out.push_str("| backend | attach | map | update |");
-    let mut rule = String::from("|---|---|---|---|");
+    out.push_str("| backend | attach | method | map | update |");
+    let mut rule = String::from("|---|---|---|---|---|");
     for k in &kernels {
         out.push_str(&format!(" {} ({}) |", escape::code(&k.release), k.timing));
         rule.push_str("---|");
@@ -329,9 +330,10 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
     out.push_str(&format!("\n{rule}\n"));
     for key in &strategies {
         out.push_str(&format!(
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             escape::name(&key.backend),
             key.attach,
+            key.method,
             key.map,
             key.update
         ));
@@ -559,7 +561,9 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.starts_with("| (each run's) | libbpf | tp_sys_enter_execve | array | atomic |"),
+            line.starts_with(
+                "| (each run's) | libbpf | tp_sys_enter_execve | storm | array | atomic |"
+            ),
             "{line}"
         );
     }

@@ -37,6 +37,12 @@ pub enum MeasureError {
     Stats(std::io::Error),
     #[error("interrupted")]
     Interrupted,
+    #[error(transparent)]
+    NoTrigger(#[from] crate::hot::NoTrigger),
+    #[error(transparent)]
+    Bias(#[from] crate::hot::bias::BiasError),
+    #[error("the program never ran: nothing to time")]
+    NoRuns,
 }
 
 impl MeasureError {
@@ -175,7 +181,7 @@ impl Cell {
     }
 }
 
-struct Oracles {
+pub(crate) struct Oracles {
     execve: PerfTracepoint,
     execveat: PerfTracepoint,
     exec: PerfTracepoint,
@@ -183,12 +189,12 @@ struct Oracles {
     execve_system: PerfTracepoint,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct OracleCounts {
-    execve: u64,
-    execveat: u64,
-    exec: u64,
-    execve_system: u64,
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OracleCounts {
+    pub execve: u64,
+    pub execveat: u64,
+    pub exec: u64,
+    pub execve_system: u64,
 }
 
 impl Oracles {
@@ -201,7 +207,7 @@ impl Oracles {
         })
     }
 
-    fn read(&self) -> Result<OracleCounts, OracleError> {
+    pub(crate) fn read(&self) -> Result<OracleCounts, OracleError> {
         Ok(OracleCounts {
             execve: self.execve.read()?,
             execveat: self.execveat.read()?,
@@ -212,7 +218,16 @@ impl Oracles {
 }
 
 impl OracleCounts {
-    fn since(&self, earlier: &OracleCounts) -> OracleCounts {
+    pub(crate) fn plus(&self, other: &OracleCounts) -> OracleCounts {
+        OracleCounts {
+            execve: self.execve + other.execve,
+            execveat: self.execveat + other.execveat,
+            exec: self.exec + other.exec,
+            execve_system: self.execve_system + other.execve_system,
+        }
+    }
+
+    pub(crate) fn since(&self, earlier: &OracleCounts) -> OracleCounts {
         OracleCounts {
             execve: self.execve - earlier.execve,
             execveat: self.execveat - earlier.execveat,
@@ -221,7 +236,7 @@ impl OracleCounts {
         }
     }
 
-    fn of(&self, oracle: Oracle) -> u64 {
+    pub(crate) fn of(&self, oracle: Oracle) -> u64 {
         match oracle {
             Oracle::SysEnterExecve => self.execve,
             Oracle::SysEnterExecveat => self.execveat,
@@ -231,7 +246,7 @@ impl OracleCounts {
     }
 }
 
-fn time_reads(counter: &mut dyn Counter) -> Result<Option<Estimate>, CounterError> {
+pub(crate) fn time_reads(counter: &mut dyn Counter) -> Result<Option<Estimate>, CounterError> {
     let mut samples = Vec::with_capacity(READ_SAMPLES);
     for _ in 0..READ_SAMPLES {
         let started = Instant::now();
@@ -245,7 +260,7 @@ fn time_reads(counter: &mut dyn Counter) -> Result<Option<Estimate>, CounterErro
 /// through glibc's malloc, so the change across `Backend::open` is what the
 /// loader keeps for a live counter, whichever language allocated it. Unlike
 /// RSS it does not depend on which cell first touched a page.
-fn heap_in_use() -> i64 {
+pub(crate) fn heap_in_use() -> i64 {
     // SAFETY: mallinfo2 only reads the allocator's own statistics.
     let info = unsafe { libc::mallinfo2() };
     i64::try_from(info.uordblks + info.hblkhd).unwrap_or(i64::MAX)
@@ -255,14 +270,17 @@ fn heap_in_use() -> i64 {
 /// that their storms differ only by the program: a fresh storm cgroup, the
 /// perf oracles on it (each enables its tracepoint, so both arms take the
 /// syscall tracepoint slow path) and BPF stats switched on.
-struct Instruments {
-    cgroup: StormCgroup,
-    oracles: Oracles,
+pub(crate) struct Instruments {
+    pub(crate) cgroup: StormCgroup,
+    pub(crate) oracles: Oracles,
     _stats: StatsGuard,
 }
 
 impl Instruments {
-    fn set_up(spec: &StormSpec, filter: FilterKind) -> Result<Instruments, MeasureError> {
+    pub(crate) fn set_up(
+        spec: &StormSpec,
+        filter: FilterKind,
+    ) -> Result<Instruments, MeasureError> {
         let cgroup = StormCgroup::create(spec.pids_max())?;
         let oracles = Oracles::open(match filter {
             FilterKind::All => None,
@@ -278,7 +296,7 @@ impl Instruments {
 
     /// Runs the storm, calling `sample` on every tick (~50 ms); a Ctrl-C
     /// kills the storm and is reported as such.
-    fn storm(
+    pub(crate) fn storm(
         &self,
         spec: &StormSpec,
         sample: &mut dyn FnMut(),

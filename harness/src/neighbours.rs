@@ -6,8 +6,9 @@
 
 use std::fs;
 
+use crate::hot::HotCell;
 use crate::measure::Cell;
-use crate::storm::Target;
+use crate::storm::{Target, Trigger};
 
 /// Foreign execs above this share of the storm's own are worth a flag.
 const FOREIGN_SHARE: f64 = 0.01;
@@ -30,15 +31,48 @@ pub fn describe(cell: &Cell, target: Target) -> String {
              timings include the program's runs on them"
         ));
     }
-    let others = other_bpfstorms();
-    if !others.is_empty() {
-        let pids: Vec<String> = others.iter().map(i32::to_string).collect();
+    said.extend(other_bpfstorms_running());
+    said.join("; ")
+}
+
+/// What else ran on the hook while the hot `cell` was measured, and whether
+/// the perf oracle saw every call the workers made (cgroup-scoped perf
+/// events have been seen to miss events here while another process's
+/// storm ran): empty when nothing worth saying happened.
+pub fn describe_hot(cell: &HotCell) -> String {
+    let mut said = Vec::new();
+    let own = cell.issued;
+    let seen = match cell.trigger {
+        Trigger::Execve => cell.oracle.execve,
+        Trigger::Execveat => cell.oracle.execveat,
+    };
+    if seen != own {
         said.push(format!(
-            "another bpfstorm was running (pid {})",
-            pids.join(", ")
+            "the perf oracle saw {seen} of the {own} calls the workers made: its count, and \
+             `exact`, are not to be trusted in this cell"
         ));
     }
+    let foreign = match cell.trigger {
+        Trigger::Execve => cell.oracle.execve_system.saturating_sub(own),
+        Trigger::Execveat => cell.oracle.execve_system,
+    };
+    if foreign > 0 && foreign as f64 > FOREIGN_SHARE * own.max(1) as f64 {
+        said.push(format!(
+            "{foreign} execve calls outside the cell's rounds: timings include the program's \
+             runs on them"
+        ));
+    }
+    said.extend(other_bpfstorms_running());
     said.join("; ")
+}
+
+/// Says which other bpfstorm processes are running, if any.
+fn other_bpfstorms_running() -> Option<String> {
+    let others = other_bpfstorms();
+    (!others.is_empty()).then(|| {
+        let pids: Vec<String> = others.iter().map(i32::to_string).collect();
+        format!("another bpfstorm was running (pid {})", pids.join(", "))
+    })
 }
 
 /// Pids of bpfstorm processes that are neither this one nor its own

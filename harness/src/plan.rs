@@ -6,6 +6,7 @@ use bpfstorm_common::{AttachPoint, Filter, InvalidStrategy, MapKind, Strategy, U
 
 use crate::backends;
 use crate::cli::RunArgs;
+use crate::hot::{self, Method, NoTrigger, Precision};
 use crate::run::RunOptions;
 use crate::storm::{StormError, StormSpec};
 
@@ -15,6 +16,8 @@ pub enum PlanError {
     Strategy(#[from] InvalidStrategy),
     #[error(transparent)]
     Storm(#[from] StormError),
+    #[error(transparent)]
+    NoTrigger(#[from] NoTrigger),
 }
 
 /// The run `args` ask for, with the defaults of where it runs: a guest
@@ -25,9 +28,21 @@ pub fn run_options(args: &RunArgs, inside_guest: bool) -> Result<RunOptions, Pla
         std::thread::available_parallelism()
             .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
     });
+    let methods = args.methods(inside_guest);
+    // Named explicitly, the hot method must reach every attach point asked for.
+    if args.method.contains(&Method::Hot) {
+        for &attach in &args.attach {
+            hot::trigger(attach)?;
+        }
+    }
     Ok(RunOptions {
         backends: backends::by_names(&args.backend),
         strategies: strategies(&args.attach, &args.map, &args.update)?,
+        methods,
+        precision: Precision {
+            target: args.precision,
+            max_time: Duration::from_secs_f64(args.max_time),
+        },
         filter: args.filter.into(),
         spec: StormSpec::new(
             workers,

@@ -1,9 +1,10 @@
 //! `bpfstorm recommend`: from a run, what to choose for three jobs, why,
 //! and what the choice gives up; an honest tie where intervals overlap.
 
-use crate::aggregate::{aggregate, Aggregate, Interval};
+use crate::aggregate::{aggregate, ranking_method, Aggregate, Interval};
 use crate::export::csv::{Row, Timing};
 use crate::export::escape::{name, terminal};
+use crate::hot::Method;
 
 /// One job a counter can be picked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,24 +61,29 @@ pub struct Advice {
     pub best: Option<Aggregate>,
     /// Cells whose interval overlaps the best one's: not distinguishable.
     pub ties: Vec<Aggregate>,
+    /// The next cheapest eligible cell, what the best is set against.
+    pub next: Option<Aggregate>,
 }
 
 /// The advice for every goal, and what it could not weigh.
 #[derive(Debug, Clone)]
 pub struct Recommendation {
     pub advice: Vec<Advice>,
+    /// Whose cells were ranked (see [`ranking_method`]).
+    pub method: Method,
     /// Cells measured in guest kernels: never ranked (emulated times).
     pub emulated_cells: usize,
 }
 
 pub fn recommend(rows: &[Row]) -> Recommendation {
     let cells = aggregate(rows);
+    let method = ranking_method(&cells);
     let advice = Goal::ALL
         .iter()
         .map(|&goal| {
             let mut eligible: Vec<(&Aggregate, Interval)> = cells
                 .iter()
-                .filter(|a| goal.eligible(a))
+                .filter(|a| a.first.method == method && goal.eligible(a))
                 .filter_map(|a| Some((a, goal.figure(a)?)))
                 .collect();
             eligible.sort_by(|a, b| a.1.point.total_cmp(&b.1.point));
@@ -86,6 +92,7 @@ pub fn recommend(rows: &[Row]) -> Recommendation {
                     goal,
                     best: None,
                     ties: Vec::new(),
+                    next: None,
                 };
             };
             let ties = eligible[1..]
@@ -96,12 +103,14 @@ pub fn recommend(rows: &[Row]) -> Recommendation {
             Advice {
                 goal,
                 best: Some(best.clone()),
+                next: eligible.get(1).map(|(a, _)| (*a).clone()),
                 ties,
             }
         })
         .collect();
     Recommendation {
         advice,
+        method,
         emulated_cells: cells
             .iter()
             .filter(|a| a.first.timing == Timing::Emulated)
@@ -174,10 +183,19 @@ fn render(r: &Recommendation, style: Style) -> String {
             .map_or(Default::default(), |i| (i.point, i.lo, i.hi));
         let unit = a.goal.unit();
         if a.ties.is_empty() {
+            let next = a.next.as_ref().and_then(|next| {
+                let (r, u) = a.goal.figure(next)?.ratio_to(&a.goal.figure(best)?)?;
+                Some(format!(
+                    "{r:.2} +- {u:.2} times cheaper than the next, {} ({}), and ",
+                    style.label(next),
+                    Interval::text(a.goal.figure(next), 1)
+                ))
+            });
             out.push_str(&format!(
-                "Choose {}: {m:.1} {unit} [95% interval {lo:.1}, {hi:.1}], below every other \
+                "Choose {}: {m:.1} {unit} [95% interval {lo:.1}, {hi:.1}], {}below every other \
                  eligible cell's interval.\n\nWhat it gives up: {}.\n",
                 style.strong(&style.label(best)),
+                next.unwrap_or_default(),
                 best.first.map.gives_up()
             ));
         } else {
@@ -202,11 +220,17 @@ fn render(r: &Recommendation, style: Style) -> String {
             }
         }
     }
-    out.push_str(
-        "\nRacy updates are never recommended: they lose counts under contention. \
-         In-kernel costs are per counted event (filtered-out runs included); intervals are 95% \
-         intervals over the repetitions (over one storm's slices when there is one).",
-    );
+    out.push_str(&format!(
+        "\nRanked by the {} method's cells{}. Racy updates are never recommended: they lose \
+         counts under contention. In-kernel costs are per counted event (filtered-out runs \
+         included, bpf_stats' own clock cost taken out); intervals are 95% intervals over the \
+         hot rounds, the repetitions, or one storm's slices when there is one.",
+        r.method,
+        match r.method {
+            Method::Hot => " (warm, and measured until precise)",
+            Method::Storm => "",
+        }
+    ));
     if r.emulated_cells > 0 {
         out.push_str(&format!(
             " The {} cell(s) from guest kernels (timing = emulated) are left out: emulation's \

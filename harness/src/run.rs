@@ -3,9 +3,14 @@
 use bpfstorm_common::{Backend, Strategy};
 
 use crate::export::csv::{CellId, CsvError, CsvReport, Row, RunInfo};
+use crate::hot::{self, Method, Precision};
 use crate::interrupt;
 use crate::measure::{baseline_storm, measure, FilterKind, MeasureError};
-use crate::storm::StormSpec;
+use crate::noise;
+use crate::storm::{StormSpec, Trigger};
+
+/// Calibration samples taken before and after a storm cell.
+const NOISE_SAMPLES: usize = 3;
 
 pub struct RunOptions {
     pub backends: Vec<Box<dyn Backend>>,
@@ -13,14 +18,31 @@ pub struct RunOptions {
     pub filter: FilterKind,
     pub spec: StormSpec,
     pub repeat: u32,
+    /// `hot` cells go first, once each (they repeat rounds until precise);
+    /// `storm` cells `repeat` times.
+    pub methods: Vec<Method>,
+    pub precision: Precision,
     /// Pair every cell with a probe-free storm (end-to-end cost). Off in
     /// guests, where emulation's exec cost dwarfs any probe's.
     pub paired_baseline: bool,
 }
 
 impl RunOptions {
+    /// Strategies the hot method measures: those a failing syscall fires.
+    pub fn hot_strategies(&self) -> impl Iterator<Item = &Strategy> {
+        let hot = self.methods.contains(&Method::Hot);
+        self.strategies
+            .iter()
+            .filter(move |s| hot && hot::trigger(s.attach()).is_ok())
+    }
+
     pub fn cells(&self) -> usize {
-        self.backends.len() * self.strategies.len() * self.repeat as usize
+        let storms = if self.methods.contains(&Method::Storm) {
+            self.strategies.len() * self.repeat as usize
+        } else {
+            0
+        };
+        self.backends.len() * (self.hot_strategies().count() + storms)
     }
 }
 
@@ -41,19 +63,34 @@ pub fn run(
 ) -> RunOutcome {
     let mut rows = Vec::new();
     let mut unsaved = None;
+    let bias = (opts.cells() > 0).then(|| stats_bias(opts));
+    if matches!(bias, Some(Err(MeasureError::Interrupted))) {
+        return RunOutcome { rows, unsaved };
+    }
 
-    // Every cell once, then every cell again: drift over the run hits all
-    // cells alike instead of the ones measured last.
-    'cells: for (repetition, strategy, backend) in (1..=opts.repeat).flat_map(|rep| {
-        opts.strategies
-            .iter()
-            .flat_map(move |s| opts.backends.iter().map(move |b| (rep, s, b)))
-    }) {
+    let hot_cells = opts
+        .hot_strategies()
+        .flat_map(|s| opts.backends.iter().map(move |b| (Method::Hot, 1, s, b)));
+    // Every storm cell once, then every one again: drift over the run hits
+    // all cells alike instead of the ones measured last.
+    let storm_cells = (1..=opts.repeat)
+        .filter(|_| opts.methods.contains(&Method::Storm))
+        .flat_map(|rep| {
+            opts.strategies.iter().flat_map(move |s| {
+                opts.backends
+                    .iter()
+                    .map(move |b| (Method::Storm, rep, s, b))
+            })
+        });
+    'cells: for (method, repetition, strategy, backend) in hot_cells.chain(storm_cells) {
         {
             if interrupt::requested() {
                 break 'cells;
             }
-            let name = format!("{} {} (#{repetition})", backend.name(), strategy);
+            let name = match method {
+                Method::Hot => format!("{} {} (hot)", backend.name(), strategy),
+                Method::Storm => format!("{} {} (#{repetition})", backend.name(), strategy),
+            };
             on_cell(&name);
             let version = backend.version();
             let id = CellId {
@@ -63,13 +100,49 @@ pub fn run(
                 map: strategy.map(),
                 update: strategy.update(),
                 filter: opts.filter.name(),
+                method,
                 spec: &opts.spec,
                 repetition,
             };
+            if method == Method::Hot {
+                let row = match &bias {
+                    Some(Ok(bias)) => match hot::measure_hot(
+                        backend.as_ref(),
+                        *strategy,
+                        opts.filter,
+                        &opts.spec,
+                        opts.precision,
+                        *bias,
+                    ) {
+                        Ok(cell) => {
+                            let mut row = Row::hot(run, &id, &cell, opts.precision.target);
+                            row.interference = crate::neighbours::describe_hot(&cell);
+                            row
+                        }
+                        Err(MeasureError::Interrupted) => break 'cells,
+                        Err(e) => Row::failed(run, &id, e.is_unsupported(), e.to_string()),
+                    },
+                    Some(Err(e)) => Row::failed(
+                        run,
+                        &id,
+                        false,
+                        format!("measuring bpf_stats' own cost per run: {e}"),
+                    ),
+                    None => continue,
+                };
+                let saved = csv.push(row.clone());
+                rows.push(row);
+                if let Err(e) = saved {
+                    unsaved = Some(e);
+                    break 'cells;
+                }
+                continue;
+            }
             // The probe-free storm goes last on odd repetitions and first on
             // even ones, so order does not bias the paired difference; the
             // first repetition loads first, so a refused cell fails fast.
             let baseline_first = repetition % 2 == 0;
+            let mut calibration: Vec<f64> = (0..NOISE_SAMPLES).map(|_| noise::sample()).collect();
             let measured = (|| {
                 let before = (opts.paired_baseline && baseline_first)
                     .then(|| baseline_storm(&opts.spec, opts.filter))
@@ -84,7 +157,12 @@ pub fn run(
             })();
             let row = match measured {
                 Ok((cell, baseline)) => {
+                    calibration.extend((0..NOISE_SAMPLES).map(|_| noise::sample()));
                     let mut row = Row::measured(run, &id, &cell);
+                    row.set_machine_noise(&calibration);
+                    if let Some(Ok(bias)) = &bias {
+                        row.subtract_stats_bias(*bias);
+                    }
                     row.interference = crate::neighbours::describe(&cell, opts.spec.target);
                     if let Some(baseline) = baseline {
                         row.baseline_wall_s = Some(baseline.wall.as_secs_f64());
@@ -107,4 +185,10 @@ pub fn run(
         }
     }
     RunOutcome { rows, unsaved }
+}
+
+/// bpf_stats' own ns per run (see [`hot::stats_bias`]), measured once for
+/// the run, as precisely as its cells.
+fn stats_bias(opts: &RunOptions) -> Result<f64, MeasureError> {
+    hot::stats_bias(&opts.spec, Trigger::Execve, opts.precision).map(|e| e.median)
 }

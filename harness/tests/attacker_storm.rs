@@ -167,6 +167,8 @@ fn storm_with_tmpdir(tmpdir: &Path, target: Target, spawn: SpawnMethod) -> Resul
     let (workers, execs) = (2u64, 1500u64);
     let out = command(&[
         "run",
+        "--method",
+        "storm",
         "--backend",
         "libbpf",
         "--attach",

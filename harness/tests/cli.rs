@@ -18,6 +18,15 @@ use common::{bpfstorm, command, text};
 
 mod common;
 
+/// Runs of `bpfstorm run` in this file take turns: cgroup-scoped perf
+/// oracles have been seen to miss events while another process storms.
+static RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    RUNS.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn stderr(out: &Output) -> String {
     text(&out.stderr)
 }
@@ -70,6 +79,12 @@ fn bad_flags_are_refused_with_what_to_do() {
         ("--timeout", "0"),
         ("--kernel", "5.0"),
         ("--guest-timeout", "1"),
+        ("--method", "warm"),
+        ("--precision", "0"),
+        ("--precision", "1"),
+        ("--precision", "5%"),
+        ("--max-time", "0"),
+        ("--max-time", "never"),
     ] {
         assert_usage_error(&["run", flag, bad], &format!("invalid value '{bad}'"));
     }
@@ -89,6 +104,16 @@ fn bad_flags_are_refused_with_what_to_do() {
     assert_usage_error(
         &["run", "--target", "fexecve", "--spawn", "posix_spawn"],
         "use the `fork` spawn method",
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "--method",
+            "hot",
+            "--attach",
+            "tp_sys_enter_execve,tp_sched_process_exec",
+        ],
+        "`tp_sched_process_exec` has no hot method: it fires only when an exec succeeds",
     );
     let out = bpfstorm(&["run", "--results-dir", "/proc/bpfstorm-cannot-be-here"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -125,7 +150,7 @@ fn documented_columns() -> Vec<String> {
     let readme =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
     let section = readme
-        .split("## The CSV (schema v3)")
+        .split("## The CSV (schema v4)")
         .nth(1)
         .expect("README has the CSV section");
     section
@@ -145,6 +170,7 @@ fn documented_columns() -> Vec<String> {
 
 #[test]
 fn small_run_writes_an_exact_csv_in_the_documented_schema() {
+    let _turn = one_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let out = bpfstorm(&[
         "run",
@@ -160,6 +186,8 @@ fn small_run_writes_an_exact_csv_in_the_documented_schema() {
         "posix_spawn",
         "--repeat",
         "2",
+        "--method",
+        "storm",
         "--results-dir",
         dir.path().to_str().unwrap(),
     ]);
@@ -217,7 +245,8 @@ fn small_run_writes_an_exact_csv_in_the_documented_schema() {
         "every cell, then every cell again"
     );
     for row in &rows {
-        assert_eq!(&row[col("schema_version")], "3");
+        assert_eq!(&row[col("schema_version")], "4");
+        assert_eq!(&row[col("method")], "storm");
         assert_eq!(&row[col("timing")], "native");
         assert_eq!(&row[col("status")], "ok");
         assert_eq!(&row[col("issued")], "400");
@@ -236,8 +265,72 @@ fn small_run_writes_an_exact_csv_in_the_documented_schema() {
     assert!(leaks::find(&[]).is_clean());
 }
 
+/// The hot method counts exactly too, and every figure it adds is there:
+/// rounds, the precision reached, the stats' bias, the throughput check.
+#[test]
+fn hot_cells_count_exactly_and_report_their_precision() {
+    let _turn = one_run_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let out = bpfstorm(&[
+        "run",
+        "--method",
+        "hot",
+        "--map",
+        "array,percpu_array",
+        "--max-time",
+        "2",
+        "--results-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("workers fire a failing exec syscall"),
+        "{table}"
+    );
+    let rows = bpfstorm::export::read::read_run(&newest_run(dir.path()).unwrap()).unwrap();
+    assert_eq!(
+        rows.len(),
+        3,
+        "array atomic and racy, percpu_array: {rows:?}"
+    );
+    for r in &rows {
+        assert_eq!(r.method, bpfstorm::hot::Method::Hot);
+        assert_eq!(r.status, bpfstorm::export::csv::Status::Ok, "{}", r.error);
+        assert!(
+            r.counted.unwrap() > 10_000,
+            "a hot cell fires many events: {r:?}"
+        );
+        if r.update.is_exact() {
+            assert_eq!(r.counted, r.expected, "exact against the perf oracle");
+        }
+        assert_eq!(r.issued, r.failed, "every trigger call fails, none execs");
+        assert!(r.rounds.unwrap() >= bpfstorm::hot::MIN_PAIRS);
+        let (lo, mid, hi) = (
+            r.ns_per_event_ci95_lo.unwrap(),
+            r.ns_per_event_median.unwrap(),
+            r.ns_per_event_ci95_hi.unwrap(),
+        );
+        assert!(lo <= mid && mid <= hi, "{r:?}");
+        let reached = r.precision_reached.unwrap();
+        assert!((reached - (hi - lo) / 2.0 / mid).abs() < 0.01, "{r:?}");
+        assert!(r.stats_bias_ns.unwrap() > 0.0, "{r:?}");
+        assert!(r.throughput_ns_per_event_median.is_some() && r.methods_agree.is_some());
+        assert!(r.trigger_ns_per_call.unwrap() > 0.0);
+        assert!(r.machine_noise_cv.is_some() && r.machine_calibration_ns.is_some());
+    }
+    let report = fs::read_to_string(newest_run(dir.path()).unwrap().with_extension("md")).unwrap();
+    assert!(report.contains("| hot | array | atomic | ok |"), "{report}");
+    assert!(
+        report.contains("Ranked by the hot method's cells"),
+        "{report}"
+    );
+    assert!(leaks::find(&[]).is_clean());
+}
+
 #[test]
 fn ctrl_c_keeps_finished_cells_and_leaves_nothing_behind() {
+    let _turn = one_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let mut child = command(&[
         "run",

@@ -209,7 +209,16 @@ fn one_run_compares_c_and_libbpf_in_one_table() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bpfstorm"))
         .args(["run", "--backend", "c,libbpf", "--map", "array,ringbuf"])
-        .args(["--workers", "2", "--execs", "200", "--repeat", "1"])
+        .args([
+            "--workers",
+            "2",
+            "--execs",
+            "200",
+            "--repeat",
+            "1",
+            "--method",
+            "storm",
+        ])
         .arg("--wide")
         .arg("--results-dir")
         .arg(dir.path())

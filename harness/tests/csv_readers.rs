@@ -9,10 +9,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bpfstorm::compare::{self, MAX_KERNEL_COLUMNS};
-use bpfstorm::export::csv::{CsvReport, ProbeRow, Row, Status, Timing};
+use bpfstorm::export::csv::{CsvReport, ProbeRow, Row, Status, Timing, SCHEMA_VERSION};
 use bpfstorm::export::read::{
     parse_rows, parse_run, read_capped, read_rows, read_run, ReadError, MAX_CSV_BYTES,
 };
+use bpfstorm::hot::Method;
 use bpfstorm::output::summary;
 use bpfstorm::recommend;
 use bpfstorm::semantics::{self, SemanticsRow};
@@ -37,7 +38,8 @@ fn summaries(rows: &[Row]) -> String {
 
 /// The baseline with a `timing` column (added to a v1 file) and `edit` applied
 /// to each data row (0-based row index, fields, column by name), written
-/// back as CSV. Its 72 rows are 24 cells x 3 repetitions.
+/// back as CSV. Its 96 rows are 24 hot cells, then 24 storm cells x 3
+/// repetitions.
 fn edited(edit: impl Fn(usize, &mut Vec<String>, &dyn Fn(&str) -> usize)) -> Vec<u8> {
     let bytes = baseline_bytes();
     let mut reader = csv::Reader::from_reader(bytes.as_slice());
@@ -321,7 +323,7 @@ fn files_past_the_cap_are_refused_without_reading_them() {
 
     let ok = dir.path().join("ok.csv");
     fs::write(&ok, baseline_bytes()).unwrap();
-    assert_eq!(read_run(&ok).unwrap().len(), 72);
+    assert_eq!(read_run(&ok).unwrap().len(), 96);
 }
 
 // --- Item 9: numbers checked, errors name the column and the line -------------
@@ -702,7 +704,7 @@ fn thousands_of_kernels_render_in_bounded_time_and_width() {
     let started = Instant::now();
     let md = compare::render_by_kernel(&rows);
     let header = md.lines().find(|l| l.starts_with("| backend |")).unwrap();
-    assert_eq!(borders(header), 5 + MAX_KERNEL_COLUMNS, "{header}");
+    assert_eq!(borders(header), 6 + MAX_KERNEL_COLUMNS, "{header}");
     assert!(md.contains(&format!(
         "{} more kernel(s) left out",
         5000 - MAX_KERNEL_COLUMNS
@@ -761,15 +763,262 @@ fn written<R: serde::Serialize + Default + Clone>(rows: &[R]) -> Vec<u8> {
     fs::read(report.path()).unwrap()
 }
 
+/// A file under `harness/tests/data`.
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// The columns v4 added at the end of a row (it also added `method`, after
+/// `filter`).
+const V4_END_COLUMNS: [&str; 11] = [
+    "stats_bias_ns",
+    "throughput_ns_per_event_median",
+    "throughput_ns_per_event_ci95_lo",
+    "throughput_ns_per_event_ci95_hi",
+    "methods_agree",
+    "trigger_ns_per_call",
+    "rounds",
+    "precision_target",
+    "precision_reached",
+    "machine_noise_cv",
+    "machine_calibration_ns",
+];
+
+/// The header line of the current schema, as the v4 fixture has it.
+fn v4_header() -> String {
+    let text = fs::read_to_string(fixture("run-schema-v4.csv")).unwrap();
+    text.lines().next().unwrap().to_string()
+}
+
+/// `r` with every value v4 added as a file before v4 reads it: a storm,
+/// none of the new figures.
+fn as_before_v4(r: &Row) -> Row {
+    Row {
+        method: Method::Storm,
+        stats_bias_ns: None,
+        throughput_ns_per_event_median: None,
+        throughput_ns_per_event_ci95_lo: None,
+        throughput_ns_per_event_ci95_hi: None,
+        methods_agree: None,
+        trigger_ns_per_call: None,
+        rounds: None,
+        precision_target: None,
+        precision_reached: None,
+        machine_noise_cv: None,
+        machine_calibration_ns: None,
+        ..r.clone()
+    }
+}
+
+/// A v3 run CSV as the v4 writer writes its rows: `method` after `filter`
+/// and `storm` in it, the v4 columns at the end and empty, every v3 field
+/// (`schema_version` included) as it was.
+fn v3_as_v4(bytes: &[u8]) -> String {
+    let mut reader = csv::Reader::from_reader(bytes);
+    let mut header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert!(!header.iter().any(|h| h == "method"), "a v3 header");
+    let method = header.iter().position(|h| h == "filter").unwrap() + 1;
+    header.insert(method, "method".into());
+    header.extend(V4_END_COLUMNS.map(String::from));
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(&header).unwrap();
+    for record in reader.records() {
+        let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
+        fields.insert(method, "storm".into());
+        fields.extend(V4_END_COLUMNS.map(|_| String::new()));
+        writer.write_record(&fields).unwrap();
+    }
+    String::from_utf8(writer.into_inner().unwrap()).unwrap()
+}
+
+/// A v3 run (a copy of the v3 baseline, kept as a fixture) reads as storm
+/// rows with the v4 figures empty, and is written back under the v4 header
+/// with every v3 value unchanged, in its column: the version a row says it
+/// was measured under (3) is kept, not rewritten.
 #[test]
 fn a_v3_run_is_written_back_byte_for_byte() {
-    let original = baseline_bytes();
+    let original = fs::read(fixture("run-schema-v3.csv")).unwrap();
     let rows = parse(&original).unwrap();
+    assert_eq!(rows.len(), 72);
     assert!(rows.iter().all(|r| r.schema_version == 3));
+    for r in &rows {
+        assert_eq!(
+            *r,
+            as_before_v4(r),
+            "a v3 row reads as a storm, no v4 figures"
+        );
+    }
+    let out = String::from_utf8(written(&rows)).unwrap();
+    let expected = v3_as_v4(&original);
+    assert_eq!(expected.lines().next(), Some(v4_header().as_str()));
+    assert_eq!(out, expected);
+    assert!(out.lines().skip(1).all(|l| l.starts_with("3,")), "{out}");
+    // And what was written reads back to the same rows, and writes the same.
+    let again = parse(out.as_bytes()).unwrap();
+    assert_eq!(again, rows);
+    assert_eq!(String::from_utf8(written(&again)).unwrap(), out);
+}
+
+/// A v4 run with a hot row (its precision, its throughput interval below
+/// zero at the low end, its rounds, whether the methods agree) and a storm
+/// row reads to those values and is written back byte for byte.
+#[test]
+fn a_v4_run_with_hot_and_storm_rows_is_written_back_byte_for_byte() {
+    let path = fixture("run-schema-v4.csv");
+    let original = fs::read(&path).unwrap();
+    let rows = read_run(&path).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.schema_version == SCHEMA_VERSION));
+    assert_eq!(SCHEMA_VERSION, 4);
+
+    let hot = &rows[0];
+    assert_eq!(hot.method, Method::Hot);
+    assert_eq!(hot.stats_bias_ns, Some(11.9));
+    assert_eq!(
+        (
+            hot.throughput_ns_per_event_ci95_lo,
+            hot.throughput_ns_per_event_median,
+            hot.throughput_ns_per_event_ci95_hi
+        ),
+        (Some(-3.1), Some(14.2), Some(30.5))
+    );
+    assert_eq!(hot.methods_agree, Some(true));
+    assert_eq!(hot.trigger_ns_per_call, Some(402.7));
+    assert_eq!(hot.rounds, Some(24));
+    assert_eq!(hot.precision_target, Some(0.05));
+    assert_eq!(hot.precision_reached, Some(0.0412));
+    assert_eq!(hot.machine_noise_cv, Some(0.0123));
+    assert_eq!(hot.machine_calibration_ns, Some(512.3));
+    assert_eq!(hot.succeeded, Some(0));
+    assert_eq!(hot.failed, hot.issued);
+
+    let storm = &rows[1];
+    assert_eq!(storm.method, Method::Storm);
+    assert_eq!(storm.stats_bias_ns, Some(11.9));
+    assert_eq!(storm.machine_noise_cv, Some(0.0131));
+    assert_eq!(storm.machine_calibration_ns, Some(514.8));
+    assert_eq!(
+        (
+            storm.throughput_ns_per_event_median,
+            storm.methods_agree,
+            storm.rounds,
+            storm.precision_target,
+            storm.precision_reached
+        ),
+        (None, None, None, None, None),
+        "hot only"
+    );
+    // Same strategy, another method: two cells, not one.
+    assert_ne!(hot.key(), storm.key());
+
     assert_eq!(
         String::from_utf8(written(&rows)).unwrap(),
         String::from_utf8(original).unwrap()
     );
+}
+
+/// The v4 fixture with `edit` applied to each data row (0-based row index,
+/// fields, column by name), written back as CSV.
+fn v4_edited(edit: impl Fn(usize, &mut Vec<String>, &dyn Fn(&str) -> usize)) -> Vec<u8> {
+    let bytes = fs::read(fixture("run-schema-v4.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(&header).unwrap();
+    for (i, record) in reader.records().enumerate() {
+        let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
+        edit(i, &mut fields, &col);
+        writer.write_record(&fields).unwrap();
+    }
+    writer.into_inner().unwrap()
+}
+
+#[test]
+fn v4_columns_are_checked_and_errors_name_them() {
+    // Unedited, the helper gives the fixture back.
+    assert_eq!(
+        v4_edited(|_, _, _| {}),
+        fs::read(fixture("run-schema-v4.csv")).unwrap()
+    );
+    for (column, value, says) in [
+        ("method", "warm", "warm"),
+        ("method", "Hot", "Hot"),
+        ("method", "", "method"),
+        ("precision_reached", "-0.01", ">= 0"),
+        ("precision_target", "NaN", ">= 0"),
+        ("stats_bias_ns", "-1.5", ">= 0"),
+        ("trigger_ns_per_call", "inf", ">= 0"),
+        ("machine_noise_cv", "-0.2", ">= 0"),
+        ("machine_calibration_ns", "-512.3", ">= 0"),
+        ("rounds", "-1", "whole number"),
+        ("methods_agree", "yes", "`true` or `false`"),
+        ("throughput_ns_per_event_ci95_lo", "-inf", "finite"),
+        ("throughput_ns_per_event_median", "NaN", "finite"),
+        ("ns_per_event_median", "inf", "finite"),
+    ] {
+        // Row 0 is the hot row, on line 2.
+        let bytes = v4_edited(|i, f, col| {
+            if i == 0 {
+                f[col(column)] = value.into();
+            }
+        });
+        let err = parse(&bytes).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(&err, ReadError::Invalid { column: c, line: 2, .. } if c == column),
+            "{column}={value}: {err:?}"
+        );
+        assert!(text.contains(&format!("column `{column}`")), "{text}");
+        assert!(text.contains(says), "{column}={value}: {text}");
+    }
+
+    // A throughput median outside its own interval.
+    let bytes = v4_edited(|i, f, col| {
+        if i == 0 {
+            f[col("throughput_ns_per_event_ci95_hi")] = "10".into();
+        }
+    });
+    let err = parse(&bytes).unwrap_err().to_string();
+    assert!(
+        err.contains("line 2, column `throughput_ns_per_event_median`"),
+        "{err}"
+    );
+    assert!(err.contains("outside its 95% interval"), "{err}");
+
+    // What may be below zero is: figures with the stats' own cost taken out.
+    let bytes = v4_edited(|i, f, col| {
+        if i == 1 {
+            f[col("ns_per_event_ci95_lo")] = "-4.5".into();
+            f[col("ns_per_event_median")] = "-1.2".into();
+            f[col("ns_per_event_mean")] = "-0.7".into();
+            f[col("throughput_ns_per_event_ci95_lo")] = "-9.5".into();
+            f[col("throughput_ns_per_event_median")] = "-2".into();
+            f[col("throughput_ns_per_event_ci95_hi")] = "7".into();
+            f[col("precision_reached")] = "-0.0".into();
+        }
+    });
+    let rows = parse(&bytes).unwrap();
+    assert_eq!(rows[1].ns_per_event_median, Some(-1.2));
+    assert_eq!(rows[1].throughput_ns_per_event_ci95_lo, Some(-9.5));
+    assert!(rows[1].precision_reached.unwrap().is_sign_positive());
+
+    // A file from a later bpfstorm: the version, not a column, is the problem.
+    let bytes = v4_edited(|i, f, col| {
+        if i == 1 {
+            f[col("schema_version")] = "5".into();
+        }
+    });
+    let err = parse(&bytes).unwrap_err();
+    assert!(
+        matches!(&err, ReadError::Version { line: 3, found, .. } if found == "5"),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("schema version `5`"), "{text}");
+    assert!(text.contains("reads versions 1 to 4 only"), "{text}");
 }
 
 #[test]
@@ -791,8 +1040,7 @@ fn semantics_rows_are_written_back_byte_for_byte() {
 
 #[test]
 fn v1_and_v2_runs_read_to_the_current_row_and_round_trip() {
-    let v1 = read_run(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/run-schema-v1.csv"))
-        .unwrap();
+    let v1 = read_run(&fixture("run-schema-v1.csv")).unwrap();
     let v2 = read_run(&results("kernels-rust-vm.csv")).unwrap();
     assert!(v1.iter().all(|r| r.schema_version == 1));
     assert!(v2.iter().all(|r| r.schema_version == 2));
@@ -809,13 +1057,17 @@ fn v1_and_v2_runs_read_to_the_current_row_and_round_trip() {
     let k = r.run_cnt.unwrap() as f64 / r.counted.unwrap() as f64;
     assert_eq!(r.ns_per_event_median, r.ns_per_run_median.map(|v| v * k));
 
-    let header = String::from_utf8(baseline_bytes()).unwrap();
-    let header = header.lines().next().unwrap();
+    // Neither had v4's columns: storms, no hot figures.
+    for r in v1.iter().chain(&v2) {
+        assert_eq!(*r, as_before_v4(r));
+    }
+
+    let header = v4_header();
     for rows in [v1, v2] {
         let bytes = written(&rows);
         assert_eq!(
             String::from_utf8_lossy(&bytes).lines().next(),
-            Some(header),
+            Some(header.as_str()),
             "written with the current columns"
         );
         assert_eq!(parse(&bytes).unwrap(), rows);
@@ -825,13 +1077,15 @@ fn v1_and_v2_runs_read_to_the_current_row_and_round_trip() {
 #[test]
 fn typed_columns_are_written_as_their_names() {
     let row = Row {
-        schema_version: 3,
+        schema_version: SCHEMA_VERSION,
         backend: "aya".into(),
         timing: Timing::Emulated,
         attach: AttachPoint::LsmBprmCommittedCreds,
         map: MapKind::PerfEventArray,
         update: UpdateMode::Stream,
         filter: "cgroup".into(),
+        method: Method::Hot,
+        methods_agree: Some(false),
         target: "tiny".into(),
         spawn: "fork".into(),
         status: Status::Unsupported,
@@ -840,10 +1094,13 @@ fn typed_columns_are_written_as_their_names() {
     };
     let text = String::from_utf8(written(std::slice::from_ref(&row))).unwrap();
     let line = text.lines().nth(1).unwrap();
+    assert!(line.starts_with("4,"), "{line}");
     assert!(
-        line.contains(",emulated,,aya,,lsm_bprm_committed_creds,perf_event_array,stream,cgroup,tiny,fork,0,0,0,unsupported,no LSM,"),
+        line.contains(",emulated,,aya,,lsm_bprm_committed_creds,perf_event_array,stream,cgroup,hot,tiny,fork,0,0,0,unsupported,no LSM,"),
         "{line}"
     );
+    // `methods_agree`, then the six v4 columns after it, empty.
+    assert!(line.ends_with(",false,,,,,,"), "{line}");
     assert_eq!(parse(text.as_bytes()).unwrap(), [row]);
 
     let probe = ProbeRow {

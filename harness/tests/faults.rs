@@ -20,6 +20,8 @@ mod common;
 fn spawn_long_run(dir: &Path, extra: &[&str]) -> Child {
     command(&[
         "run",
+        "--method",
+        "storm",
         "--repeat",
         "1",
         "--map",
@@ -113,6 +115,8 @@ fn sigkill_leaves_a_cgroup_that_the_next_run_sweeps() {
 
     let next = bpfstorm(&[
         "run",
+        "--method",
+        "storm",
         "--repeat",
         "1",
         "--map",
@@ -139,6 +143,8 @@ fn a_storm_past_its_timeout_is_killed_and_reported() {
     let started = Instant::now();
     let out = command(&[
         "run",
+        "--method",
+        "storm",
         "--repeat",
         "1",
         "--map",
@@ -189,7 +195,7 @@ fn without_capabilities_it_says_to_run_as_root() {
 
 #[test]
 fn a_missing_btf_file_is_named_with_what_to_do() {
-    let out = command(&["run", "--execs", "10"])
+    let out = command(&["run", "--method", "storm", "--execs", "10"])
         .env("BPFSTORM_BTF", "/nonexistent/vmlinux.btf")
         .output()
         .unwrap();
@@ -206,6 +212,8 @@ fn a_refused_attach_point_fails_the_run_with_the_kernel_reason() {
     let dir = tempfile::tempdir().unwrap();
     let out = bpfstorm(&[
         "run",
+        "--method",
+        "storm",
         "--repeat",
         "1",
         "--attach",
@@ -242,6 +250,10 @@ fn two_runs_at_once_count_only_their_own_storms() {
         .map(|d| {
             command(&[
                 "run",
+                "--method",
+                "storm",
+                "--method",
+                "storm",
                 "--repeat",
                 "1",
                 "--map",

@@ -33,6 +33,8 @@ fn real_run() -> &'static Path {
             "1000",
             "--repeat",
             "3",
+            "--method",
+            "storm",
             "--results-dir",
             dir.path().to_str().unwrap(),
             "--export-json",

@@ -210,6 +210,7 @@ fn posix_spawn_is_refused_for_fork_only_targets() {
         target: Target::Fexecve,
         spawn: SpawnMethod::PosixSpawn,
         timeout: TIMEOUT,
+        trigger: None,
     };
     assert!(matches!(
         run_storm(&bad, &cg, &mut || {}),
@@ -395,6 +396,7 @@ fn invalid_specs_are_refused() {
         target: Target::Tiny,
         spawn: SpawnMethod::Fork,
         timeout: TIMEOUT,
+        trigger: None,
     };
     assert!(matches!(
         run_storm(&bad, &cg, &mut || {}),

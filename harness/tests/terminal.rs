@@ -15,10 +15,10 @@ const RUN: &[&str] = &[
     "run",
     "--map",
     "array,percpu_array",
-    "--execs",
-    "200",
-    "--repeat",
-    "2",
+    "--method",
+    "hot",
+    "--max-time",
+    "1",
 ];
 
 /// A tmux server of this test's own, gone when dropped.

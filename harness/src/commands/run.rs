@@ -46,7 +46,7 @@ impl OnKernels for Run<'_> {
     }
 
     fn expected_rows(&self) -> usize {
-        self.opts.backends.len() * self.opts.strategies.len() * self.args.repeat(true) as usize
+        plan::run_options(self.args, true).map_or(0, |guest| guest.cells())
     }
 
     fn read_guest(&mut self, _: &Guest, csv: &Path, _: &str) -> Result<Vec<Row>, ReadError> {
@@ -164,8 +164,8 @@ fn time_spent(age: f64, rows: &[Row]) -> String {
         .sum();
     let rest = (age - storms).max(0.0);
     format!(
-        "time: {age:.1} s in all, {storms:.1} s in storms; the other {rest:.1} s ({:.0}%)\n  \
-         is the harness's own: loading and attaching, settling, reports",
+        "time: {age:.1} s in all, {storms:.1} s in storms and hot rounds; the other {rest:.1} s \
+         ({:.0}%)\n  is the harness's own: loading and attaching, settling, calibration, reports",
         100.0 * rest / age.max(f64::MIN_POSITIVE)
     )
 }

@@ -1,4 +1,4 @@
-//! The run CSV, schema v3: one row per cell, columns documented in the
+//! The run CSV, schema v4: one row per cell, columns documented in the
 //! README. The file is rewritten (write, then rename) after every cell, so a
 //! later failure or Ctrl-C loses nothing measured and never leaves it
 //! half-written.
@@ -6,16 +6,18 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
+use bpfstorm_common::{AttachPoint, LoadTimings, MapKind, ProgInsns, UpdateMode};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::host::Host;
+use crate::hot::{HotCell, Method};
 use crate::measure::Cell;
+use crate::sample::Estimate;
 use crate::secure_fs::{Dir, FsError};
 use crate::storm::StormSpec;
 
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, Error)]
 pub enum CsvError {
@@ -147,6 +149,9 @@ pub struct Row {
     #[serde(with = "named")]
     pub update: UpdateMode,
     pub filter: String,
+    /// `hot` or `storm` (v4; earlier files hold storms only).
+    #[serde(default)]
+    pub method: Method,
     pub target: String,
     pub spawn: String,
     pub workers: u32,
@@ -214,6 +219,31 @@ pub struct Row {
     /// New in v3.
     #[serde(default)]
     pub interference: String,
+    /// The ns/run an empty program shows on the same hook (bpf_stats' own
+    /// clock reads), already taken out of `ns_per_event_*` (v4).
+    pub stats_bias_ns: Option<f64>,
+    /// Hot only (v4): wall ns per call with the program minus without,
+    /// median over the pairs of rounds and its 95% interval.
+    pub throughput_ns_per_event_median: Option<f64>,
+    pub throughput_ns_per_event_ci95_lo: Option<f64>,
+    pub throughput_ns_per_event_ci95_hi: Option<f64>,
+    /// Hot only (v4): whether the throughput figure and `ns_per_event` (plus
+    /// the two clock reads per run that stats add to wall time) overlap.
+    pub methods_agree: Option<bool>,
+    /// Hot only (v4): wall ns per failing call per worker, no program.
+    pub trigger_ns_per_call: Option<f64>,
+    /// Hot only (v4): pairs of rounds (with and without the program).
+    pub rounds: Option<usize>,
+    /// Hot only (v4): `--precision`, and the half-width over median that
+    /// the `ns_per_event` interval reached.
+    pub precision_target: Option<f64>,
+    pub precision_reached: Option<f64>,
+    /// Coefficient of variation of the calibration workload (see `noise`)
+    /// sampled during the cell (v4).
+    pub machine_noise_cv: Option<f64>,
+    /// Median ns per call of the calibration workload during the cell (v4):
+    /// its change from the first row to the last is the run's drift.
+    pub machine_calibration_ns: Option<f64>,
 }
 
 /// A kernel rows were measured on, and whether their times are this CPU's
@@ -235,6 +265,7 @@ pub struct Key {
     pub map: MapKind,
     pub update: UpdateMode,
     pub filter: String,
+    pub method: Method,
     pub target: String,
     pub spawn: String,
 }
@@ -257,6 +288,7 @@ pub struct CellId<'a> {
     pub map: MapKind,
     pub update: UpdateMode,
     pub filter: &'a str,
+    pub method: Method,
     pub spec: &'a StormSpec,
     pub repetition: u32,
 }
@@ -282,6 +314,7 @@ impl Row {
             map: self.map,
             update: self.update,
             filter: self.filter.clone(),
+            method: self.method,
             target: self.target.clone(),
             spawn: self.spawn.clone(),
         }
@@ -304,6 +337,7 @@ impl Row {
             map: id.map,
             update: id.update,
             filter: id.filter.to_string(),
+            method: id.method,
             target: id.spec.target.to_string(),
             spawn: id.spec.spawn.to_string(),
             workers: id.spec.workers,
@@ -326,8 +360,121 @@ impl Row {
         Row::blank(run, id, status, error)
     }
 
-    pub fn measured(run: &RunInfo, id: &CellId<'_>, cell: &Cell) -> Row {
+    /// The row with what loading the counter showed: its times, read
+    /// latency, map memory and program size.
+    fn loaded(
+        self,
+        timings: &LoadTimings,
+        read_us: Option<Estimate>,
+        map_bytes: u64,
+        insns: &ProgInsns,
+    ) -> Row {
         let ms = |d: std::time::Duration| round(d.as_secs_f64() * 1e3, 3);
+        Row {
+            open_ms: Some(ms(timings.open)),
+            load_ms: Some(ms(timings.load)),
+            attach_ms: Some(ms(timings.attach)),
+            read_us_median: read_us.map(|e| round(e.median, 2)),
+            read_us_ci95_lo: read_us.map(|e| round(e.lo, 2)),
+            read_us_ci95_hi: read_us.map(|e| round(e.hi, 2)),
+            map_bytes: Some(map_bytes),
+            verified_insns: Some(insns.verified_insns),
+            xlated_insns: Some(insns.xlated_insns),
+            jited_bytes: Some(insns.jited_bytes),
+            ..self
+        }
+    }
+
+    /// Records the calibration samples taken during the cell.
+    pub fn set_machine_noise(&mut self, samples: &[f64]) {
+        self.machine_noise_cv = crate::noise::cv(samples).map(|v| round(v, 4));
+        self.machine_calibration_ns = Estimate::from_samples(samples).map(|e| round(e.median, 1));
+    }
+
+    /// Takes bpf_stats' own cost, `bias` ns per run, out of the per-event
+    /// figures of a storm row, and records it.
+    pub fn subtract_stats_bias(&mut self, bias: f64) {
+        let (Some(runs), Some(counted)) = (self.run_cnt, self.counted) else {
+            return;
+        };
+        if counted > 0 {
+            let paid = bias * runs as f64 / counted as f64;
+            for v in [
+                &mut self.ns_per_event_mean,
+                &mut self.ns_per_event_median,
+                &mut self.ns_per_event_ci95_lo,
+                &mut self.ns_per_event_ci95_hi,
+            ] {
+                *v = v.map(|x| round(x - paid, 1));
+            }
+        }
+        self.stats_bias_ns = Some(round(bias, 1));
+    }
+
+    /// A cell measured by the hot method (see [`HotCell`]).
+    pub fn hot(run: &RunInfo, id: &CellId<'_>, cell: &HotCell, precision_target: f64) -> Row {
+        let missing = cell.missing();
+        Row {
+            execs_per_worker: cell.calls_per_round,
+            issued: Some(cell.issued),
+            succeeded: Some(0),
+            failed: Some(cell.issued),
+            timed_out: Some(false),
+            counted: Some(cell.reading.count),
+            dropped: Some(cell.reading.dropped),
+            perf_lost_records: Some(cell.reading.lost_records),
+            expected_oracle: cell.expected_oracle.to_string(),
+            expected: Some(cell.expected),
+            missing: Some(missing),
+            exact: Some(missing == 0),
+            perf_sys_enter_execve: Some(cell.oracle.execve),
+            perf_sched_process_exec: Some(cell.oracle.exec),
+            perf_sys_enter_execveat: Some(cell.oracle.execveat),
+            perf_sys_enter_execve_system: Some(cell.oracle.execve_system),
+            run_cnt: Some(cell.prog.run_cnt),
+            run_time_ns: Some(cell.prog.run_time_ns),
+            recursion_misses: Some(cell.prog.recursion_misses),
+            ns_per_run_median: cell.ns_per_run.map(|e| round(e.median, 1)),
+            ns_per_run_ci95_lo: cell.ns_per_run.map(|e| round(e.lo, 1)),
+            ns_per_run_ci95_hi: cell.ns_per_run.map(|e| round(e.hi, 1)),
+            ns_per_run_samples: cell.ns_per_run.map(|e| e.n),
+            ns_per_event_mean: (cell.reading.count > 0).then(|| {
+                round(
+                    (cell.prog.run_time_ns as f64 - cell.stats_bias_ns * cell.prog.run_cnt as f64)
+                        / cell.reading.count as f64,
+                    1,
+                )
+            }),
+            ns_per_event_median: cell.ns_per_event.map(|e| round(e.median, 1)),
+            ns_per_event_ci95_lo: cell.ns_per_event.map(|e| round(e.lo, 1)),
+            ns_per_event_ci95_hi: cell.ns_per_event.map(|e| round(e.hi, 1)),
+            storm_wall_s: Some(round(cell.wall_with.as_secs_f64(), 4)),
+            baseline_wall_s: Some(round(cell.wall_without.as_secs_f64(), 4)),
+            execs_per_s: Some(round(
+                cell.issued as f64 / cell.wall_with.as_secs_f64().max(1e-9),
+                1,
+            )),
+            stats_bias_ns: Some(round(cell.stats_bias_ns, 1)),
+            throughput_ns_per_event_median: cell.throughput_ns.map(|e| round(e.median, 1)),
+            throughput_ns_per_event_ci95_lo: cell.throughput_ns.map(|e| round(e.lo, 1)),
+            throughput_ns_per_event_ci95_hi: cell.throughput_ns.map(|e| round(e.hi, 1)),
+            methods_agree: cell.methods_agree(),
+            trigger_ns_per_call: cell.trigger_ns.map(|e| round(e.median, 1)),
+            rounds: Some(cell.pairs),
+            precision_target: Some(precision_target),
+            precision_reached: cell.precision_reached().map(|p| round(p, 4)),
+            machine_noise_cv: cell.noise_cv.map(|v| round(v, 4)),
+            machine_calibration_ns: cell.calibration_ns.map(|v| round(v, 1)),
+            ..Row::blank(run, id, Status::Ok, String::new()).loaded(
+                &cell.timings,
+                cell.read_us,
+                cell.map_bytes,
+                &cell.prog_insns,
+            )
+        }
+    }
+
+    pub fn measured(run: &RunInfo, id: &CellId<'_>, cell: &Cell) -> Row {
         Row {
             issued: Some(cell.storm.issued),
             succeeded: Some(cell.storm.succeeded),
@@ -365,16 +512,6 @@ impl Row {
                 .runs_per_event()
                 .zip(cell.ns_per_run)
                 .map(|(k, e)| round(e.hi * k, 1)),
-            open_ms: Some(ms(cell.timings.open)),
-            load_ms: Some(ms(cell.timings.load)),
-            attach_ms: Some(ms(cell.timings.attach)),
-            read_us_median: cell.read_us.map(|e| round(e.median, 2)),
-            read_us_ci95_lo: cell.read_us.map(|e| round(e.lo, 2)),
-            read_us_ci95_hi: cell.read_us.map(|e| round(e.hi, 2)),
-            map_bytes: Some(cell.map_bytes),
-            verified_insns: Some(cell.prog_insns.verified_insns),
-            xlated_insns: Some(cell.prog_insns.xlated_insns),
-            jited_bytes: Some(cell.prog_insns.jited_bytes),
             loader_heap_bytes: Some(cell.loader_heap_bytes),
             storm_wall_s: Some(round(cell.storm.wall.as_secs_f64(), 4)),
             storm_cpu_user_s: Some(round(cell.storm.cpu_user.as_secs_f64(), 4)),
@@ -394,6 +531,12 @@ impl Row {
                 } else {
                     String::new()
                 },
+            )
+            .loaded(
+                &cell.timings,
+                cell.read_us,
+                cell.map_bytes,
+                &cell.prog_insns,
             )
         }
     }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use super::chart::{charts, Chart, Item};
 use super::csv::{Row, Timing};
 use super::escape::{code, name, terminal, text};
-use crate::aggregate::{aggregate, distinct, Aggregate, Interval};
+use crate::aggregate::{aggregate, distinct, ranking_method, Aggregate, Interval};
+use crate::hot::Method;
 use crate::recommend;
 use crate::secure_fs::{Dir, FsError};
 
@@ -98,17 +99,27 @@ fn data_link(dir: &Path, csv: &Path) -> String {
 
 /// One sentence on where and how rows were measured.
 fn machine(r: &Row) -> String {
+    let how = match r.method {
+        Method::Hot => format!(
+            "Hot: {} workers fire a failing exec syscall, rounds with and without the program until +-{:.0}%",
+            r.workers,
+            r.precision_target.unwrap_or(0.0) * 100.0
+        ),
+        Method::Storm => format!(
+            "Storm: {} workers x {} execs of {} ({})",
+            r.workers,
+            r.execs_per_worker,
+            code(&r.target),
+            name(&r.spawn)
+        ),
+    };
     format!(
-        "Host {}, kernel {}, {} CPUs ({}), bpfstorm {}. Storm: {} workers x {} execs of {} ({}), filter {}.",
+        "Host {}, kernel {}, {} CPUs ({}), bpfstorm {}. {how}, filter {}.",
         text(&r.host),
         text(&r.kernel),
         r.cpus,
         text(&r.cpu_model),
         text(&r.git_rev),
-        r.workers,
-        r.execs_per_worker,
-        code(&r.target),
-        name(&r.spawn),
         name(&r.filter),
     )
 }
@@ -137,9 +148,11 @@ impl Report {
         let brackets = distinct(cells.iter().map(|a| a.bracket.describe()));
         let stem = file_name.strip_suffix(".md").unwrap_or(file_name);
         // Emulated times (guest kernels) would dwarf native ones on one axis.
+        // One method on a chart: its figures answer one question.
+        let method = ranking_method(&cells);
         let items: Vec<Item> = cells
             .iter()
-            .filter(|a| a.first.timing == Timing::Native)
+            .filter(|a| a.first.timing == Timing::Native && a.first.method == method)
             .filter_map(|a| {
                 let i = a.ns_per_event?;
                 Some(Item {
@@ -154,7 +167,7 @@ impl Report {
             .collect();
         let drawn = charts(
             &format!("{stem}-ns_per_event"),
-            &format!("In-kernel cost per counted event ({title})"),
+            &format!("In-kernel cost per counted event, {method} method ({title})"),
             "ns per event",
             &items,
         );
@@ -200,14 +213,14 @@ impl Report {
             ));
         }
         md.push_str(&format!(
-            "| {} | backend | attach | map | update | status | counted | oracle | dropped | missing | ns/event [95% CI] | ns/run [95% CI] | read us [95% CI] | open+load+attach ms (each a median of the repetitions) |\n",
+            "| {} | backend | attach | method | map | update | status | counted | oracle | dropped | missing | ns/event [95% CI] | ns/run [95% CI] | read us [95% CI] | open+load+attach ms (each a median of the repetitions) |\n",
             if labels.host { "host / kernel" } else { "kernel" }
         ));
-        md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for a in &cells {
             let r = &a.first;
             md.push_str(&format!(
-                "| {}{}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {}{}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 if labels.host && r.timing == Timing::Native {
                     format!("{} / ", text(&r.host))
                 } else {
@@ -220,6 +233,7 @@ impl Report {
                 },
                 name(&r.backend),
                 r.attach,
+                r.method,
                 r.map,
                 r.update,
                 a.status,
@@ -237,7 +251,8 @@ impl Report {
             ));
         }
         md.push_str(&format!(
-            "\nTimings: the {}. ns/event counts filtered-out runs too (hooks on every syscall pay for them).\n",
+            "\nTimings: the {}. ns/event counts filtered-out runs too (hooks on every syscall pay for them), \
+             with bpf_stats' own clock cost (`stats_bias_ns`) taken out.\n",
             brackets.join("; or the ")
         ));
         // A chart that fails to draw must not cost the report.

@@ -24,6 +24,7 @@ use thiserror::Error;
 use super::csv::{ProbeRow, Row, Status, Timing, SCHEMA_VERSION};
 use super::escape;
 use crate::aggregate::try_aggregate;
+use crate::hot::Method;
 use crate::semantics::SemanticsRow;
 use crate::storm::{SpawnMethod, Target};
 
@@ -264,6 +265,7 @@ impl Checked for Row {
         ("map", parsed::<MapKind>),
         ("update", parsed::<UpdateMode>),
         ("status", variant::<Status>),
+        ("method", parsed::<Method>),
     ];
 
     fn check(&mut self) -> Result<(), Invalid> {
@@ -286,10 +288,6 @@ impl Checked for Row {
             ("ns_per_run_median", &mut self.ns_per_run_median),
             ("ns_per_run_ci95_lo", &mut self.ns_per_run_ci95_lo),
             ("ns_per_run_ci95_hi", &mut self.ns_per_run_ci95_hi),
-            ("ns_per_event_mean", &mut self.ns_per_event_mean),
-            ("ns_per_event_median", &mut self.ns_per_event_median),
-            ("ns_per_event_ci95_lo", &mut self.ns_per_event_ci95_lo),
-            ("ns_per_event_ci95_hi", &mut self.ns_per_event_ci95_hi),
             ("open_ms", &mut self.open_ms),
             ("load_ms", &mut self.load_ms),
             ("attach_ms", &mut self.attach_ms),
@@ -302,11 +300,38 @@ impl Checked for Row {
             ("system_cpu_s", &mut self.system_cpu_s),
             ("execs_per_s", &mut self.execs_per_s),
             ("baseline_wall_s", &mut self.baseline_wall_s),
+            ("stats_bias_ns", &mut self.stats_bias_ns),
+            ("trigger_ns_per_call", &mut self.trigger_ns_per_call),
+            ("precision_target", &mut self.precision_target),
+            ("precision_reached", &mut self.precision_reached),
+            ("machine_noise_cv", &mut self.machine_noise_cv),
+            ("machine_calibration_ns", &mut self.machine_calibration_ns),
         ] {
             non_negative(column, value)?;
         }
-        // A paired difference: the probe may look free, or cheaper than nothing.
-        finite("e2e_ns_per_exec", self.e2e_ns_per_exec)?;
+        // Paired differences, and figures with the stats' own cost taken
+        // out: inside the noise, they may come out below zero.
+        for (column, value) in [
+            ("e2e_ns_per_exec", self.e2e_ns_per_exec),
+            ("ns_per_event_mean", self.ns_per_event_mean),
+            ("ns_per_event_median", self.ns_per_event_median),
+            ("ns_per_event_ci95_lo", self.ns_per_event_ci95_lo),
+            ("ns_per_event_ci95_hi", self.ns_per_event_ci95_hi),
+            (
+                "throughput_ns_per_event_median",
+                self.throughput_ns_per_event_median,
+            ),
+            (
+                "throughput_ns_per_event_ci95_lo",
+                self.throughput_ns_per_event_ci95_lo,
+            ),
+            (
+                "throughput_ns_per_event_ci95_hi",
+                self.throughput_ns_per_event_ci95_hi,
+            ),
+        ] {
+            finite(column, value)?;
+        }
         // Before v3 the per-event figures were not written; they follow from
         // the per-run ones exactly as the writer derives them.
         if self.schema_version < 3 && self.ns_per_event_median.is_none() {
@@ -328,6 +353,12 @@ impl Checked for Row {
             self.ns_per_event_median,
             self.ns_per_event_ci95_lo,
             self.ns_per_event_ci95_hi,
+        )?;
+        ordered(
+            "throughput_ns_per_event_median",
+            self.throughput_ns_per_event_median,
+            self.throughput_ns_per_event_ci95_lo,
+            self.throughput_ns_per_event_ci95_hi,
         )?;
         ordered(
             "read_us_median",

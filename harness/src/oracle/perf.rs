@@ -144,7 +144,11 @@ impl PerfTracepoint {
     }
 }
 
-fn tracepoint_id(category: &str, name: &str, tracepoint: &str) -> Result<u64, OracleError> {
+pub(crate) fn tracepoint_id(
+    category: &str,
+    name: &str,
+    tracepoint: &str,
+) -> Result<u64, OracleError> {
     let events = tracefs::ensure_mounted()
         .map_err(OracleError::Tracefs)?
         .join("events");

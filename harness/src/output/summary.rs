@@ -8,6 +8,7 @@
 use crate::aggregate::{aggregate, distinct, Aggregate, Interval};
 use crate::export::csv::{Kernel, Row, Status, Timing};
 use crate::export::escape::terminal as t;
+use crate::hot::Method;
 use crate::output::table::{Align, Paint, Style, Table};
 
 /// Columns the summary fits by default: readable beside another window,
@@ -162,11 +163,30 @@ fn render_kernel(all: &[Row], view: View) -> String {
     // Columns that hold one value for the whole run move to the title line.
     let backend = shared(&cells, |r| r.backend.clone());
     let attach = shared(&cells, |r| r.attach);
-    let repetitions = cells.iter().map(|a| a.repetitions).max().unwrap_or(1);
-    let mut title = vec![format!(
-        "storm: {} workers x {} execs of `{}` ({}), filter {}, {repetitions} repetition(s) per cell (counts summed over them)",
-        first.workers, first.execs_per_worker, t(&first.target), t(&first.spawn), t(&first.filter)
-    )];
+    let mut title = Vec::new();
+    if let Some(hot) = cells.iter().find(|a| a.first.method == Method::Hot) {
+        let r = &hot.first;
+        title.push(format!(
+            "hot: {} workers fire a failing exec syscall in rounds with and without the program, \
+             until each ns/event is within +-{:.0}% (or its time is up)",
+            r.workers,
+            r.precision_target.unwrap_or(0.0) * 100.0
+        ));
+    }
+    if let Some(storm) = cells.iter().find(|a| a.first.method == Method::Storm) {
+        let r = &storm.first;
+        let repetitions = cells
+            .iter()
+            .filter(|a| a.first.method == Method::Storm)
+            .map(|a| a.repetitions)
+            .max()
+            .unwrap_or(1);
+        title.push(format!(
+            "storm: {} workers x {} execs of `{}` ({}), {repetitions} repetition(s) per cell (counts summed over them)",
+            r.workers, r.execs_per_worker, t(&r.target), t(&r.spawn)
+        ));
+    }
+    title.push(format!("filter {}", t(&first.filter)));
     if first.timing == Timing::Emulated {
         title.push(format!(
             "kernel {} ({})",
@@ -181,6 +201,9 @@ fn render_kernel(all: &[Row], view: View) -> String {
     );
     title.extend(attach.map(|a| format!("attach {a}")));
     let mut out = lines(&title.join("; "), view, Style::Bold);
+    if let Some(machine) = machine_noise(all) {
+        out.push_str(&lines(&machine, view, Style::Plain));
+    }
     out.push('\n');
     let shared = Shared {
         backend: backend.is_some(),
@@ -191,6 +214,59 @@ fn render_kernel(all: &[Row], view: View) -> String {
         None => wide(&cells, shared, view.paint),
     });
     out
+}
+
+/// The machine's own noise over the run: the calibration workload's
+/// scatter within cells (median over them) and its drift from the first
+/// cell to the last.
+fn machine_noise(rows: &[Row]) -> Option<String> {
+    let cvs: Vec<f64> = rows.iter().filter_map(|r| r.machine_noise_cv).collect();
+    let cv = crate::sample::Estimate::from_samples(&cvs)?;
+    let mut line = format!(
+        "machine noise: the calibration workload varies {:.1}% (cv, median over cells)",
+        cv.median * 100.0
+    );
+    let levels: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.machine_calibration_ns)
+        .collect();
+    if let (Some(first), Some(last)) = (levels.first(), levels.last()) {
+        if levels.len() > 1 && *first > 0.0 {
+            line.push_str(&format!(
+                ", drifting {:+.1}% from the first cell to the last",
+                (last / first - 1.0) * 100.0
+            ));
+        }
+    }
+    Some(line)
+}
+
+/// Hot cells that did not reach their precision, and why in one clause:
+/// the machine itself when its noise is above the target.
+fn short_of_precision(cells: &[Aggregate]) -> Vec<String> {
+    cells
+        .iter()
+        .filter(|a| a.is_ok())
+        .filter_map(|a| {
+            let r = &a.first;
+            let (target, reached) = (r.precision_target?, r.precision_reached?);
+            (reached > target).then(|| {
+                let cause = match r.machine_noise_cv {
+                    Some(cv) if cv > target => format!(
+                        "the machine itself varied {:.1}% (cv) during it, more than the target",
+                        cv * 100.0
+                    ),
+                    _ => "its time (--max-time) ran out first".to_string(),
+                };
+                format!(
+                    "{} reached +-{:.1}%, not +-{:.0}%: {cause}",
+                    a.label(t),
+                    reached * 100.0,
+                    target * 100.0
+                )
+            })
+        })
+        .collect()
 }
 
 /// Which columns moved to the title.
@@ -297,7 +373,8 @@ fn wide(cells: &[Aggregate], shared: Shared, paint: Paint) -> String {
     let brackets = distinct(cells.iter().map(|a| a.bracket.describe()));
     out.push_str(&format!(
         "ns/event: in-kernel (bpf_stats) time per counted event, filtered-out runs included; ns/run: per program run; \
-         both include the stats' own clock reads (`bpfstorm collateral` measures that bias). \
+         ns/event has the stats' own clock cost (an empty program's ns/run, \
+         `stats_bias_ns` in the CSV) taken out, ns/run has not. \
          Timings are the {}. e2e: storm wall time with minus without the probe, per exec, both storms under the same \
          oracles and stats; the mean over repetitions [95% t-interval], or `< X` when the interval holds zero \
          (X: the smallest effect this noise could show).\n",
@@ -321,21 +398,28 @@ const E2E: &str = "e2e ns/exec";
 /// (a stream pays for a record and a wakeup; it answers another question).
 fn groups(cells: &[Aggregate], attach_shared: bool) -> Vec<(String, Vec<&Aggregate>)> {
     let mut out = Vec::new();
-    for attach in distinct(cells.iter().map(|a| a.first.attach)) {
-        for (stream, kind) in [(false, "counters"), (true, "streams")] {
-            let members: Vec<&Aggregate> = cells
-                .iter()
-                .filter(|a| a.first.attach == attach && a.first.map.is_stream() == stream)
-                .collect();
-            if members.is_empty() {
-                continue;
+    let methods = distinct(cells.iter().map(|a| a.first.method));
+    for method in &methods {
+        for attach in distinct(cells.iter().map(|a| a.first.attach)) {
+            for (stream, kind) in [(false, "counters"), (true, "streams")] {
+                let members: Vec<&Aggregate> = cells
+                    .iter()
+                    .filter(|a| a.first.method == *method && a.first.attach == attach)
+                    .filter(|a| a.first.map.is_stream() == stream)
+                    .collect();
+                if members.is_empty() {
+                    continue;
+                }
+                let mut name = Vec::new();
+                if methods.len() > 1 {
+                    name.push(method.to_string());
+                }
+                if !attach_shared {
+                    name.push(attach.to_string());
+                }
+                name.push(kind.to_string());
+                out.push((name.join(": "), members));
             }
-            let name = if attach_shared {
-                kind.to_string()
-            } else {
-                format!("{attach}: {kind}")
-            };
-            out.push((name, members));
         }
     }
     out
@@ -351,16 +435,8 @@ fn baseline<'a>(members: &[&'a Aggregate]) -> Option<(&'a Aggregate, Interval)> 
         .min_by(|a, b| a.1.point.total_cmp(&b.1.point))
 }
 
-/// `cell / base` and its uncertainty: the two intervals' relative
-/// half-widths (each the wider side, so an uneven interval is never
-/// understated) added in quadrature, as for independent errors.
 fn ratio(cell: &Interval, base: &Interval) -> Option<(f64, f64)> {
-    if cell.point <= 0.0 || base.point <= 0.0 {
-        return None;
-    }
-    let relative = |i: &Interval| (i.hi - i.point).max(i.point - i.lo) / i.point;
-    let r = cell.point / base.point;
-    Some((r, r * relative(cell).hypot(relative(base))))
+    cell.ratio_to(base)
 }
 
 /// A cell's cost against its group's baseline, in words and colour.
@@ -474,6 +550,9 @@ fn narrow(cells: &[Aggregate], shared: Shared, width: usize, paint: Paint) -> St
             Style::Plain,
         ));
     }
+    for short in short_of_precision(cells) {
+        out.push_str(&lines(&format!("note: {short}"), view, Style::Yellow));
+    }
     for a in cells.iter().filter(|a| !a.outliers.is_empty()) {
         let warning = format!(
             "warning: {}: repetition(s) {:?} are ns/run outliers (outside 1.5 IQR): was the machine busy?",
@@ -492,7 +571,8 @@ fn narrow(cells: &[Aggregate], shared: Shared, width: usize, paint: Paint) -> St
     let mut notes = Vec::new();
     if !brackets.is_empty() {
         notes.push(format!(
-            "ns/event: in-kernel time per counted event (bpf_stats, filtered-out runs included): the {}.",
+            "ns/event: in-kernel time per counted event (bpf_stats, filtered-out runs included, \
+             the stats' own clock cost taken out): the {}.",
             brackets.join("; or the ")
         ));
     }

@@ -20,7 +20,9 @@ use nix::unistd::pipe2;
 use crate::cgroup::{CgroupError, StormCgroup};
 use reap::Workers;
 use results::Results;
-pub use spec::{SpawnMethod, StormSpec, Target, UnknownName, MAX_EXECS_PER_WORKER, MAX_WORKERS};
+pub use spec::{
+    SpawnMethod, StormSpec, Target, Trigger, UnknownName, MAX_EXECS_PER_WORKER, MAX_WORKERS,
+};
 pub use target::{sweep_stale_dirs, TargetBinary};
 use worker::{Exec, Plan, Progress, ThreadStack};
 
@@ -143,7 +145,7 @@ pub fn run_storm(
 ) -> Result<StormReport, StormError> {
     spec.validate()?;
     if let Some(pids_max) = cgroup.pids_max() {
-        let needed = spec.target.tasks_per_worker() * u64::from(spec.workers);
+        let needed = spec.tasks_per_worker() * u64::from(spec.workers);
         if pids_max < needed {
             return Err(StormError::PidsMaxTooLow {
                 workers: spec.workers,
@@ -154,24 +156,36 @@ pub fn run_storm(
     }
 
     // Everything that allocates happens here, before the first fork.
-    let target = TargetBinary::prepare(spec.target)?;
+    // A trigger storm execs nothing: no target to write.
+    let target = match spec.trigger {
+        None => Some(TargetBinary::prepare(spec.target)?),
+        Some(_) => None,
+    };
     let join = cgroup.join_handle()?;
     let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
     let (res_r, res_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
     fcntl(res_r.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(sys("fcntl"))?;
     let progress = Progress::new(spec.workers)?;
-    let argv: [*mut c_char; 2] = [target.path().as_ptr().cast_mut(), ptr::null_mut()];
+    let argv: [*mut c_char; 2] = [
+        target
+            .as_ref()
+            .map_or(ptr::null_mut(), |t| t.path().as_ptr().cast_mut()),
+        ptr::null_mut(),
+    ];
     let envp: [*mut c_char; 1] = [ptr::null_mut()];
     let mut thread_stack = ThreadStack::new(spec.target);
-    let exec = match (spec.target, target.fd()) {
+    let exec = match (spec.target, target.as_ref().and_then(TargetBinary::fd)) {
         (Target::Fexecve, Some(fd)) => Exec::Execveat(fd),
         (Target::Threaded, _) => Exec::Threaded(thread_stack.top()),
         _ => Exec::Execve,
     };
     let plan = Plan {
-        path: target.exec_path().as_ptr(),
-        target_fds: target.keep_fds(),
+        path: target
+            .as_ref()
+            .map_or(ptr::null(), |t| t.exec_path().as_ptr()),
+        target_fds: target.as_ref().map_or([-1; 2], TargetBinary::keep_fds),
         exec,
+        trigger: spec.trigger,
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         method: spec.spawn,

@@ -193,6 +193,29 @@ impl fmt::Display for SpawnMethod {
     }
 }
 
+/// A syscall that reaches the exec syscalls' entry hooks and returns at
+/// once: the path is empty, so it fails with ENOENT before any lookup (a
+/// NULL path costs four times as much here: the kernel takes a page fault
+/// to find it bad). The hot method fires it in a tight loop in place of
+/// spawning a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// libc's execve("", NULL, NULL): through libc, so its uprobe fires too.
+    Execve,
+    /// execveat(AT_FDCWD, "", NULL, NULL, 0), as a raw syscall.
+    Execveat,
+}
+
+impl Trigger {
+    /// The `syscalls:sys_enter_<name>` tracepoint it reaches.
+    pub fn syscall(self) -> &'static str {
+        match self {
+            Trigger::Execve => "execve",
+            Trigger::Execveat => "execveat",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StormSpec {
     pub workers: u32,
@@ -201,6 +224,9 @@ pub struct StormSpec {
     pub spawn: SpawnMethod,
     /// Past this, the storm is killed and reported with `timed_out`.
     pub timeout: Duration,
+    /// Fired by each worker `execs_per_worker` times instead of spawning
+    /// `target` (which is then unused): the hot method's rounds.
+    pub trigger: Option<Trigger>,
 }
 
 impl StormSpec {
@@ -218,16 +244,38 @@ impl StormSpec {
             target,
             spawn,
             timeout,
+            trigger: None,
         };
         spec.validate()?;
         Ok(spec)
+    }
+
+    /// The same workers firing `trigger` `calls` times each, in place of
+    /// the storm's spawns.
+    pub fn fire(&self, trigger: Trigger, calls: u64) -> Result<StormSpec, StormError> {
+        let spec = StormSpec {
+            execs_per_worker: calls,
+            trigger: Some(trigger),
+            ..self.clone()
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Tasks each worker has alive at once (see [`Target::tasks_per_worker`]);
+    /// a worker firing a trigger spawns nothing.
+    pub fn tasks_per_worker(&self) -> u64 {
+        match self.trigger {
+            Some(_) => 1,
+            None => self.target.tasks_per_worker(),
+        }
     }
 
     /// A pids limit for the storm's cgroup: each worker and its one target
     /// (and the target's second thread for `threaded`), with slack for a
     /// target that forks.
     pub fn pids_max(&self) -> u64 {
-        self.target.tasks_per_worker() * u64::from(self.workers) + 16
+        self.tasks_per_worker() * u64::from(self.workers) + 16
     }
 
     pub fn validate(&self) -> Result<(), StormError> {
@@ -240,7 +288,7 @@ impl StormSpec {
         if self.timeout.is_zero() {
             return Err(StormError::ZeroTimeout);
         }
-        if !self.target.supports(self.spawn) {
+        if self.trigger.is_none() && !self.target.supports(self.spawn) {
             return Err(StormError::Unsupported {
                 target: self.target,
                 spawn: self.spawn,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nix::errno::Errno;
 
 use super::target::MAX_TARGET_FDS;
-use super::{SpawnMethod, StormError};
+use super::{SpawnMethod, StormError, Trigger};
 use crate::cgroup::JoinFds;
 
 /// What a worker reports when done: pid, issued, succeeded, failed (u64 each,
@@ -157,6 +157,8 @@ pub(super) struct Plan<'a> {
     /// The fds behind `path` and `exec`, kept open in the worker (-1: none).
     pub target_fds: [RawFd; MAX_TARGET_FDS],
     pub exec: Exec,
+    /// Fired in place of each spawn when set (`path` is then NULL).
+    pub trigger: Option<Trigger>,
     /// NULL-terminated, as execve and posix_spawn want them.
     pub argv: *const *mut c_char,
     pub envp: *const *mut c_char,
@@ -238,13 +240,14 @@ fn work(plan: &Plan, slot: &Slot) -> i32 {
     // is the same bare fork + waitpid, and the child's exec code is a cold
     // branch, so the plain fork+execve loop costs what it did before.
     let counts = Counts::new(slot);
-    let counts = match (plan.method, plan.exec) {
-        (SpawnMethod::Fork, Exec::Execve) => fork_loop(plan, counts, || {
+    let counts = match (plan.trigger, plan.method, plan.exec) {
+        (Some(trigger), ..) => fire_loop(plan, counts, trigger),
+        (None, SpawnMethod::Fork, Exec::Execve) => fork_loop(plan, counts, || {
             // SAFETY: path, argv and envp point at NUL-terminated data that
             // outlives the storm.
             unsafe { libc::execve(plan.path, plan.argv.cast(), plan.envp.cast()) };
         }),
-        (SpawnMethod::Fork, Exec::Execveat(fd)) => fork_loop(plan, counts, || {
+        (None, SpawnMethod::Fork, Exec::Execveat(fd)) => fork_loop(plan, counts, || {
             // SAFETY: as above; fd is the target's O_PATH fd, kept open by
             // close_fds_except.
             unsafe {
@@ -258,7 +261,7 @@ fn work(plan: &Plan, slot: &Slot) -> i32 {
                 )
             };
         }),
-        (SpawnMethod::Fork, Exec::Threaded(stack)) => fork_loop(plan, counts, || {
+        (None, SpawnMethod::Fork, Exec::Threaded(stack)) => fork_loop(plan, counts, || {
             if !start_idle_thread(stack) {
                 // SAFETY: leaves the child at once.
                 unsafe { libc::_exit(CHILD_CLONE_FAILED) };
@@ -266,9 +269,9 @@ fn work(plan: &Plan, slot: &Slot) -> i32 {
             // SAFETY: as for Exec::Execve.
             unsafe { libc::execve(plan.path, plan.argv.cast(), plan.envp.cast()) };
         }),
-        (SpawnMethod::PosixSpawn, Exec::Execve) => spawn_loop(plan, counts),
+        (None, SpawnMethod::PosixSpawn, Exec::Execve) => spawn_loop(plan, counts),
         // StormSpec::validate refuses these before any fork.
-        (SpawnMethod::PosixSpawn, Exec::Execveat(_) | Exec::Threaded(_)) => return EXIT_PLAN,
+        (None, SpawnMethod::PosixSpawn, Exec::Execveat(_) | Exec::Threaded(_)) => return EXIT_PLAN,
     };
 
     // SAFETY: plain getpid syscall.
@@ -300,6 +303,32 @@ fn fork_loop<'a>(plan: &Plan, mut counts: Counts<'a>, exec: impl Fn()) -> Counts
             unsafe { libc::_exit(CHILD_EXEC_FAILED) };
         }
         counts.finish(pid > 0 && exited_ok(pid));
+    }
+    counts
+}
+
+/// Fires `trigger` `plan.execs` times; each call fails at once (ENOENT on
+/// the empty path), after the syscall's entry hooks have run.
+fn fire_loop<'a>(plan: &Plan, mut counts: Counts<'a>, trigger: Trigger) -> Counts<'a> {
+    let empty = c"".as_ptr();
+    for _ in 0..plan.execs {
+        counts.start();
+        // SAFETY: an empty path (without AT_EMPTY_PATH) makes both calls fail
+        // with ENOENT before they read argv or envp; nothing is exec'd.
+        unsafe {
+            match trigger {
+                Trigger::Execve => libc::execve(empty, ptr::null(), ptr::null()),
+                Trigger::Execveat => libc::syscall(
+                    libc::SYS_execveat,
+                    libc::AT_FDCWD,
+                    empty,
+                    ptr::null::<*const c_char>(),
+                    ptr::null::<*const c_char>(),
+                    0,
+                ) as c_int,
+            }
+        };
+        counts.finish(false);
     }
     counts
 }
