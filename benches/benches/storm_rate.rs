@@ -4,14 +4,15 @@
 //! 95% interval (the goal: a median >= 0.97, the interval reaching 1.0), the
 //! absolute rates of both sides, and the machine's noise (how much the C
 //! loop, the fixed yardstick, varies between rounds), so that a slow engine
-//! can be told from a slow machine.
+//! can be told from a slow machine. The hot method's trigger loop (a failing
+//! execve per call, nothing spawned) gets the same yardstick (`fire`).
 
 use std::process::Command;
 use std::time::Duration;
 
 use bpfstorm::cgroup::StormCgroup;
 use bpfstorm::sample::Estimate;
-use bpfstorm::storm::{run_storm, SpawnMethod, StormSpec, Target, TargetBinary};
+use bpfstorm::storm::{run_storm, SpawnMethod, StormSpec, Target, TargetBinary, Trigger};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 
 const WORKERS: u32 = 2;
@@ -28,11 +29,32 @@ fn spec(spawn: SpawnMethod, execs_per_worker: u64) -> StormSpec {
     .expect("a valid storm")
 }
 
+/// What the engine runs: spawns of the tiny target, or the hot method's
+/// trigger fired in place.
+#[derive(Clone, Copy)]
+enum Load {
+    Spawn(SpawnMethod),
+    Fire,
+}
+
 /// Wall time of a bpfstorm storm, as the engine measures it.
-fn engine(spawn: SpawnMethod, execs_per_worker: u64) -> Duration {
+fn engine(load: Load, execs_per_worker: u64) -> Duration {
     let cgroup = StormCgroup::create(PIDS_MAX).expect("creating a storm cgroup (run as root)");
-    let report = run_storm(&spec(spawn, execs_per_worker), &cgroup, &mut || {}).expect("storm");
-    assert_eq!(report.succeeded, u64::from(WORKERS) * execs_per_worker);
+    let (storm, succeeds) = match load {
+        Load::Spawn(spawn) => (spec(spawn, execs_per_worker), true),
+        Load::Fire => (
+            spec(SpawnMethod::Fork, 1)
+                .fire(Trigger::Execve, execs_per_worker)
+                .expect("a valid trigger storm"),
+            false,
+        ),
+    };
+    let report = run_storm(&storm, &cgroup, &mut || {}).expect("storm");
+    let all = u64::from(WORKERS) * execs_per_worker;
+    assert_eq!(
+        (report.succeeded, report.failed),
+        if succeeds { (all, 0) } else { (0, all) }
+    );
     report.wall
 }
 
@@ -72,18 +94,26 @@ fn ratio_report(rounds: usize, execs_per_worker: u64, smoke: bool) {
     // against a C loop of glibc's posix_spawn itself, which resets every
     // signal handler and maps a stack per spawn: the engine's own overhead
     // is the distance to that one.
-    for (spawn, mode) in [
-        (SpawnMethod::Fork, "fork"),
-        (SpawnMethod::PosixSpawn, "vfork"),
-        (SpawnMethod::PosixSpawn, "posix_spawn"),
+    // The trigger loop, as cheap per call as a syscall gets here, runs
+    // 50x the calls in a round to last about as long.
+    for (load, mode, scale) in [
+        (Load::Spawn(SpawnMethod::Fork), "fork", 1),
+        (Load::Spawn(SpawnMethod::PosixSpawn), "vfork", 1),
+        (Load::Spawn(SpawnMethod::PosixSpawn), "posix_spawn", 1),
+        (Load::Fire, "fire", 50),
     ] {
+        let execs_per_worker = execs_per_worker * scale;
+        let what = match load {
+            Load::Spawn(spawn) => format!("storm engine ({spawn})"),
+            Load::Fire => "hot trigger (execve(\"\") per call)".into(),
+        };
         let mut ratios = Vec::with_capacity(rounds);
         let mut engine_rates = Vec::with_capacity(rounds);
         let mut c_rates = Vec::with_capacity(rounds);
         let execs = (u64::from(WORKERS) * execs_per_worker) as f64;
         for _ in 0..rounds {
             let c = yardstick(mode, execs_per_worker, &target);
-            let e = engine(spawn, execs_per_worker);
+            let e = engine(load, execs_per_worker);
             // rate ratio = (execs / e) / (execs / c)
             ratios.push(c.as_secs_f64() / e.as_secs_f64());
             engine_rates.push(execs / e.as_secs_f64());
@@ -91,7 +121,7 @@ fn ratio_report(rounds: usize, execs_per_worker: u64, smoke: bool) {
         }
         if smoke {
             println!(
-                "storm engine ({spawn}) vs C {mode} loop: smoke run of `cargo test --benches` \
+                "{what} vs C {mode} loop: smoke run of `cargo test --benches` \
                  ({rounds} round of {WORKERS} x {execs_per_worker} execs): it runs; not a measurement"
             );
             continue;
@@ -107,7 +137,7 @@ fn ratio_report(rounds: usize, execs_per_worker: u64, smoke: bool) {
                 "missed"
             };
             println!(
-                "storm engine ({spawn}) vs C {mode} loop, {} interleaved rounds of {WORKERS} x {execs_per_worker} execs:\n  \
+                "{what} vs C {mode} loop, {} interleaved rounds of {WORKERS} x {execs_per_worker} execs:\n  \
                  exec rate ratio {:.3} [95% CI {:.3}, {:.3}] (goal: median >= 0.97, interval reaching 1.0: {goal})\n  \
                  engine {:.0} execs/s [{:.0}, {:.0}] ({:.1} us/exec by its own wall time); C loop {:.0} execs/s [{:.0}, {:.0}]\n  \
                  machine noise: the C loop's rate varies by {:.1}% between rounds (coefficient of variation)",
@@ -147,17 +177,28 @@ fn exec_rate(c: &mut Criterion) {
     // Each iteration is one exec: criterion's time per iteration is the
     // time per exec.
     group.bench_function(BenchmarkId::new("engine", "fork"), |b| {
-        b.iter_custom(|iters| time_of_iters(engine(SpawnMethod::Fork, per_worker(iters)), iters))
+        b.iter_custom(|iters| {
+            time_of_iters(
+                engine(Load::Spawn(SpawnMethod::Fork), per_worker(iters)),
+                iters,
+            )
+        })
     });
     group.bench_function(BenchmarkId::new("c_loop", "fork"), |b| {
         b.iter_custom(|iters| time_of_iters(yardstick("fork", per_worker(iters), &target), iters))
     });
     group.bench_function(BenchmarkId::new("engine", "posix_spawn"), |b| {
         b.iter_custom(|iters| {
-            time_of_iters(engine(SpawnMethod::PosixSpawn, per_worker(iters)), iters)
+            time_of_iters(
+                engine(Load::Spawn(SpawnMethod::PosixSpawn), per_worker(iters)),
+                iters,
+            )
         })
     });
-    for mode in ["vfork", "posix_spawn"] {
+    group.bench_function(BenchmarkId::new("engine", "fire"), |b| {
+        b.iter_custom(|iters| time_of_iters(engine(Load::Fire, per_worker(iters)), iters))
+    });
+    for mode in ["vfork", "posix_spawn", "fire"] {
         group.bench_function(BenchmarkId::new("c_loop", mode), |b| {
             b.iter_custom(|iters| time_of_iters(yardstick(mode, per_worker(iters), &target), iters))
         });

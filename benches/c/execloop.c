@@ -2,9 +2,11 @@
  * The yardstick for the storm engine: the least a C program must do to run
  * <execs> execs of <path> on each of <workers> processes (fork or vfork,
  * execve, waitpid; or glibc's posix_spawn and waitpid, the engine's other
- * spawn method with its own per-spawn cost). Prints the wall time in
+ * spawn method with its own per-spawn cost). Or, for the hot method's
+ * trigger, <execs> calls of execve("", NULL, NULL) on each worker, which
+ * fail at once with ENOENT (<path> is then unused). Prints the wall time in
  * nanoseconds.
- * Usage: execloop <fork|vfork|posix_spawn> <workers> <execs> <path>
+ * Usage: execloop <fork|vfork|posix_spawn|fire> <workers> <execs> <path>
  */
 #include <spawn.h>
 #include <stdio.h>
@@ -14,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum spawn { FORK, VFORK, POSIX_SPAWN };
+enum spawn { FORK, VFORK, POSIX_SPAWN, FIRE };
 
 static void worker(enum spawn how, long execs, char *path)
 {
@@ -24,6 +26,10 @@ static void worker(enum spawn how, long execs, char *path)
 	for (long i = 0; i < execs; i++) {
 		pid_t pid;
 
+		if (how == FIRE) {
+			execve("", argv, envp);
+			continue;
+		}
 		if (how == POSIX_SPAWN) {
 			if (posix_spawn(&pid, path, NULL, NULL, argv, envp) != 0)
 				_exit(1);
@@ -49,12 +55,13 @@ int main(int argc, char **argv)
 	int status, failed = 0;
 
 	if (argc != 5) {
-		fprintf(stderr, "usage: %s <fork|vfork|posix_spawn> <workers> <execs> <path>\n",
+		fprintf(stderr, "usage: %s <fork|vfork|posix_spawn|fire> <workers> <execs> <path>\n",
 			argv[0]);
 		return 2;
 	}
 	enum spawn how = strcmp(argv[1], "vfork") == 0	     ? VFORK :
 			 strcmp(argv[1], "posix_spawn") == 0 ? POSIX_SPAWN :
+			 strcmp(argv[1], "fire") == 0	     ? FIRE :
 							       FORK;
 	int workers = atoi(argv[2]);
 	long execs = atol(argv[3]);

@@ -24,6 +24,12 @@ pub fn describe(cell: &Cell, target: Target) -> String {
     } else {
         cell.storm.issued
     };
+    // Scoped to the storm's cgroup, the oracle sees exactly the storm's own
+    // execve calls.
+    let scoped = cell.strategy.filter().cgroup_id().is_some();
+    if scoped && !cell.storm.timed_out {
+        said.extend(oracle_missed(cell.perf_sys_enter_execve, own));
+    }
     let foreign = cell.perf_sys_enter_execve_system.saturating_sub(own);
     if foreign > 0 && foreign as f64 > FOREIGN_SHARE * own.max(1) as f64 {
         said.push(format!(
@@ -35,10 +41,21 @@ pub fn describe(cell: &Cell, target: Target) -> String {
     said.join("; ")
 }
 
+/// Whether the perf oracle saw the `own` calls the workers made: cgroup-
+/// scoped perf events have been seen to miss some while another process
+/// opens and closes perf events on the CPUs (another bpfstorm's hot rounds).
+fn oracle_missed(seen: u64, own: u64) -> Option<String> {
+    (seen != own).then(|| {
+        format!(
+            "the perf oracle saw {seen} of the {own} calls the workers made: its count, and \
+             `exact`, are not to be trusted in this cell"
+        )
+    })
+}
+
 /// What else ran on the hook while the hot `cell` was measured, and whether
-/// the perf oracle saw every call the workers made (cgroup-scoped perf
-/// events have been seen to miss events here while another process's
-/// storm ran): empty when nothing worth saying happened.
+/// the perf oracle saw every call the workers made: empty when nothing
+/// worth saying happened.
 pub fn describe_hot(cell: &HotCell) -> String {
     let mut said = Vec::new();
     let own = cell.issued;
@@ -46,11 +63,8 @@ pub fn describe_hot(cell: &HotCell) -> String {
         Trigger::Execve => cell.oracle.execve,
         Trigger::Execveat => cell.oracle.execveat,
     };
-    if seen != own {
-        said.push(format!(
-            "the perf oracle saw {seen} of the {own} calls the workers made: its count, and \
-             `exact`, are not to be trusted in this cell"
-        ));
+    if cell.strategy.filter().cgroup_id().is_some() {
+        said.extend(oracle_missed(seen, own));
     }
     let foreign = match cell.trigger {
         Trigger::Execve => cell.oracle.execve_system.saturating_sub(own),

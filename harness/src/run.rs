@@ -7,6 +7,7 @@ use crate::hot::{self, Method, Precision};
 use crate::interrupt;
 use crate::measure::{baseline_storm, measure, FilterKind, MeasureError};
 use crate::noise;
+use crate::sample::Estimate;
 use crate::storm::{StormSpec, Trigger};
 
 /// Calibration samples taken before and after a storm cell.
@@ -67,6 +68,14 @@ pub fn run(
     if matches!(bias, Some(Err(MeasureError::Interrupted))) {
         return RunOutcome { rows, unsaved };
     }
+    let filter_cost = match &bias {
+        Some(Ok(bias)) => filter_cost(opts, *bias),
+        _ => None,
+    };
+    if matches!(filter_cost, Some(Err(MeasureError::Interrupted))) {
+        return RunOutcome { rows, unsaved };
+    }
+    let filter_cost = filter_cost.and_then(Result::ok);
 
     let hot_cells = opts
         .hot_strategies()
@@ -130,6 +139,10 @@ pub fn run(
                     ),
                     None => continue,
                 };
+                let mut row = row;
+                if let Some(cost) = &filter_cost {
+                    row.set_filter_cost(cost);
+                }
                 let saved = csv.push(row.clone());
                 rows.push(row);
                 if let Err(e) = saved {
@@ -176,6 +189,10 @@ pub fn run(
                 Err(MeasureError::Interrupted) => break 'cells,
                 Err(e) => Row::failed(run, &id, e.is_unsupported(), e.to_string()),
             };
+            let mut row = row;
+            if let Some(cost) = &filter_cost {
+                row.set_filter_cost(cost);
+            }
             let saved = csv.push(row.clone());
             rows.push(row);
             if let Err(e) = saved {
@@ -185,6 +202,26 @@ pub fn run(
         }
     }
     RunOutcome { rows, unsaved }
+}
+
+/// The cgroup filter's cost per event (see [`hot::filter_cost`]), measured
+/// once for the run on its first hot counter cell, where the run filters by
+/// cgroup and measures hot cells: `None` otherwise.
+fn filter_cost(opts: &RunOptions, bias: f64) -> Option<Result<Estimate, MeasureError>> {
+    if opts.filter != FilterKind::Cgroup {
+        return None;
+    }
+    let strategy = opts
+        .hot_strategies()
+        .find(|s| !s.map().is_stream() && s.update().is_exact())?;
+    let backend = opts.backends.first()?;
+    Some(hot::filter_cost(
+        backend.as_ref(),
+        *strategy,
+        &opts.spec,
+        opts.precision,
+        bias,
+    ))
 }
 
 /// bpf_stats' own ns per run (see [`hot::stats_bias`]), measured once for

@@ -318,7 +318,20 @@ fn hot_cells_count_exactly_and_report_their_precision() {
         assert!(r.throughput_ns_per_event_median.is_some() && r.methods_agree.is_some());
         assert!(r.trigger_ns_per_call.unwrap() > 0.0);
         assert!(r.machine_noise_cv.is_some() && r.machine_calibration_ns.is_some());
+        let (lo, mid, hi) = (
+            r.filter_cost_ns_ci95_lo.unwrap(),
+            r.filter_cost_ns_median.unwrap(),
+            r.filter_cost_ns_ci95_hi.unwrap(),
+        );
+        assert!(
+            lo <= mid && mid <= hi,
+            "the run's filter cost on every row: {r:?}"
+        );
     }
+    assert!(
+        table.contains("cgroup filter: ") && table.contains("on libbpf array/atomic"),
+        "{table}"
+    );
     let report = fs::read_to_string(newest_run(dir.path()).unwrap().with_extension("md")).unwrap();
     assert!(report.contains("| hot | array | atomic | ok |"), "{report}");
     assert!(

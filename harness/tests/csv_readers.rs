@@ -772,7 +772,7 @@ fn fixture(name: &str) -> PathBuf {
 
 /// The columns v4 added at the end of a row (it also added `method`, after
 /// `filter`).
-const V4_END_COLUMNS: [&str; 11] = [
+const V4_END_COLUMNS: [&str; 14] = [
     "stats_bias_ns",
     "throughput_ns_per_event_median",
     "throughput_ns_per_event_ci95_lo",
@@ -784,6 +784,9 @@ const V4_END_COLUMNS: [&str; 11] = [
     "precision_reached",
     "machine_noise_cv",
     "machine_calibration_ns",
+    "filter_cost_ns_median",
+    "filter_cost_ns_ci95_lo",
+    "filter_cost_ns_ci95_hi",
 ];
 
 /// The header line of the current schema, as the v4 fixture has it.
@@ -808,6 +811,9 @@ fn as_before_v4(r: &Row) -> Row {
         precision_reached: None,
         machine_noise_cv: None,
         machine_calibration_ns: None,
+        filter_cost_ns_median: None,
+        filter_cost_ns_ci95_lo: None,
+        filter_cost_ns_ci95_hi: None,
         ..r.clone()
     }
 }
@@ -1099,8 +1105,8 @@ fn typed_columns_are_written_as_their_names() {
         line.contains(",emulated,,aya,,lsm_bprm_committed_creds,perf_event_array,stream,cgroup,hot,tiny,fork,0,0,0,unsupported,no LSM,"),
         "{line}"
     );
-    // `methods_agree`, then the six v4 columns after it, empty.
-    assert!(line.ends_with(",false,,,,,,"), "{line}");
+    // `methods_agree`, then the nine v4 columns after it, empty.
+    assert!(line.ends_with(",false,,,,,,,,,"), "{line}");
     assert_eq!(parse(text.as_bytes()).unwrap(), [row]);
 
     let probe = ProbeRow {

@@ -252,8 +252,6 @@ fn two_runs_at_once_count_only_their_own_storms() {
                 "run",
                 "--method",
                 "storm",
-                "--method",
-                "storm",
                 "--repeat",
                 "1",
                 "--map",
@@ -284,7 +282,14 @@ fn two_runs_at_once_count_only_their_own_storms() {
                 continue;
             }
             assert_eq!(&row[col("counted")], "6000", "{row:?}");
-            assert_eq!(&row[col("exact")], "true", "{row:?}");
+            // Cgroup-scoped perf oracles have been seen to miss events
+            // while another bpfstorm opens and closes perf events: then
+            // the row must say so rather than call the counter wrong.
+            assert!(
+                &row[col("exact")] == "true"
+                    || row[col("interference")].contains("the perf oracle saw"),
+                "{row:?}"
+            );
         }
     }
 }

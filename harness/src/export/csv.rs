@@ -244,6 +244,12 @@ pub struct Row {
     /// Median ns per call of the calibration workload during the cell (v4):
     /// its change from the first row to the last is the run's drift.
     pub machine_calibration_ns: Option<f64>,
+    /// (v4) What the cgroup filter adds per event, measured once per run
+    /// with the hot method on its first hot counter cell: the median of
+    /// paired (filtered - unfiltered) ns/event and its 95% interval.
+    pub filter_cost_ns_median: Option<f64>,
+    pub filter_cost_ns_ci95_lo: Option<f64>,
+    pub filter_cost_ns_ci95_hi: Option<f64>,
 }
 
 /// A kernel rows were measured on, and whether their times are this CPU's
@@ -383,6 +389,13 @@ impl Row {
             jited_bytes: Some(insns.jited_bytes),
             ..self
         }
+    }
+
+    /// Records the run's measure of the cgroup filter's cost.
+    pub fn set_filter_cost(&mut self, cost: &Estimate) {
+        self.filter_cost_ns_median = Some(round(cost.median, 1));
+        self.filter_cost_ns_ci95_lo = Some(round(cost.lo, 1));
+        self.filter_cost_ns_ci95_hi = Some(round(cost.hi, 1));
     }
 
     /// Records the calibration samples taken during the cell.

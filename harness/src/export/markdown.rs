@@ -191,6 +191,9 @@ impl Report {
                 md.push_str(&format!("\nData: {}.\n\n", data.join(", ")));
             }
         }
+        if let Some(filter) = crate::output::summary::filter_cost(rows) {
+            md.push_str(&format!("{}.\n\n", text(&filter)));
+        }
         let guests = distinct(
             cells
                 .iter()

@@ -329,6 +329,9 @@ impl Checked for Row {
                 "throughput_ns_per_event_ci95_hi",
                 self.throughput_ns_per_event_ci95_hi,
             ),
+            ("filter_cost_ns_median", self.filter_cost_ns_median),
+            ("filter_cost_ns_ci95_lo", self.filter_cost_ns_ci95_lo),
+            ("filter_cost_ns_ci95_hi", self.filter_cost_ns_ci95_hi),
         ] {
             finite(column, value)?;
         }
@@ -359,6 +362,12 @@ impl Checked for Row {
             self.throughput_ns_per_event_median,
             self.throughput_ns_per_event_ci95_lo,
             self.throughput_ns_per_event_ci95_hi,
+        )?;
+        ordered(
+            "filter_cost_ns_median",
+            self.filter_cost_ns_median,
+            self.filter_cost_ns_ci95_lo,
+            self.filter_cost_ns_ci95_hi,
         )?;
         ordered(
             "read_us_median",

@@ -12,8 +12,8 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use bpfstorm_common::{
-    AttachPoint, Backend, Filter, Introspection, LoadTimings, ProgInsns, ProgStats, Reading,
-    Strategy,
+    AttachPoint, Backend, Counter, Filter, Introspection, LoadTimings, ProgInsns, ProgStats,
+    Reading, Strategy,
 };
 use serde::{Deserialize, Serialize};
 
@@ -215,6 +215,54 @@ impl Rounds {
     }
 }
 
+/// What one round with a program loaded showed.
+struct LoadedRound {
+    wall: Duration,
+    issued: u64,
+    reading: Reading,
+    prog: ProgStats,
+    oracle: OracleCounts,
+    progs: Vec<u32>,
+}
+
+impl LoadedRound {
+    /// (run time - `bias` x runs) / events counted; `None` without events.
+    fn ns_per_event(&self, bias: f64) -> Option<f64> {
+        (self.reading.count > 0).then(|| {
+            (self.prog.run_time_ns as f64 - bias * self.prog.run_cnt as f64)
+                / self.reading.count as f64
+        })
+    }
+}
+
+/// Loads `strategy` afresh, fires one round of `spec` and unloads it;
+/// `inspect` sees the live counter after the round.
+fn loaded_round(
+    backend: &dyn Backend,
+    strategy: &Strategy,
+    instruments: &Instruments,
+    spec: &StormSpec,
+    inspect: &mut dyn FnMut(&mut dyn Counter, &Introspection) -> Result<(), MeasureError>,
+) -> Result<LoadedRound, MeasureError> {
+    let mut counter = backend.open(strategy)?;
+    // Declared after the counter, so it drops first: it holds the programs.
+    let view = Introspection::open(counter.loaded())?;
+    let oracle_before = instruments.oracles.read()?;
+    let reading_before = counter.read()?;
+    let stats_before = view.prog_stats()?;
+    let storm = instruments.storm(spec, &mut || {})?;
+    let round = LoadedRound {
+        wall: storm.wall,
+        issued: storm.issued,
+        reading: counter.read()?.since(&reading_before),
+        prog: view.prog_stats()?.since(&stats_before),
+        oracle: instruments.oracles.read()?.since(&oracle_before),
+        progs: counter.loaded().progs.clone(),
+    };
+    inspect(counter.as_mut(), &view)?;
+    Ok(round)
+}
+
 /// Wall ns per call of one worker in a round.
 fn per_call(wall: Duration, calls: u64) -> f64 {
     wall.as_nanos() as f64 / calls.max(1) as f64
@@ -292,38 +340,33 @@ pub fn measure_hot(
     };
     let with = |cell: &mut HotCell, rounds: &mut Rounds| -> Result<(), MeasureError> {
         let first = cell.prog_ids.is_empty();
-        let mut counter = backend.open(&cell.strategy)?;
-        // Declared after the counter, so it drops first: it holds the programs.
-        let view = Introspection::open(counter.loaded())?;
-        let oracle_before = instruments.oracles.read()?;
-        let reading_before = counter.read()?;
-        let stats_before = view.prog_stats()?;
-        let storm = instruments.storm(&round_spec, &mut || {})?;
-        let reading = counter.read()?.since(&reading_before);
-        let prog = view.prog_stats()?.since(&stats_before);
-        let oracle = instruments.oracles.read()?.since(&oracle_before);
-
-        cell.wall_with += storm.wall;
-        cell.issued += storm.issued;
-        cell.reading.count += reading.count;
-        cell.reading.dropped += reading.dropped;
-        cell.reading.lost_records += reading.lost_records;
-        cell.oracle = cell.oracle.plus(&oracle);
-        cell.expected += oracle.of(cell.expected_oracle);
-        cell.prog = cell.prog + prog;
-        cell.prog_ids.extend(counter.loaded().progs.iter().copied());
-        rounds.with.push(per_call(storm.wall, calls));
-        rounds.ns_per_run.extend(prog.ns_per_run());
-        if reading.count > 0 {
-            let own = prog.run_time_ns as f64 - bias * prog.run_cnt as f64;
-            rounds.ns_per_event.push(own / reading.count as f64);
-        }
-        if first {
-            cell.timings = counter.timings();
-            cell.map_bytes = view.map_memory_bytes()?;
-            cell.prog_insns = view.prog_insns()?;
-            cell.read_us = time_reads(counter.as_mut())?;
-        }
+        let round = loaded_round(
+            backend,
+            &cell.strategy,
+            &instruments,
+            &round_spec,
+            &mut |counter, view| {
+                if first {
+                    cell.timings = counter.timings();
+                    cell.map_bytes = view.map_memory_bytes()?;
+                    cell.prog_insns = view.prog_insns()?;
+                    cell.read_us = time_reads(counter)?;
+                }
+                Ok(())
+            },
+        )?;
+        cell.wall_with += round.wall;
+        cell.issued += round.issued;
+        cell.reading.count += round.reading.count;
+        cell.reading.dropped += round.reading.dropped;
+        cell.reading.lost_records += round.reading.lost_records;
+        cell.oracle = cell.oracle.plus(&round.oracle);
+        cell.expected += round.oracle.of(cell.expected_oracle);
+        cell.prog = cell.prog + round.prog;
+        cell.prog_ids.extend(round.progs.iter().copied());
+        rounds.with.push(per_call(round.wall, calls));
+        rounds.ns_per_run.extend(round.prog.ns_per_run());
+        rounds.ns_per_event.extend(round.ns_per_event(bias));
         Ok(())
     };
 
@@ -355,6 +398,61 @@ pub fn measure_hot(
     cell.noise_cv = noise::cv(&rounds.noise);
     cell.calibration_ns = Estimate::from_samples(&rounds.noise).map(|e| e.median);
     Ok(cell)
+}
+
+/// What the cgroup filter adds to `strategy` per event: rounds of the
+/// program filtered on the workers' cgroup and unfiltered, each loaded
+/// afresh, in pairs (alternating which goes first); the median of the
+/// paired differences (filtered - unfiltered, bias-corrected ns/event) and
+/// its 95% interval. Rounds go on until that interval's half-width is
+/// within `precision` of the filtered cost, or its time is up.
+pub fn filter_cost(
+    backend: &dyn Backend,
+    strategy: Strategy,
+    spec: &StormSpec,
+    precision: Precision,
+    bias: f64,
+) -> Result<Estimate, MeasureError> {
+    let trigger = trigger(strategy.attach())?;
+    let started = Instant::now();
+    let instruments = Instruments::set_up(&spec.fire(trigger, 1)?, FilterKind::Cgroup)?;
+    let calls = size_round(&instruments, spec, trigger)?;
+    let round_spec = spec.fire(trigger, calls)?;
+    let filtered = strategy.with_filter(Filter::Cgroup(instruments.cgroup.id()));
+    let unfiltered = strategy.with_filter(Filter::All);
+    let ns = |s: &Strategy| -> Result<Option<f64>, MeasureError> {
+        let round = loaded_round(backend, s, &instruments, &round_spec, &mut |_, _| Ok(()))?;
+        Ok(round.ns_per_event(bias))
+    };
+    let (mut diffs, mut levels) = (Vec::new(), Vec::new());
+    let mut pair = 0;
+    loop {
+        pair += 1;
+        if interrupt::requested() {
+            return Err(MeasureError::Interrupted);
+        }
+        let (with_filter, without) = if pair % 2 == 0 {
+            let without = ns(&unfiltered)?;
+            (ns(&filtered)?, without)
+        } else {
+            (ns(&filtered)?, ns(&unfiltered)?)
+        };
+        if let (Some(f), Some(a)) = (with_filter, without) {
+            diffs.push(f - a);
+            levels.push(f);
+        }
+        let out_of_time = started.elapsed() >= precision.max_time;
+        if diffs.len() >= MIN_PAIRS || out_of_time {
+            let level = Estimate::from_samples(&levels).map_or(0.0, |e| e.median);
+            match Estimate::from_samples(&diffs) {
+                Some(d) if out_of_time || (d.hi - d.lo) / 2.0 <= precision.target * level => {
+                    return Ok(d);
+                }
+                None if out_of_time => return Err(MeasureError::NoRuns),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// The ns per run bpf_stats report for an empty program on the hook of

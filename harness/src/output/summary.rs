@@ -204,6 +204,9 @@ fn render_kernel(all: &[Row], view: View) -> String {
     if let Some(machine) = machine_noise(all) {
         out.push_str(&lines(&machine, view, Style::Plain));
     }
+    if let Some(filter) = filter_cost(all) {
+        out.push_str(&lines(&filter, view, Style::Plain));
+    }
     out.push('\n');
     let shared = Shared {
         backend: backend.is_some(),
@@ -239,6 +242,31 @@ fn machine_noise(rows: &[Row]) -> Option<String> {
         }
     }
     Some(line)
+}
+
+/// The cgroup filter's cost, as the run measured it once (see
+/// `hot::filter_cost`), on the cell it names: the run's first hot counter.
+pub fn filter_cost(rows: &[Row]) -> Option<String> {
+    let r = rows.iter().find(|r| r.filter_cost_ns_median.is_some())?;
+    let (m, lo, hi) = (
+        r.filter_cost_ns_median?,
+        r.filter_cost_ns_ci95_lo?,
+        r.filter_cost_ns_ci95_hi?,
+    );
+    let on = rows
+        .iter()
+        .find(|r| r.method == Method::Hot && !r.map.is_stream() && r.update.is_exact())
+        .map(|r| format!(" on {} {}/{}", t(&r.backend), r.map, r.update))
+        .unwrap_or_default();
+    let verdict = if lo <= 0.0 && hi >= 0.0 {
+        ": within the noise of zero"
+    } else {
+        ""
+    };
+    Some(format!(
+        "cgroup filter: {m:+.1} ns/event [95% interval {lo:+.1}, {hi:+.1}]{verdict} (hot rounds \
+         filtered by cgroup minus unfiltered, paired{on})"
+    ))
 }
 
 /// Hot cells that did not reach their precision, and why in one clause:
