@@ -345,10 +345,10 @@ fn export_markdown_replaces_a_symlink_and_never_writes_through_it() {
 
 #[test]
 fn bad_files_get_errors_that_say_what_is_wrong() {
-    let wrong_version = variant("v4", |_, f, col| f[col("schema_version")] = "4".into());
+    let wrong_version = variant("v5", |_, f, col| f[col("schema_version")] = "5".into());
     let err = read_run(&wrong_version).unwrap_err().to_string();
     assert!(
-        err.contains("schema version `4`") && err.contains("reads versions 1 to 3 only"),
+        err.contains("schema version `5`") && err.contains("reads versions 1 to 4 only"),
         "{err}"
     );
 
@@ -410,7 +410,7 @@ fn damaged_csvs_never_panic_the_reader() {
             }
         }
         if let Ok(rows) = parse_run(Path::new("damaged.csv"), &bytes) {
-            assert!(rows.iter().all(|r| (1..=3).contains(&r.schema_version)));
+            assert!(rows.iter().all(|r| (1..=4).contains(&r.schema_version)));
         }
     }
 }
@@ -487,7 +487,7 @@ fn the_by_kernel_view_has_a_column_per_kernel() {
     );
     let line = report
         .lines()
-        .find(|l| l.starts_with("| libbpf | tp_sys_enter_execve | array | atomic |"))
+        .find(|l| l.starts_with("| libbpf | tp_sys_enter_execve | storm | array | atomic |"))
         .unwrap_or_else(|| panic!("{report}"));
     assert_eq!(line.matches("exact ").count(), 2, "{line}");
     assert_eq!(line.matches("*emulated*").count(), 1, "{line}");
