@@ -64,13 +64,16 @@ pub fn run(
 ) -> RunOutcome {
     let mut rows = Vec::new();
     let mut unsaved = None;
-    let bias = (opts.cells() > 0).then(|| stats_bias(opts));
-    if matches!(bias, Some(Err(MeasureError::Interrupted))) {
+    if opts.cells() == 0 {
         return RunOutcome { rows, unsaved };
     }
+    let bias = match stats_bias(opts) {
+        Err(MeasureError::Interrupted) => return RunOutcome { rows, unsaved },
+        measured => measured.map_err(|e| e.to_string()),
+    };
     let filter_cost = match &bias {
-        Some(Ok(bias)) => filter_cost(opts, *bias),
-        _ => None,
+        Ok(bias) => filter_cost(opts, *bias),
+        Err(_) => None,
     };
     if matches!(filter_cost, Some(Err(MeasureError::Interrupted))) {
         return RunOutcome { rows, unsaved };
@@ -113,83 +116,22 @@ pub fn run(
                 spec: &opts.spec,
                 repetition,
             };
-            if method == Method::Hot {
-                let row = match &bias {
-                    Some(Ok(bias)) => match hot::measure_hot(
-                        backend.as_ref(),
-                        *strategy,
-                        opts.filter,
-                        &opts.spec,
-                        opts.precision,
-                        *bias,
-                    ) {
-                        Ok(cell) => {
-                            let mut row = Row::hot(run, &id, &cell, opts.precision.target);
-                            row.interference = crate::neighbours::describe_hot(&cell);
-                            row
-                        }
-                        Err(MeasureError::Interrupted) => break 'cells,
-                        Err(e) => Row::failed(run, &id, e.is_unsupported(), e.to_string()),
-                    },
-                    Some(Err(e)) => Row::failed(
-                        run,
-                        &id,
-                        false,
-                        format!("measuring bpf_stats' own cost per run: {e}"),
-                    ),
-                    None => continue,
-                };
-                let mut row = row;
-                if let Some(cost) = &filter_cost {
-                    row.set_filter_cost(cost);
-                }
-                let saved = csv.push(row.clone());
-                rows.push(row);
-                if let Err(e) = saved {
-                    unsaved = Some(e);
-                    break 'cells;
-                }
-                continue;
-            }
-            // The probe-free storm goes last on odd repetitions and first on
-            // even ones, so order does not bias the paired difference; the
-            // first repetition loads first, so a refused cell fails fast.
-            let baseline_first = repetition % 2 == 0;
-            let mut calibration: Vec<f64> = (0..NOISE_SAMPLES).map(|_| noise::sample()).collect();
-            let measured = (|| {
-                let before = (opts.paired_baseline && baseline_first)
-                    .then(|| baseline_storm(&opts.spec, opts.filter))
-                    .transpose()?;
-                let cell = measure(backend.as_ref(), *strategy, opts.filter, &opts.spec)?;
-                let baseline = match before {
-                    Some(b) => Some(b),
-                    None if opts.paired_baseline => Some(baseline_storm(&opts.spec, opts.filter)?),
-                    None => None,
-                };
-                Ok::<_, MeasureError>((cell, baseline))
-            })();
-            let row = match measured {
-                Ok((cell, baseline)) => {
-                    calibration.extend((0..NOISE_SAMPLES).map(|_| noise::sample()));
-                    let mut row = Row::measured(run, &id, &cell);
-                    row.set_machine_noise(&calibration);
-                    if let Some(Ok(bias)) = &bias {
-                        row.subtract_stats_bias(*bias);
-                    }
-                    row.interference = crate::neighbours::describe(&cell, opts.spec.target);
-                    if let Some(baseline) = baseline {
-                        row.baseline_wall_s = Some(baseline.wall.as_secs_f64());
-                        row.e2e_ns_per_exec = (cell.storm.issued > 0).then(|| {
-                            (cell.storm.wall.as_secs_f64() - baseline.wall.as_secs_f64()) * 1e9
-                                / cell.storm.issued as f64
-                        });
-                    }
-                    row
-                }
+            let measured = match method {
+                Method::Hot => hot_row(opts, run, &id, backend.as_ref(), *strategy, &bias),
+                Method::Storm => storm_row(
+                    opts,
+                    run,
+                    &id,
+                    backend.as_ref(),
+                    *strategy,
+                    bias.as_ref().ok().copied(),
+                ),
+            };
+            let mut row = match measured {
+                Ok(row) => row,
                 Err(MeasureError::Interrupted) => break 'cells,
                 Err(e) => Row::failed(run, &id, e.is_unsupported(), e.to_string()),
             };
-            let mut row = row;
             if let Some(cost) = &filter_cost {
                 row.set_filter_cost(cost);
             }
@@ -202,6 +144,77 @@ pub fn run(
         }
     }
     RunOutcome { rows, unsaved }
+}
+
+/// A hot cell's row; `bias` is the run's measure of bpf_stats' own cost, or
+/// why it could not be measured.
+fn hot_row(
+    opts: &RunOptions,
+    run: &RunInfo,
+    id: &CellId<'_>,
+    backend: &dyn Backend,
+    strategy: Strategy,
+    bias: &Result<f64, String>,
+) -> Result<Row, MeasureError> {
+    let bias = match bias {
+        Ok(bias) => *bias,
+        Err(e) => {
+            let why = format!("measuring bpf_stats' own cost per run: {e}");
+            return Ok(Row::failed(run, id, false, why));
+        }
+    };
+    let cell = hot::measure_hot(
+        backend,
+        strategy,
+        opts.filter,
+        &opts.spec,
+        opts.precision,
+        bias,
+    )?;
+    let mut row = Row::hot(run, id, &cell, opts.precision.target);
+    row.interference = crate::neighbours::describe_hot(&cell);
+    Ok(row)
+}
+
+/// A storm cell's row, paired with a probe-free storm (end to end) where
+/// the run does that, with calibration samples around it.
+fn storm_row(
+    opts: &RunOptions,
+    run: &RunInfo,
+    id: &CellId<'_>,
+    backend: &dyn Backend,
+    strategy: Strategy,
+    bias: Option<f64>,
+) -> Result<Row, MeasureError> {
+    // The probe-free storm goes last on odd repetitions and first on
+    // even ones, so order does not bias the paired difference; the
+    // first repetition loads first, so a refused cell fails fast.
+    let baseline_first = id.repetition % 2 == 0;
+    let mut calibration: Vec<f64> = (0..NOISE_SAMPLES).map(|_| noise::sample()).collect();
+    let before = (opts.paired_baseline && baseline_first)
+        .then(|| baseline_storm(&opts.spec, opts.filter))
+        .transpose()?;
+    let cell = measure(backend, strategy, opts.filter, &opts.spec)?;
+    let baseline = match before {
+        Some(b) => Some(b),
+        None if opts.paired_baseline => Some(baseline_storm(&opts.spec, opts.filter)?),
+        None => None,
+    };
+    calibration.extend((0..NOISE_SAMPLES).map(|_| noise::sample()));
+    let mut row = Row::measured(run, id, &cell);
+    row.set_machine_noise(&calibration);
+    if let Some(bias) = bias {
+        row.subtract_stats_bias(bias);
+    }
+    row.interference = crate::neighbours::describe(&cell, opts.spec.target);
+    if let Some(baseline) = baseline {
+        row.baseline_wall_s = Some(baseline.wall.as_secs_f64());
+        row.e2e_ns_per_exec = (cell.storm.issued > 0).then(|| {
+            (cell.storm.wall.as_secs_f64() - baseline.wall.as_secs_f64()) * 1e9
+                / cell.storm.issued as f64
+        });
+    }
+    Ok(row)
 }
 
 /// The cgroup filter's cost per event (see [`hot::filter_cost`]), measured

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use bpfstorm_common::{AttachPoint, LoadTimings, MapKind, ProgInsns, UpdateMode};
+use bpfstorm_common::{AttachPoint, LoadTimings, MapKind, ProgInsns, ProgStats, UpdateMode};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -366,6 +366,21 @@ impl Row {
         Row::blank(run, id, status, error)
     }
 
+    /// The row with the program's run statistics: summed, and ns per run
+    /// over the cell's slices or rounds.
+    fn ran(self, prog: &ProgStats, ns_per_run: Option<Estimate>) -> Row {
+        Row {
+            run_cnt: Some(prog.run_cnt),
+            run_time_ns: Some(prog.run_time_ns),
+            recursion_misses: Some(prog.recursion_misses),
+            ns_per_run_median: ns_per_run.map(|e| round(e.median, 1)),
+            ns_per_run_ci95_lo: ns_per_run.map(|e| round(e.lo, 1)),
+            ns_per_run_ci95_hi: ns_per_run.map(|e| round(e.hi, 1)),
+            ns_per_run_samples: ns_per_run.map(|e| e.n),
+            ..self
+        }
+    }
+
     /// The row with what loading the counter showed: its times, read
     /// latency, map memory and program size.
     fn loaded(
@@ -444,13 +459,6 @@ impl Row {
             perf_sched_process_exec: Some(cell.oracle.exec),
             perf_sys_enter_execveat: Some(cell.oracle.execveat),
             perf_sys_enter_execve_system: Some(cell.oracle.execve_system),
-            run_cnt: Some(cell.prog.run_cnt),
-            run_time_ns: Some(cell.prog.run_time_ns),
-            recursion_misses: Some(cell.prog.recursion_misses),
-            ns_per_run_median: cell.ns_per_run.map(|e| round(e.median, 1)),
-            ns_per_run_ci95_lo: cell.ns_per_run.map(|e| round(e.lo, 1)),
-            ns_per_run_ci95_hi: cell.ns_per_run.map(|e| round(e.hi, 1)),
-            ns_per_run_samples: cell.ns_per_run.map(|e| e.n),
             ns_per_event_mean: (cell.reading.count > 0).then(|| {
                 round(
                     (cell.prog.run_time_ns as f64 - cell.stats_bias_ns * cell.prog.run_cnt as f64)
@@ -478,12 +486,14 @@ impl Row {
             precision_reached: cell.precision_reached().map(|p| round(p, 4)),
             machine_noise_cv: cell.noise_cv.map(|v| round(v, 4)),
             machine_calibration_ns: cell.calibration_ns.map(|v| round(v, 1)),
-            ..Row::blank(run, id, Status::Ok, String::new()).loaded(
-                &cell.timings,
-                cell.read_us,
-                cell.map_bytes,
-                &cell.prog_insns,
-            )
+            ..Row::blank(run, id, Status::Ok, String::new())
+                .ran(&cell.prog, cell.ns_per_run)
+                .loaded(
+                    &cell.timings,
+                    cell.read_us,
+                    cell.map_bytes,
+                    &cell.prog_insns,
+                )
         }
     }
 
@@ -505,13 +515,6 @@ impl Row {
             perf_sys_enter_execveat: Some(cell.perf_sys_enter_execveat),
             perf_sys_enter_execve_system: Some(cell.perf_sys_enter_execve_system),
             forks_procfs: Some(cell.forks_procfs),
-            run_cnt: Some(cell.prog.run_cnt),
-            run_time_ns: Some(cell.prog.run_time_ns),
-            recursion_misses: Some(cell.prog.recursion_misses),
-            ns_per_run_median: cell.ns_per_run.map(|e| round(e.median, 1)),
-            ns_per_run_ci95_lo: cell.ns_per_run.map(|e| round(e.lo, 1)),
-            ns_per_run_ci95_hi: cell.ns_per_run.map(|e| round(e.hi, 1)),
-            ns_per_run_samples: cell.ns_per_run.map(|e| e.n),
             ns_per_event_mean: cell.ns_per_event().map(|v| round(v, 1)),
             ns_per_event_median: cell
                 .runs_per_event()
@@ -545,6 +548,7 @@ impl Row {
                     String::new()
                 },
             )
+            .ran(&cell.prog, cell.ns_per_run)
             .loaded(
                 &cell.timings,
                 cell.read_us,
