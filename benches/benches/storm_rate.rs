@@ -152,21 +152,10 @@ fn ratio_report(rounds: usize, execs_per_worker: u64, smoke: bool) {
                 c.median,
                 c.lo,
                 c.hi,
-                100.0 * coefficient_of_variation(&c_rates),
+                100.0 * bpfstorm::noise::cv(&c_rates).unwrap_or(0.0),
             );
         }
     }
-}
-
-/// Standard deviation over mean of `samples` (0 for fewer than two).
-fn coefficient_of_variation(samples: &[f64]) -> f64 {
-    let n = samples.len() as f64;
-    if samples.len() < 2 {
-        return 0.0;
-    }
-    let mean = samples.iter().sum::<f64>() / n;
-    let variance = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    variance.sqrt() / mean
 }
 
 fn exec_rate(c: &mut Criterion) {

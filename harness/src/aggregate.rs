@@ -134,10 +134,10 @@ pub enum Bracket {
     /// One repetition: the median of the storm's ~50 ms slices and its 95%
     /// order-statistic interval.
     Slices,
-    /// A hot cell: the median over this many rounds with the program (each
-    /// loaded afresh, paired with one without) and its 95% order-statistic
-    /// interval.
-    Rounds(usize),
+    /// A hot cell: the median over its rounds with the program (each loaded
+    /// afresh, paired with one without; column `rounds`) and its 95%
+    /// order-statistic interval.
+    Rounds,
     /// The mean over this many repetitions of their medians, and its 95%
     /// Student-t interval (the point is then a mean, not a median).
     Repetitions(usize),
@@ -148,7 +148,7 @@ impl Bracket {
     pub fn describe(self) -> String {
         match self {
             Bracket::Slices => "median of one storm's ~50 ms slices [its 95% interval]".into(),
-            Bracket::Rounds(_) => {
+            Bracket::Rounds => {
                 "median of a hot cell's rounds (column `rounds`) [its 95% interval]".into()
             }
             Bracket::Repetitions(n) => {
@@ -336,7 +336,7 @@ fn fold_cell(reps: &[(usize, &Row)]) -> (Aggregate, Option<Overflow>) {
     } else {
         (
             match (one.method, one.rounds) {
-                (Method::Hot, Some(pairs)) => Bracket::Rounds(pairs),
+                (Method::Hot, Some(_)) => Bracket::Rounds,
                 _ => Bracket::Slices,
             },
             Interval::of(

@@ -260,7 +260,7 @@ pub(crate) fn time_reads(counter: &mut dyn Counter) -> Result<Option<Estimate>, 
 /// through glibc's malloc, so the change across `Backend::open` is what the
 /// loader keeps for a live counter, whichever language allocated it. Unlike
 /// RSS it does not depend on which cell first touched a page.
-pub(crate) fn heap_in_use() -> i64 {
+fn heap_in_use() -> i64 {
     // SAFETY: mallinfo2 only reads the allocator's own statistics.
     let info = unsafe { libc::mallinfo2() };
     i64::try_from(info.uordblks + info.hblkhd).unwrap_or(i64::MAX)

@@ -268,18 +268,22 @@ fn per_call(wall: Duration, calls: u64) -> f64 {
     wall.as_nanos() as f64 / calls.max(1) as f64
 }
 
-/// Sizes a round of `trigger` to about [`ROUND`] on this machine, after one
-/// round that warms the path up.
-fn size_round(
-    instruments: &Instruments,
+/// Instruments set up for hot rounds of `trigger` (workers in a fresh
+/// cgroup, oracles scoped by `filter`, stats on), and a round of it sized to
+/// about [`ROUND`] on this machine after one round that warms the path up:
+/// the instruments, the round and its calls per worker.
+fn hot_set_up(
     spec: &StormSpec,
     trigger: Trigger,
-) -> Result<u64, MeasureError> {
+    filter: FilterKind,
+) -> Result<(Instruments, StormSpec, u64), MeasureError> {
+    let instruments = Instruments::set_up(&spec.fire(trigger, 1)?, filter)?;
     let sizing = spec.fire(trigger, SIZING_CALLS)?;
     instruments.storm(&sizing, &mut || {})?;
     let took = instruments.storm(&sizing, &mut || {})?.wall;
     let calls = (ROUND.as_nanos() as f64 / per_call(took, SIZING_CALLS)) as u64;
-    Ok(calls.clamp(SIZING_CALLS, 1_000_000))
+    let calls = calls.clamp(SIZING_CALLS, 1_000_000);
+    Ok((instruments, spec.fire(trigger, calls)?, calls))
 }
 
 /// Measures `strategy` on `backend` with the hot method: pairs of rounds,
@@ -295,13 +299,11 @@ pub fn measure_hot(
 ) -> Result<HotCell, MeasureError> {
     let trigger = trigger(strategy.attach()).map_err(MeasureError::NoTrigger)?;
     let started = Instant::now();
-    let instruments = Instruments::set_up(&spec.fire(trigger, 1)?, filter)?;
+    let (instruments, round_spec, calls) = hot_set_up(spec, trigger, filter)?;
     let strategy = strategy.with_filter(match filter {
         FilterKind::All => Filter::All,
         FilterKind::Cgroup => Filter::Cgroup(instruments.cgroup.id()),
     });
-    let calls = size_round(&instruments, spec, trigger)?;
-    let round_spec = spec.fire(trigger, calls)?;
     let expected_oracle = Oracle::for_attach(strategy.attach());
 
     let mut cell = HotCell {
@@ -415,9 +417,7 @@ pub fn filter_cost(
 ) -> Result<Estimate, MeasureError> {
     let trigger = trigger(strategy.attach())?;
     let started = Instant::now();
-    let instruments = Instruments::set_up(&spec.fire(trigger, 1)?, FilterKind::Cgroup)?;
-    let calls = size_round(&instruments, spec, trigger)?;
-    let round_spec = spec.fire(trigger, calls)?;
+    let (instruments, round_spec, _) = hot_set_up(spec, trigger, FilterKind::Cgroup)?;
     let filtered = strategy.with_filter(Filter::Cgroup(instruments.cgroup.id()));
     let unfiltered = strategy.with_filter(Filter::All);
     let ns = |s: &Strategy| -> Result<Option<f64>, MeasureError> {
@@ -465,9 +465,7 @@ pub fn stats_bias(
     precision: Precision,
 ) -> Result<Estimate, MeasureError> {
     let started = Instant::now();
-    let instruments = Instruments::set_up(&spec.fire(trigger, 1)?, FilterKind::All)?;
-    let calls = size_round(&instruments, spec, trigger)?;
-    let round_spec = spec.fire(trigger, calls)?;
+    let (instruments, round_spec, _) = hot_set_up(spec, trigger, FilterKind::All)?;
     let empty = bias::EmptyProgram::attach(trigger.syscall())?;
     let mut samples = Vec::new();
     loop {

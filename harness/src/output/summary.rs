@@ -463,10 +463,6 @@ fn baseline<'a>(members: &[&'a Aggregate]) -> Option<(&'a Aggregate, Interval)> 
         .min_by(|a, b| a.1.point.total_cmp(&b.1.point))
 }
 
-fn ratio(cell: &Interval, base: &Interval) -> Option<(f64, f64)> {
-    cell.ratio_to(base)
-}
-
 /// A cell's cost against its group's baseline, in words and colour.
 fn versus(a: &Aggregate, base: Option<(&Aggregate, Interval)>) -> (String, Style) {
     let none = ("-".to_string(), Style::Plain);
@@ -476,7 +472,7 @@ fn versus(a: &Aggregate, base: Option<(&Aggregate, Interval)>) -> (String, Style
     if std::ptr::eq(a, base) {
         return ("cheapest".into(), Style::Bold);
     }
-    let Some((r, u)) = ratio(&ns, &base_ns) else {
+    let Some((r, u)) = ns.ratio_to(&base_ns) else {
         return none;
     };
     // Overlapping intervals are a tie everywhere else (`recommend`, the
@@ -791,19 +787,19 @@ mod tests {
 
     #[test]
     fn ratios_carry_both_intervals_in_quadrature() {
-        let (r, u) = ratio(&interval(100.0, 95.0, 105.0), &interval(50.0, 45.0, 55.0)).unwrap();
+        let (r, u) = interval(100.0, 95.0, 105.0)
+            .ratio_to(&interval(50.0, 45.0, 55.0))
+            .unwrap();
         assert_eq!(r, 2.0);
         // 2 * sqrt(0.05^2 + 0.1^2)
         assert!((u - 0.2236).abs() < 1e-4, "{u}");
         // The wider side of an uneven interval counts.
-        let (_, u) = ratio(
-            &interval(100.0, 99.0, 120.0),
-            &interval(100.0, 100.0, 100.0),
-        )
-        .unwrap();
+        let (_, u) = interval(100.0, 99.0, 120.0)
+            .ratio_to(&interval(100.0, 100.0, 100.0))
+            .unwrap();
         assert!((u - 0.2).abs() < 1e-9, "{u}");
         assert_eq!(
-            ratio(&interval(1.0, 0.0, 2.0), &interval(0.0, -1.0, 1.0)),
+            interval(1.0, 0.0, 2.0).ratio_to(&interval(0.0, -1.0, 1.0)),
             None
         );
     }
