@@ -222,18 +222,58 @@ fn outliers(rows: &[(usize, &Row)]) -> Vec<u32> {
         .collect()
 }
 
-/// The method whose cells rank strategies: hot where a native hot cell was
-/// measured (its figures are warm and precise), else the storms.
-pub fn ranking_method(cells: &[Aggregate]) -> Method {
-    let hot = cells.iter().any(|a| {
-        a.first.method == Method::Hot
-            && a.is_ok()
-            && a.first.timing == crate::export::csv::Timing::Native
-    });
-    if hot {
-        Method::Hot
-    } else {
-        Method::Storm
+/// The cells that rank strategies against each other: one method (hot
+/// where a native hot cell was measured: its figures are warm and precise;
+/// else the storms) and, on each host, one worker count (one per CPU where
+/// it was measured, else the most): a sweep's other counts answer how a
+/// strategy scales, not which is cheapest.
+pub struct Ranking {
+    pub method: Method,
+    workers: BTreeMap<String, u32>,
+}
+
+impl Ranking {
+    pub fn of(cells: &[Aggregate]) -> Ranking {
+        let hot = cells.iter().any(|a| {
+            a.first.method == Method::Hot
+                && a.is_ok()
+                && a.first.timing == crate::export::csv::Timing::Native
+        });
+        let method = if hot { Method::Hot } else { Method::Storm };
+        let mut workers: BTreeMap<String, u32> = BTreeMap::new();
+        for r in cells
+            .iter()
+            .map(|a| &a.first)
+            .filter(|r| r.method == method)
+        {
+            let best = workers.entry(r.host.clone()).or_insert(r.workers);
+            let per_cpu = |n: u32| n as usize == r.cpus;
+            if !per_cpu(*best) && (per_cpu(r.workers) || r.workers > *best) {
+                *best = r.workers;
+            }
+        }
+        Ranking { method, workers }
+    }
+
+    /// Whether `a` is one of the ranked cells.
+    pub fn admits(&self, a: &Aggregate) -> bool {
+        a.first.method == self.method && self.workers.get(&a.first.host) == Some(&a.first.workers)
+    }
+
+    /// The worker count ranked at, where the cells hold several of them on
+    /// one host (a sweep): what a ranking must then say it is at.
+    pub fn swept_at(&self, cells: &[Aggregate]) -> Option<u32> {
+        let ranked = distinct(self.workers.values().copied());
+        let counts = distinct(
+            cells
+                .iter()
+                .filter(|a| a.first.method == self.method)
+                .map(|a| (a.first.host.clone(), a.first.workers)),
+        );
+        match ranked.as_slice() {
+            [one] if counts.len() > self.workers.len() => Some(*one),
+            _ => None,
+        }
     }
 }
 
@@ -530,6 +570,41 @@ mod tests {
         assert!(i(1.0, 2.0).overlaps(&i(2.0, 3.0)));
         assert!(!i(1.0, 2.0).overlaps(&i(2.5, 3.0)));
         assert!(i(0.0, 10.0).overlaps(&i(4.0, 5.0)));
+    }
+
+    #[test]
+    fn rankings_take_one_worker_count_per_host_one_per_cpu_first() {
+        let hot = |host: &str, cpus: usize, workers: u32| Row {
+            host: host.into(),
+            cpus,
+            workers,
+            method: Method::Hot,
+            ..rep(1, 100, 0)
+        };
+        let cells = aggregate(&[
+            hot("a", 2, 1),
+            hot("a", 2, 2),
+            hot("a", 2, 4),
+            hot("b", 16, 4),
+            hot("b", 16, 8),
+        ]);
+        let ranking = Ranking::of(&cells);
+        assert_eq!(ranking.method, Method::Hot);
+        let admitted: Vec<(String, u32)> = cells
+            .iter()
+            .filter(|a| ranking.admits(a))
+            .map(|a| (a.first.host.clone(), a.first.workers))
+            .collect();
+        assert_eq!(
+            admitted,
+            [("a".into(), 2), ("b".into(), 8)],
+            "one per CPU on a; b never ran 16, so its most"
+        );
+        assert_eq!(ranking.swept_at(&cells), None, "two hosts, two counts");
+        let one_host = aggregate(&[hot("a", 2, 1), hot("a", 2, 2)]);
+        assert_eq!(Ranking::of(&one_host).swept_at(&one_host), Some(2));
+        let unswept = aggregate(&[hot("a", 2, 2)]);
+        assert_eq!(Ranking::of(&unswept).swept_at(&unswept), None);
     }
 
     #[test]

@@ -139,6 +139,36 @@ fn workers() -> impl TypedValueParser<Value = u32> {
     clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS))
 }
 
+/// `run --workers`: a count of workers, or `sweep`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerCount {
+    Exactly(u32),
+    /// 1, 2, 4, ... up to twice the CPUs, with the CPU count itself: how
+    /// the hot cost of each strategy grows with contention.
+    Sweep,
+}
+
+impl fmt::Display for WorkerCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerCount::Exactly(n) => write!(f, "{n}"),
+            WorkerCount::Sweep => f.write_str("sweep"),
+        }
+    }
+}
+
+fn worker_count(given: &str) -> Result<WorkerCount, String> {
+    if given == "sweep" {
+        return Ok(WorkerCount::Sweep);
+    }
+    match given.parse::<u32>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(WorkerCount::Exactly(n)),
+        _ => Err(format!(
+            "`{given}` is neither a count of workers from 1 to {MAX_WORKERS} nor `sweep`"
+        )),
+    }
+}
+
 fn execs() -> impl TypedValueParser<Value = u64> {
     clap::value_parser!(u64).range(1..=MAX_EXECS_PER_WORKER)
 }
@@ -165,9 +195,12 @@ pub struct RunArgs {
     /// Which execs count.
     #[arg(long, value_enum, default_value = "cgroup")]
     pub filter: FilterArg,
-    /// Storm worker processes, 1 to 1024 [default: one per CPU]
-    #[arg(long, value_parser = workers())]
-    pub workers: Option<u32>,
+    /// Worker processes, 1 to 1024, comma-separated; each count is a cell
+    /// of its own. `sweep` is 1, 2, 4, ... to twice the CPUs (and the CPU
+    /// count): how each strategy's cost grows with contention
+    /// [default: one per CPU]
+    #[arg(long, value_delimiter = ',', value_parser = worker_count)]
+    pub workers: Vec<WorkerCount>,
     /// Execs per worker, 1 to 10000000 [default: 1000; 100 in a guest]
     #[arg(long, value_parser = execs())]
     pub execs: Option<u64>,
@@ -288,7 +321,7 @@ impl RunArgs {
             .list("map", &self.map)
             .list("update", &self.update)
             .flag("filter", FilterKind::from(self.filter).name())
-            .list("workers", &self.workers.into_iter().collect::<Vec<_>>())
+            .list("workers", &self.workers)
             .flag("execs", self.execs(true))
             .flag("repeat", self.repeat(true))
             .list("method", &self.method)
@@ -492,7 +525,7 @@ mod tests {
             "--filter",
             "all",
             "--workers",
-            "3",
+            "3,sweep",
             "--execs",
             "7",
             "--target",
@@ -520,7 +553,7 @@ mod tests {
         assert_eq!(guest.map, host.map);
         assert_eq!(guest.update, host.update);
         assert!(matches!(guest.filter, FilterArg::All));
-        assert_eq!(guest.workers, Some(3));
+        assert_eq!(guest.workers, [WorkerCount::Exactly(3), WorkerCount::Sweep]);
         assert_eq!(guest.execs, Some(7));
         assert_eq!(
             guest.repeat,

@@ -263,11 +263,11 @@ pub fn render_markdown(
         kernels(|c| &c.base),
         kernels(|c| &c.new)
     ));
-    out.push_str("| kernel | backend | attach | method | map | update | base ns/run | new ns/run | change | base accuracy | new accuracy | verdict |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| kernel | backend | attach | method | workers | map | update | base ns/run | new ns/run | change | base accuracy | new accuracy | verdict |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for c in changes {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.key
                 .kernel
                 .as_ref()
@@ -275,6 +275,7 @@ pub fn render_markdown(
             escape::name(&c.key.backend),
             c.key.attach,
             c.key.method,
+            c.key.workers,
             c.key.map,
             c.key.update,
             ns(c.base.as_ref()),
@@ -321,8 +322,8 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
                 .join(", ")
         ));
     }
-    out.push_str("| backend | attach | method | map | update |");
-    let mut rule = String::from("|---|---|---|---|---|");
+    out.push_str("| backend | attach | method | workers | map | update |");
+    let mut rule = String::from("|---|---|---|---|---|---|");
     for k in &kernels {
         out.push_str(&format!(" {} ({}) |", escape::code(&k.release), k.timing));
         rule.push_str("---|");
@@ -330,10 +331,11 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
     out.push_str(&format!("\n{rule}\n"));
     for key in &strategies {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             escape::name(&key.backend),
             key.attach,
             key.method,
+            key.workers,
             key.map,
             key.update
         ));
@@ -562,7 +564,7 @@ mod tests {
         );
         assert!(
             line.starts_with(
-                "| (each run's) | libbpf | tp_sys_enter_execve | storm | array | atomic |"
+                "| (each run's) | libbpf | tp_sys_enter_execve | storm | 1 per CPU | array | atomic |"
             ),
             "{line}"
         );

@@ -6,6 +6,7 @@ pub mod bpf_stats;
 pub mod cgroup;
 pub mod cli;
 pub mod compare;
+pub mod contention;
 pub mod export;
 pub mod guest;
 pub mod host;

@@ -5,10 +5,10 @@ use std::time::Duration;
 use bpfstorm_common::{AttachPoint, Filter, InvalidStrategy, MapKind, Strategy, UpdateMode};
 
 use crate::backends;
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, WorkerCount};
 use crate::hot::{self, Method, NoTrigger, Precision};
 use crate::run::RunOptions;
-use crate::storm::{StormError, StormSpec};
+use crate::storm::{StormError, StormSpec, MAX_WORKERS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -24,10 +24,8 @@ pub enum PlanError {
 /// (`inside_guest`) measures fewer execs, once, and without the paired
 /// probe-free storm, whose figure emulation would drown.
 pub fn run_options(args: &RunArgs, inside_guest: bool) -> Result<RunOptions, PlanError> {
-    let workers = args.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
-    });
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
     let methods = args.methods(inside_guest);
     // Named explicitly, the hot method must reach every attach point asked for.
     if args.method.contains(&Method::Hot) {
@@ -44,16 +42,47 @@ pub fn run_options(args: &RunArgs, inside_guest: bool) -> Result<RunOptions, Pla
             max_time: Duration::from_secs_f64(args.max_time),
         },
         filter: args.filter.into(),
-        spec: StormSpec::new(
-            workers,
-            args.execs(inside_guest),
-            args.target,
-            args.spawn,
-            Duration::from_secs(args.timeout),
-        )?,
+        specs: worker_counts(&args.workers, cpus)
+            .into_iter()
+            .map(|workers| {
+                StormSpec::new(
+                    workers,
+                    args.execs(inside_guest),
+                    args.target,
+                    args.spawn,
+                    Duration::from_secs(args.timeout),
+                )
+            })
+            .collect::<Result<_, _>>()?,
         repeat: args.repeat(inside_guest),
         paired_baseline: !inside_guest,
     })
+}
+
+/// The worker counts `given` name on a machine of `cpus`, ascending and
+/// each once: one per CPU when none is named; a sweep doubles from 1 to
+/// twice the CPUs and takes in the CPU count itself.
+pub fn worker_counts(given: &[WorkerCount], cpus: u32) -> Vec<u32> {
+    let mut counts = Vec::new();
+    for count in given {
+        match *count {
+            WorkerCount::Exactly(n) => counts.push(n),
+            WorkerCount::Sweep => {
+                let top = cpus.saturating_mul(2).min(MAX_WORKERS);
+                counts.extend(
+                    std::iter::successors(Some(1u32), |n| n.checked_mul(2))
+                        .take_while(|&n| n < top),
+                );
+                counts.extend([cpus.min(top), top]);
+            }
+        }
+    }
+    if counts.is_empty() {
+        counts.push(cpus.clamp(1, MAX_WORKERS));
+    }
+    counts.sort_unstable();
+    counts.dedup();
+    counts
 }
 
 /// Every attach x map x update combination of the choices. An empty `maps`
@@ -97,6 +126,24 @@ pub fn strategies(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_counts_default_to_the_cpus_and_sweep_to_twice_them() {
+        use WorkerCount::{Exactly, Sweep};
+        assert_eq!(worker_counts(&[], 16), [16]);
+        assert_eq!(worker_counts(&[Sweep], 2), [1, 2, 4]);
+        assert_eq!(worker_counts(&[Sweep], 16), [1, 2, 4, 8, 16, 32]);
+        assert_eq!(worker_counts(&[Sweep], 6), [1, 2, 4, 6, 8, 12]);
+        assert_eq!(worker_counts(&[Sweep], 1), [1, 2]);
+        assert_eq!(
+            worker_counts(&[Exactly(3), Sweep, Exactly(3)], 2),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(
+            worker_counts(&[Sweep], 4096),
+            [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        );
+    }
 
     #[test]
     fn default_matrix_is_every_valid_pair() {

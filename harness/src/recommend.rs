@@ -1,7 +1,7 @@
 //! `bpfstorm recommend`: from a run, what to choose for three jobs, why,
 //! and what the choice gives up; an honest tie where intervals overlap.
 
-use crate::aggregate::{aggregate, ranking_method, Aggregate, Interval};
+use crate::aggregate::{aggregate, Aggregate, Interval, Ranking};
 use crate::export::csv::{Row, Timing};
 use crate::export::escape::{name, terminal};
 use crate::hot::Method;
@@ -69,21 +69,23 @@ pub struct Advice {
 #[derive(Debug, Clone)]
 pub struct Recommendation {
     pub advice: Vec<Advice>,
-    /// Whose cells were ranked (see [`ranking_method`]).
+    /// Whose cells were ranked (see [`Ranking`]).
     pub method: Method,
+    /// The worker count ranked at, where the run swept several.
+    pub workers: Option<u32>,
     /// Cells measured in guest kernels: never ranked (emulated times).
     pub emulated_cells: usize,
 }
 
 pub fn recommend(rows: &[Row]) -> Recommendation {
     let cells = aggregate(rows);
-    let method = ranking_method(&cells);
+    let ranking = Ranking::of(&cells);
     let advice = Goal::ALL
         .iter()
         .map(|&goal| {
             let mut eligible: Vec<(&Aggregate, Interval)> = cells
                 .iter()
-                .filter(|a| a.first.method == method && goal.eligible(a))
+                .filter(|a| ranking.admits(a) && goal.eligible(a))
                 .filter_map(|a| Some((a, goal.figure(a)?)))
                 .collect();
             eligible.sort_by(|a, b| a.1.point.total_cmp(&b.1.point));
@@ -110,7 +112,8 @@ pub fn recommend(rows: &[Row]) -> Recommendation {
         .collect();
     Recommendation {
         advice,
-        method,
+        method: ranking.method,
+        workers: ranking.swept_at(&cells),
         emulated_cells: cells
             .iter()
             .filter(|a| a.first.timing == Timing::Emulated)
@@ -221,7 +224,7 @@ fn render(r: &Recommendation, style: Style) -> String {
         }
     }
     out.push_str(&format!(
-        "\nRanked by the {} method's cells{}. Racy updates are never recommended: they lose \
+        "\nRanked by the {} method's cells{}{}. Racy updates are never recommended: they lose \
          counts under contention. In-kernel costs are per counted event (filtered-out runs \
          included, bpf_stats' own clock cost taken out); intervals are 95% intervals over the \
          hot rounds, the repetitions, or one storm's slices when there is one.",
@@ -229,7 +232,11 @@ fn render(r: &Recommendation, style: Style) -> String {
         match r.method {
             Method::Hot => " (warm, and measured until precise)",
             Method::Storm => "",
-        }
+        },
+        r.workers.map_or(String::new(), |n| format!(
+            " at {n} workers (the other worker counts of the sweep show how each strategy \
+             scales, in the contention table)"
+        ))
     ));
     if r.emulated_cells > 0 {
         out.push_str(&format!(

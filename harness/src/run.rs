@@ -17,7 +17,8 @@ pub struct RunOptions {
     pub backends: Vec<Box<dyn Backend>>,
     pub strategies: Vec<Strategy>,
     pub filter: FilterKind,
-    pub spec: StormSpec,
+    /// One storm spec per worker count, ascending; never empty.
+    pub specs: Vec<StormSpec>,
     pub repeat: u32,
     /// `hot` cells go first, once each (they repeat rounds until precise);
     /// `storm` cells `repeat` times.
@@ -43,7 +44,18 @@ impl RunOptions {
         } else {
             0
         };
-        self.backends.len() * (self.hot_strategies().count() + storms)
+        self.backends.len() * self.specs.len() * (self.hot_strategies().count() + storms)
+    }
+
+    /// The spec of the run-wide measures (bpf_stats' bias, the filter's
+    /// cost): one worker per CPU where the run has it, else its most workers.
+    fn main_spec(&self) -> &StormSpec {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.specs
+            .iter()
+            .find(|s| s.workers as usize == cpus)
+            .or(self.specs.last())
+            .expect("a run has a spec")
     }
 }
 
@@ -56,8 +68,8 @@ pub struct RunOutcome {
 
 /// Measures every cell into `csv`; `on_cell` hears of each before it starts.
 /// Ctrl-C stops it between cells (`interrupt::requested()` then says so).
-pub fn run(
-    opts: &RunOptions,
+pub fn run<'a>(
+    opts: &'a RunOptions,
     run: &RunInfo,
     csv: &mut CsvReport,
     on_cell: &mut dyn FnMut(&str),
@@ -80,28 +92,40 @@ pub fn run(
     }
     let filter_cost = filter_cost.and_then(Result::ok);
 
+    // A strategy's worker counts one after another, so a sweep's points
+    // are measured close in time.
+    let cells_of = |method: Method, rep: u32, s: &'a Strategy| {
+        opts.backends
+            .iter()
+            .flat_map(move |b| opts.specs.iter().map(move |spec| (method, rep, s, b, spec)))
+    };
     let hot_cells = opts
         .hot_strategies()
-        .flat_map(|s| opts.backends.iter().map(move |b| (Method::Hot, 1, s, b)));
+        .flat_map(|s| cells_of(Method::Hot, 1, s));
     // Every storm cell once, then every one again: drift over the run hits
     // all cells alike instead of the ones measured last.
     let storm_cells = (1..=opts.repeat)
         .filter(|_| opts.methods.contains(&Method::Storm))
         .flat_map(|rep| {
-            opts.strategies.iter().flat_map(move |s| {
-                opts.backends
-                    .iter()
-                    .map(move |b| (Method::Storm, rep, s, b))
-            })
+            opts.strategies
+                .iter()
+                .flat_map(move |s| cells_of(Method::Storm, rep, s))
         });
-    'cells: for (method, repetition, strategy, backend) in hot_cells.chain(storm_cells) {
+    'cells: for (method, repetition, strategy, backend, spec) in hot_cells.chain(storm_cells) {
         {
             if interrupt::requested() {
                 break 'cells;
             }
+            let workers = if opts.specs.len() > 1 {
+                format!(", {} workers", spec.workers)
+            } else {
+                String::new()
+            };
             let name = match method {
-                Method::Hot => format!("{} {} (hot)", backend.name(), strategy),
-                Method::Storm => format!("{} {} (#{repetition})", backend.name(), strategy),
+                Method::Hot => format!("{} {} (hot{workers})", backend.name(), strategy),
+                Method::Storm => {
+                    format!("{} {} (#{repetition}{workers})", backend.name(), strategy)
+                }
             };
             on_cell(&name);
             let version = backend.version();
@@ -113,7 +137,7 @@ pub fn run(
                 update: strategy.update(),
                 filter: opts.filter.name(),
                 method,
-                spec: &opts.spec,
+                spec,
                 repetition,
             };
             let measured = match method {
@@ -167,7 +191,7 @@ fn hot_row(
         backend,
         strategy,
         opts.filter,
-        &opts.spec,
+        id.spec,
         opts.precision,
         bias,
     )?;
@@ -192,12 +216,12 @@ fn storm_row(
     let baseline_first = id.repetition % 2 == 0;
     let mut calibration: Vec<f64> = (0..NOISE_SAMPLES).map(|_| noise::sample()).collect();
     let before = (opts.paired_baseline && baseline_first)
-        .then(|| baseline_storm(&opts.spec, opts.filter))
+        .then(|| baseline_storm(id.spec, opts.filter))
         .transpose()?;
-    let cell = measure(backend, strategy, opts.filter, &opts.spec)?;
+    let cell = measure(backend, strategy, opts.filter, id.spec)?;
     let baseline = match before {
         Some(b) => Some(b),
-        None if opts.paired_baseline => Some(baseline_storm(&opts.spec, opts.filter)?),
+        None if opts.paired_baseline => Some(baseline_storm(id.spec, opts.filter)?),
         None => None,
     };
     calibration.extend((0..NOISE_SAMPLES).map(|_| noise::sample()));
@@ -206,7 +230,7 @@ fn storm_row(
     if let Some(bias) = bias {
         row.subtract_stats_bias(bias);
     }
-    row.interference = crate::neighbours::describe(&cell, opts.spec.target);
+    row.interference = crate::neighbours::describe(&cell, id.spec.target);
     if let Some(baseline) = baseline {
         row.baseline_wall_s = Some(baseline.wall.as_secs_f64());
         row.e2e_ns_per_exec = (cell.storm.issued > 0).then(|| {
@@ -231,7 +255,7 @@ fn filter_cost(opts: &RunOptions, bias: f64) -> Option<Result<Estimate, MeasureE
     Some(hot::filter_cost(
         backend.as_ref(),
         *strategy,
-        &opts.spec,
+        opts.main_spec(),
         opts.precision,
         bias,
     ))
@@ -240,5 +264,5 @@ fn filter_cost(opts: &RunOptions, bias: f64) -> Option<Result<Estimate, MeasureE
 /// bpf_stats' own ns per run (see [`hot::stats_bias`]), measured once for
 /// the run, as precisely as its cells.
 fn stats_bias(opts: &RunOptions) -> Result<f64, MeasureError> {
-    hot::stats_bias(&opts.spec, Trigger::Execve, opts.precision).map(|e| e.median)
+    hot::stats_bias(opts.main_spec(), Trigger::Execve, opts.precision).map(|e| e.median)
 }

@@ -333,10 +333,94 @@ fn hot_cells_count_exactly_and_report_their_precision() {
         "{table}"
     );
     let report = fs::read_to_string(newest_run(dir.path()).unwrap().with_extension("md")).unwrap();
-    assert!(report.contains("| hot | array | atomic | ok |"), "{report}");
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        report.contains(&format!("| hot | {cpus} | array | atomic | ok |")),
+        "{report}"
+    );
     assert!(
         report.contains("Ranked by the hot method's cells"),
         "{report}"
+    );
+    assert!(leaks::find(&[]).is_clean());
+}
+
+/// `--workers sweep` measures every hot cell at each worker count, ranks
+/// at one per CPU, and shows how each strategy's cost grows.
+#[test]
+fn a_worker_sweep_measures_each_count_and_shows_contention() {
+    let _turn = one_run_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let out = bpfstorm(&[
+        "run",
+        "--method",
+        "hot",
+        "--map",
+        "array,percpu_array",
+        "--workers",
+        "sweep",
+        "--max-time",
+        "1",
+        "--results-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cpus = std::thread::available_parallelism().unwrap().get() as u32;
+    let counts = bpfstorm::plan::worker_counts(&[bpfstorm::cli::WorkerCount::Sweep], cpus);
+    assert_eq!(counts.first(), Some(&1));
+    assert_eq!(counts.last(), Some(&(2 * cpus)));
+    let csv_path = newest_run(dir.path()).unwrap();
+    let rows = bpfstorm::export::read::read_run(&csv_path).unwrap();
+    for (map, update) in [
+        (MapKind::Array, UpdateMode::Atomic),
+        (MapKind::Array, UpdateMode::Racy),
+        (MapKind::PercpuArray, UpdateMode::Percpu),
+    ] {
+        let mut measured: Vec<u32> = rows
+            .iter()
+            .filter(|r| r.map == map && r.update == update)
+            .map(|r| r.workers)
+            .collect();
+        measured.sort_unstable();
+        assert_eq!(measured, counts, "{map}/{update}: a row per worker count");
+    }
+    for r in &rows {
+        assert_eq!(r.status, bpfstorm::export::csv::Status::Ok, "{}", r.error);
+        if r.update.is_exact() {
+            assert_eq!(r.counted, r.expected, "exact at {} workers", r.workers);
+        }
+    }
+    let table = String::from_utf8_lossy(&out.stdout);
+    let listed: Vec<String> = counts.iter().map(u32::to_string).collect();
+    assert!(
+        table.contains(&format!("hot: {} workers fire", listed.join(", "))),
+        "{table}"
+    );
+    let growth = format!("{} vs 1", 2 * cpus);
+    let contention = table
+        .split("contention (hot)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no contention table:\n{table}"));
+    assert!(contention.contains(&growth), "{table}");
+    for cell in ["array/atomic", "array/racy", "percpu_array/percpu"] {
+        assert!(
+            contention.lines().any(|l| {
+                let l = l.trim_end();
+                l.starts_with(cell) && (l.ends_with(" x") || l.ends_with(" x, in noise"))
+            }),
+            "{cell}: {table}"
+        );
+    }
+    let report = fs::read_to_string(csv_path.with_extension("md")).unwrap();
+    assert!(report.contains("## Contention"), "{report}");
+    let stem = csv_path.file_stem().unwrap().to_str().unwrap();
+    let svg = fs::read_to_string(dir.path().join(format!("{stem}-contention.svg"))).unwrap();
+    assert!(svg.contains("percpu_array/percpu"), "{svg}");
+    let recommended = bpfstorm(&["recommend", csv_path.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&recommended.stdout).contains(&format!("at {cpus} workers")),
+        "{}",
+        String::from_utf8_lossy(&recommended.stdout)
     );
     assert!(leaks::find(&[]).is_clean());
 }

@@ -704,7 +704,7 @@ fn thousands_of_kernels_render_in_bounded_time_and_width() {
     let started = Instant::now();
     let md = compare::render_by_kernel(&rows);
     let header = md.lines().find(|l| l.starts_with("| backend |")).unwrap();
-    assert_eq!(borders(header), 6 + MAX_KERNEL_COLUMNS, "{header}");
+    assert_eq!(borders(header), 7 + MAX_KERNEL_COLUMNS, "{header}");
     assert!(md.contains(&format!(
         "{} more kernel(s) left out",
         5000 - MAX_KERNEL_COLUMNS

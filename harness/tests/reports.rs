@@ -487,7 +487,9 @@ fn the_by_kernel_view_has_a_column_per_kernel() {
     );
     let line = report
         .lines()
-        .find(|l| l.starts_with("| libbpf | tp_sys_enter_execve | storm | array | atomic |"))
+        .find(|l| {
+            l.starts_with("| libbpf | tp_sys_enter_execve | storm | 1 per CPU | array | atomic |")
+        })
         .unwrap_or_else(|| panic!("{report}"));
     assert_eq!(line.matches("exact ").count(), 2, "{line}");
     assert_eq!(line.matches("*emulated*").count(), 1, "{line}");

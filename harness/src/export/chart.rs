@@ -11,6 +11,7 @@ use std::io;
 
 use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use thiserror::Error;
@@ -65,9 +66,12 @@ impl Item {
     }
 
     fn is_finite(&self) -> bool {
-        let i = self.interval;
-        i.point.is_finite() && i.lo.is_finite() && i.hi.is_finite()
+        is_finite(&self.interval)
     }
+}
+
+fn is_finite(i: &Interval) -> bool {
+    i.point.is_finite() && i.lo.is_finite() && i.hi.is_finite()
 }
 
 /// The parts every item shares (they go to the subtitle, once) and those a
@@ -507,6 +511,210 @@ fn draw_panel(
     Ok(())
 }
 
+/// One strategy's ns/event at each worker count (ascending).
+pub struct Curve {
+    pub label: String,
+    pub points: Vec<(u32, Interval)>,
+}
+
+const PLOT_H: u32 = 300;
+/// Pixels between the dots of neighbouring curves at one worker count, so
+/// that whiskers that overlap in value stay apart.
+const DODGE: f64 = 4.0;
+/// Steps of the contention chart's x axis per doubling of workers.
+const STEPS: f64 = 1000.0;
+
+/// `<prefix>-contention.svg`: each curve's ns/event against workers, with
+/// whiskers across each 95% interval; `cpus` marks where workers start to
+/// share CPUs. `None` without any curve of two finite points.
+pub fn contention(
+    prefix: &str,
+    title: &str,
+    unit: &str,
+    cpus: u32,
+    curves: &[Curve],
+) -> Result<Option<Chart>, ChartError> {
+    // Zero workers has no place on a log axis.
+    let curves: Vec<(&str, Vec<(u32, Interval)>)> = curves
+        .iter()
+        .map(|c| {
+            let mut points: Vec<(u32, Interval)> = c
+                .points
+                .iter()
+                .copied()
+                .filter(|&(w, i)| w > 0 && is_finite(&i))
+                .collect();
+            points.sort_by_key(|&(w, _)| w);
+            (c.label.as_str(), points)
+        })
+        .filter(|(_, points)| points.len() >= 2)
+        .collect();
+    let mut workers: Vec<u32> = curves
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|&(w, _)| w))
+        .collect();
+    workers.sort_unstable();
+    workers.dedup();
+    let (Some(&first), Some(&last)) = (workers.first(), workers.last()) else {
+        return Ok(None);
+    };
+    if first == last {
+        return Ok(None);
+    }
+
+    // In thousandths of a doubling: plotters formats tick labels at chosen
+    // points on integer axes only.
+    let log = |w: u32| (f64::from(w).log2() * STEPS).round() as i32;
+    // Room beside the outer dots for their dodge and tick labels.
+    let pad = (log(last) - log(first)) * 6 / 100;
+    let (x_start, x_end) = (log(first) - pad, log(last) + pad);
+    let intervals = || curves.iter().flat_map(|(_, p)| p.iter().map(|(_, i)| i));
+    // From zero, or the lowest estimate below it, as in the other charts.
+    let y_start = intervals().map(|i| i.point).fold(0.0, f64::min);
+    let top = intervals()
+        .map(|i| i.hi.max(i.point))
+        .fold(y_start, f64::max);
+    let y_end = if top > y_start {
+        top + (top - y_start) * 0.08
+    } else {
+        y_start + 1.0
+    };
+    let marks_cpus = (first..=last).contains(&cpus);
+
+    let subtitle = [
+        "dot: estimate, whiskers: 95% interval",
+        "workers on a log scale",
+    ]
+    .into_iter()
+    .chain(marks_cpus.then_some("dashed: as many workers as CPUs"))
+    .collect::<Vec<_>>()
+    .join(" · ");
+    // The rotated caption, the tick labels, and room for the ticks and a digit
+    // more than the top value has (a tick such as 7.5 below a top of 11).
+    let y_label_w = LINE + text_width(&number(y_end), SMALL_PX).ceil() as u32 + 2 * MARGIN;
+    let swatch_w = 28;
+    let widest_text = curves
+        .iter()
+        .map(|(label, _)| text_width(label, TEXT_PX) + f64::from(swatch_w))
+        .chain([
+            text_width(title, TITLE_PX * 1.1),
+            text_width(&subtitle, TEXT_PX),
+        ])
+        .fold(0.0, f64::max)
+        .ceil() as u32;
+    let plot_h = PLOT_H.max(text_width(unit, TEXT_PX).ceil() as u32 + 2 * MARGIN);
+    let width = (MARGIN + y_label_w + PLOT_W + 2 * MARGIN).max(widest_text + 2 * MARGIN);
+    // Title, subtitle and a line for the CPUs label over the plot.
+    let header_h = MARGIN + 3 * LINE;
+    let legend_top = header_h + plot_h + AXIS_H + LINE / 2;
+    let height = legend_top + curves.len() as u32 * LINE + MARGIN;
+
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let left = |px: f64| font(px).pos(Pos::new(HPos::Left, VPos::Center));
+        let m = MARGIN as i32;
+        let line = LINE as i32;
+        root.draw(&Text::new(
+            title,
+            (m, m + line / 2),
+            bold(TITLE_PX).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+        root.draw(&Text::new(
+            subtitle.as_str(),
+            (m, m + line * 3 / 2),
+            left(TEXT_PX).color(&GREY),
+        ))?;
+
+        let area = root.margin(
+            header_h,
+            height - header_h - plot_h - AXIS_H,
+            MARGIN,
+            2 * MARGIN,
+        );
+        let ticks: Vec<i32> = workers.iter().map(|&w| log(w)).collect();
+        let mut chart = ChartBuilder::on(&area)
+            .x_label_area_size(AXIS_H)
+            .y_label_area_size(y_label_w)
+            .build_cartesian_2d((x_start..x_end).with_key_points(ticks), y_start..y_end)?;
+        chart
+            .configure_mesh()
+            .y_labels(6)
+            .max_light_lines(0)
+            .bold_line_style(RGBColor(215, 215, 215))
+            .axis_style(GREY)
+            .x_label_formatter(&|v| format!("{}", (f64::from(*v) / STEPS).exp2().round()))
+            .y_label_formatter(&|v| number(*v))
+            .label_style(font(SMALL_PX))
+            .x_desc("workers")
+            .y_desc(unit)
+            .axis_desc_style(font(TEXT_PX))
+            .draw()?;
+
+        // Marks are drawn in pixels, on the whole picture.
+        let at = |w: u32, v: f64| chart.backend_coord(&(log(w), v));
+        if marks_cpus {
+            let (x, y_top) = at(cpus, y_end);
+            let (_, y_bottom) = at(cpus, y_start);
+            root.draw(&DashedPathElement::new(
+                [(x, y_top), (x, y_bottom)],
+                6,
+                4,
+                GREY.stroke_width(1),
+            ))?;
+            root.draw(&Text::new(
+                format!("{cpus} CPUs"),
+                (x, y_top - line / 2),
+                font(SMALL_PX)
+                    .color(&GREY)
+                    .pos(Pos::new(HPos::Center, VPos::Center)),
+            ))?;
+        }
+        let n = curves.len() as f64;
+        for (k, (_, points)) in curves.iter().enumerate() {
+            let c = color(k);
+            let dodge = ((k as f64 - (n - 1.0) / 2.0) * DODGE).round() as i32;
+            let dots: Vec<(i32, i32)> = points
+                .iter()
+                .map(|&(w, i)| {
+                    let (x, y) = at(w, i.point);
+                    (x + dodge, y)
+                })
+                .collect();
+            root.draw(&PathElement::new(dots.clone(), c.stroke_width(2)))?;
+            for (&(w, i), &(x, y)) in points.iter().zip(&dots) {
+                let (_, y_lo) = at(w, i.lo.max(y_start));
+                let (_, y_hi) = at(w, i.hi);
+                root.draw(&PathElement::new([(x, y_lo), (x, y_hi)], c.stroke_width(1)))?;
+                // No cap where the whisker runs on below the axis.
+                let caps = [(i.lo >= y_start).then_some(y_lo), Some(y_hi)];
+                for cap in caps.into_iter().flatten() {
+                    root.draw(&PathElement::new(
+                        [(x - 3, cap), (x + 3, cap)],
+                        c.stroke_width(1),
+                    ))?;
+                }
+                root.draw(&Circle::new((x, y), 4, c.filled()))?;
+            }
+        }
+
+        for (k, (label, _)) in curves.iter().enumerate() {
+            let c = color(k);
+            let y = (legend_top + LINE / 2) as i32 + k as i32 * line;
+            root.draw(&PathElement::new([(m, y), (m + 20, y)], c.stroke_width(2)))?;
+            root.draw(&Circle::new((m + 10, y), 4, c.filled()))?;
+            root.draw(&Text::new(*label, (m + swatch_w, y), left(TEXT_PX)))?;
+        }
+        root.present()?;
+    }
+    Ok(Some(Chart {
+        file: format!("{prefix}-contention.svg"),
+        alt: format!("{unit} by workers"),
+        svg,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -704,6 +912,100 @@ mod tests {
         let mut nan = item("libbpf", MapKind::Array, UpdateMode::Atomic, 1.0);
         nan.interval.hi = f64::NAN;
         assert!(charts("x", "t", "ns", &[nan]).unwrap().is_empty());
+    }
+
+    fn curve(label: &str, points: &[(u32, f64)]) -> Curve {
+        Curve {
+            label: label.into(),
+            points: points
+                .iter()
+                .map(|&(w, point)| {
+                    let (lo, hi) = (point * 0.8, point * 1.25);
+                    (w, Interval { point, lo, hi })
+                })
+                .collect(),
+        }
+    }
+
+    const LONG: &str = "libbpf tp_sys_enter_execve percpu_array/percpu";
+
+    #[test]
+    fn contention_draws_each_curve_its_workers_and_the_cpus() {
+        let curves = [
+            curve("array/atomic", &[(1, 300.0), (2, 900.0), (4, 2_400.0)]),
+            curve(LONG, &[(1, 240.0), (2, 245.0), (4, 250.0)]),
+        ];
+        let chart = contention(
+            "run",
+            "Contention (run)",
+            "ns/event, 95% interval",
+            2,
+            &curves,
+        )
+        .unwrap()
+        .expect("two curves of three points draw a chart");
+        assert_eq!(chart.file, "run-contention.svg");
+        assert_eq!(chart.alt, "ns/event, 95% interval by workers");
+        let svg = &chart.svg;
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        let (width, height) = view_box(svg);
+        let texts = texts(svg);
+        let words: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
+        for expected in ["array/atomic", LONG, "1", "2", "4", "workers", "2 CPUs"] {
+            assert!(
+                words.contains(&expected),
+                "{expected} missing from {words:?}"
+            );
+        }
+        assert!(words.iter().any(|w| w.contains("ns/event, 95% interval")));
+        // Only the worker counts measured are ticks on the x axis.
+        assert!(!words.contains(&"3"), "{words:?}");
+        for (attrs, content) in texts.iter().filter(|(a, _)| !a.contains_key("transform")) {
+            let number = |k: &str| attrs[k].parse::<f64>().unwrap();
+            let (x, y, size) = (number("x"), number("y"), number("font-size"));
+            let w = content.chars().count() as f64 * size * 0.62;
+            let (from, to) = match attrs["text-anchor"].as_str() {
+                "start" => (x, x + w),
+                "end" => (x - w, x),
+                _ => (x - w / 2.0, x + w / 2.0),
+            };
+            assert!(
+                from >= 0.0 && to <= width,
+                "{content:?} spans x {from}..{to} of {width}"
+            );
+            assert!(
+                y - size >= 0.0 && y + size <= height,
+                "{content:?} at y {y} of {height}"
+            );
+        }
+    }
+
+    #[test]
+    fn contention_needs_two_worker_counts() {
+        let single = [curve("a", &[(4, 100.0)]), curve("b", &[(8, 200.0)])];
+        assert!(contention("x", "t", "ns", 8, &single).unwrap().is_none());
+        let same = [curve("a", &[(4, 100.0), (4, 120.0)])];
+        assert!(contention("x", "t", "ns", 8, &same).unwrap().is_none());
+        assert!(contention("x", "t", "ns", 8, &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn contention_leaves_out_points_that_are_not_finite() {
+        let mut gap = curve("gap", &[(1, 100.0), (2, 150.0), (4, 200.0)]);
+        gap.points[1].1.hi = f64::NAN;
+        let curves = [
+            gap,
+            curve("whole", &[(1, 90.0), (2, 95.0), (4, 99.0)]),
+            curve("lone", &[(1, 80.0), (2, f64::NAN)]),
+        ];
+        let chart = contention("x", "t", "ns", 64, &curves).unwrap().unwrap();
+        let texts = texts(&chart.svg);
+        let words: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
+        assert!(words.contains(&"gap") && words.contains(&"whole"));
+        // One finite point is no curve; 64 CPUs lie past the axis.
+        assert!(!words.contains(&"lone") && !words.iter().any(|w| w.contains("CPUs")));
+        // Two dots of "gap", three of "whole", one per legend entry.
+        assert_eq!(chart.svg.matches("<circle").count(), 2 + 3 + 2);
     }
 
     #[test]

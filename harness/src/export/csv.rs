@@ -272,6 +272,8 @@ pub struct Key {
     pub update: UpdateMode,
     pub filter: String,
     pub method: Method,
+    /// A sweep's points are cells of their own: contention is the finding.
+    pub workers: Workers,
     pub target: String,
     pub spawn: String,
 }
@@ -282,6 +284,34 @@ impl Key {
         Key {
             kernel: None,
             ..self
+        }
+    }
+}
+
+/// A cell's worker count as runs are matched on it: one per CPU (the
+/// default, whatever the machine's size, so a default run on a 2-CPU
+/// machine matches one on 16) or a count named apart from that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Workers {
+    PerCpu,
+    Count(u32),
+}
+
+impl Workers {
+    pub fn of(r: &Row) -> Workers {
+        if r.workers as usize == r.cpus {
+            Workers::PerCpu
+        } else {
+            Workers::Count(r.workers)
+        }
+    }
+}
+
+impl fmt::Display for Workers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Workers::PerCpu => f.write_str("1 per CPU"),
+            Workers::Count(n) => write!(f, "{n}"),
         }
     }
 }
@@ -321,6 +351,7 @@ impl Row {
             update: self.update,
             filter: self.filter.clone(),
             method: self.method,
+            workers: Workers::of(self),
             target: self.target.clone(),
             spawn: self.spawn.clone(),
         }

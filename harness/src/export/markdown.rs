@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::chart::{charts, Chart, Item};
+use super::chart::{self, charts, Chart, Item};
 use super::csv::{Row, Timing};
 use super::escape::{code, name, terminal, text};
-use crate::aggregate::{aggregate, distinct, ranking_method, Aggregate, Interval};
+use crate::aggregate::{aggregate, distinct, Aggregate, Interval, Ranking};
 use crate::hot::Method;
 use crate::recommend;
 use crate::secure_fs::{Dir, FsError};
@@ -97,17 +97,25 @@ fn data_link(dir: &Path, csv: &Path) -> String {
     format!("[{}]({target})", text(&file))
 }
 
-/// One sentence on where and how rows were measured.
-fn machine(r: &Row) -> String {
+/// One sentence on where and how `r` was measured, with every worker
+/// count of its host and method in `rows` (a sweep's are one sentence).
+fn machine(r: &Row, rows: &[&Row]) -> String {
+    let mut counts: Vec<u32> = rows
+        .iter()
+        .filter(|o| o.host == r.host && o.method == r.method)
+        .map(|o| o.workers)
+        .collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let workers: Vec<String> = counts.iter().map(u32::to_string).collect();
+    let workers = workers.join(", ");
     let how = match r.method {
         Method::Hot => format!(
-            "Hot: {} workers fire a failing exec syscall, rounds with and without the program until +-{:.0}%",
-            r.workers,
+            "Hot: {workers} workers fire a failing exec syscall, rounds with and without the program until +-{:.0}%",
             r.precision_target.unwrap_or(0.0) * 100.0
         ),
         Method::Storm => format!(
-            "Storm: {} workers x {} execs of {} ({})",
-            r.workers,
+            "Storm: {workers} workers x {} execs of {} ({})",
             r.execs_per_worker,
             code(&r.target),
             name(&r.spawn)
@@ -149,10 +157,11 @@ impl Report {
         let stem = file_name.strip_suffix(".md").unwrap_or(file_name);
         // Emulated times (guest kernels) would dwarf native ones on one axis.
         // One method on a chart: its figures answer one question.
-        let method = ranking_method(&cells);
+        let ranking = Ranking::of(&cells);
+        let method = ranking.method;
         let items: Vec<Item> = cells
             .iter()
-            .filter(|a| a.first.timing == Timing::Native && a.first.method == method)
+            .filter(|a| a.first.timing == Timing::Native && ranking.admits(a))
             .filter_map(|a| {
                 let i = a.ns_per_event?;
                 Some(Item {
@@ -179,7 +188,7 @@ impl Report {
         } else {
             native
         };
-        let machines = distinct(described.into_iter().map(machine));
+        let machines = distinct(described.iter().map(|r| machine(r, &described)));
         let data: Vec<String> = csvs.iter().map(|csv| data_link(dir, csv)).collect();
         match machines.as_slice() {
             [] => {}
@@ -216,14 +225,14 @@ impl Report {
             ));
         }
         md.push_str(&format!(
-            "| {} | backend | attach | method | map | update | status | counted | oracle | dropped | missing | ns/event [95% CI] | ns/run [95% CI] | read us [95% CI] | open+load+attach ms (each a median of the repetitions) |\n",
+            "| {} | backend | attach | method | workers | map | update | status | counted | oracle | dropped | missing | ns/event [95% CI] | ns/run [95% CI] | read us [95% CI] | open+load+attach ms (each a median of the repetitions) |\n",
             if labels.host { "host / kernel" } else { "kernel" }
         ));
-        md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for a in &cells {
             let r = &a.first;
             md.push_str(&format!(
-                "| {}{}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {}{}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 if labels.host && r.timing == Timing::Native {
                     format!("{} / ", text(&r.host))
                 } else {
@@ -237,6 +246,7 @@ impl Report {
                 name(&r.backend),
                 r.attach,
                 r.method,
+                r.workers,
                 r.map,
                 r.update,
                 a.status,
@@ -270,6 +280,8 @@ impl Report {
             md.push_str(&format!("\n![{}]({})\n", chart.alt, chart.file));
         }
         md.push('\n');
+        let mut charts = charts;
+        md.push_str(&contention(&cells, labels, stem, &mut charts));
         md.push_str(&recommendations(rows, labels));
         Report {
             name: file_name.to_string(),
@@ -287,6 +299,79 @@ impl Report {
         dir.replace(&self.name, self.markdown.as_bytes())?;
         Ok(dir.path().join(&self.name))
     }
+}
+
+/// The hot strategies measured at several worker counts: a table of
+/// ns/event by workers, and their chart (added to `charts`).
+fn contention(cells: &[Aggregate], labels: Labels, stem: &str, charts: &mut Vec<Chart>) -> String {
+    let curves: Vec<_> = crate::contention::curves(cells)
+        .into_iter()
+        .filter(|c| c.first.first.timing == Timing::Native)
+        .collect();
+    if curves.is_empty() {
+        return String::new();
+    }
+    let counts = crate::contention::worker_counts(&curves);
+    let (fewest, most) = (counts[0], counts[counts.len() - 1]);
+    let cpus = distinct(curves.iter().map(|c| c.first.first.cpus.to_string()));
+    let mut md = format!(
+        "## Contention\n\nHot ns/event [95% interval] of each strategy by the number of workers \
+         firing the hook at once, on {} CPUs: past that count, workers share CPUs. \
+         {most} vs {fewest}: ns/event at {most} workers over that at {fewest} (+- both \
+         intervals' relative half-widths in quadrature); *in noise* where the two intervals \
+         overlap.\n\n| cell |",
+        cpus.join(" / ")
+    );
+    for &n in &counts {
+        md.push_str(&format!(" {} |", crate::contention::workers(n)));
+    }
+    md.push_str(&format!(" {most} vs {fewest} |\n|---|"));
+    md.push_str(&"---|".repeat(counts.len() + 1));
+    md.push('\n');
+    // The chart's text is raw (the SVG escapes it); the table's is markdown.
+    let raw = |a: &Aggregate| {
+        let cell = a.label(str::to_string);
+        match labels.chart(a) {
+            machine if machine.is_empty() => cell,
+            machine => format!("{machine} {cell}"),
+        }
+    };
+    let label = |a: &Aggregate| {
+        let cell = a.label(|s| name(s).into_owned());
+        match labels.chart(a) {
+            machine if machine.is_empty() => cell,
+            machine => format!("{} {cell}", text(&machine)),
+        }
+    };
+    for curve in &curves {
+        md.push_str(&format!("| {} |", label(curve.first)));
+        for n in &counts {
+            let at = curve.points.iter().find(|p| p.0 == *n).map(|p| p.1);
+            md.push_str(&format!(" {} |", Interval::text(at, 0)));
+        }
+        md.push_str(&format!(
+            " {} |\n",
+            crate::contention::describe_growth(curve).replace("in noise", "*in noise*")
+        ));
+    }
+    let lines: Vec<chart::Curve> = curves
+        .iter()
+        .map(|c| chart::Curve {
+            label: raw(c.first),
+            points: c.points.clone(),
+        })
+        .collect();
+    let cpus = curves[0].first.first.cpus as u32;
+    match chart::contention(stem, "Hot cost by workers", "ns per event", cpus, &lines) {
+        Ok(Some(drawn)) => {
+            md.push_str(&format!("\n![{}]({})\n", drawn.alt, drawn.file));
+            charts.push(drawn);
+        }
+        Ok(None) => {}
+        Err(e) => md.push_str(&format!("\nNo chart: {e}.\n")),
+    }
+    md.push('\n');
+    md
 }
 
 /// The recommendation as sections of the report; one per host where the

@@ -5,7 +5,7 @@
 //! `--wide` prints every column, one line per cell. Units in the headers,
 //! an interval on every timing, and only the ranking the noise allows.
 
-use crate::aggregate::{aggregate, distinct, Aggregate, Interval};
+use crate::aggregate::{aggregate, distinct, Aggregate, Interval, Ranking};
 use crate::export::csv::{Kernel, Row, Status, Timing};
 use crate::export::escape::terminal as t;
 use crate::hot::Method;
@@ -169,7 +169,7 @@ fn render_kernel(all: &[Row], view: View) -> String {
         title.push(format!(
             "hot: {} workers fire a failing exec syscall in rounds with and without the program, \
              until each ns/event is within +-{:.0}% (or its time is up)",
-            r.workers,
+            workers(&cells, Method::Hot),
             r.precision_target.unwrap_or(0.0) * 100.0
         ));
     }
@@ -183,7 +183,7 @@ fn render_kernel(all: &[Row], view: View) -> String {
             .unwrap_or(1);
         title.push(format!(
             "storm: {} workers x {} execs of `{}` ({}), {repetitions} repetition(s) per cell (counts summed over them)",
-            r.workers, r.execs_per_worker, t(&r.target), t(&r.spawn)
+            workers(&cells, Method::Storm), r.execs_per_worker, t(&r.target), t(&r.spawn)
         ));
     }
     title.push(format!("filter {}", t(&first.filter)));
@@ -216,6 +216,100 @@ fn render_kernel(all: &[Row], view: View) -> String {
         Some(width) => narrow(&cells, shared, width, view.paint),
         None => wide(&cells, shared, view.paint),
     });
+    out.push_str(&contention(&cells, shared, view));
+    out
+}
+
+/// The worker counts of `method`'s cells: "2", or "1, 2, 4" for a sweep.
+fn workers(cells: &[Aggregate], method: Method) -> String {
+    let mut counts: Vec<u32> = cells
+        .iter()
+        .filter(|a| a.first.method == method)
+        .map(|a| a.first.workers)
+        .collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let counts: Vec<String> = counts.iter().map(u32::to_string).collect();
+    counts.join(", ")
+}
+
+/// Whether the cells were measured at more than one worker count.
+fn sweeps(cells: &[Aggregate]) -> bool {
+    distinct(cells.iter().map(|a| a.first.workers)).len() > 1
+}
+
+/// A cell's label, with its worker count where the run swept them.
+fn label(a: &Aggregate, sweep: bool) -> String {
+    if sweep {
+        format!(
+            "{} ({})",
+            a.label(t),
+            crate::contention::workers(a.first.workers)
+        )
+    } else {
+        a.label(t)
+    }
+}
+
+/// The hot strategies measured at several worker counts: ns/event at each
+/// count, and how much it grows from the fewest workers to the most.
+fn contention(cells: &[Aggregate], shared: Shared, view: View) -> String {
+    let curves = crate::contention::curves(cells);
+    if curves.is_empty() {
+        return String::new();
+    }
+    let counts = crate::contention::worker_counts(&curves);
+    let headers: Vec<String> = counts
+        .iter()
+        .map(|&n| crate::contention::workers(n))
+        .collect();
+    let growth = format!("{} vs {}", counts[counts.len() - 1], counts[0]);
+    let mut columns = Vec::new();
+    if !shared.backend {
+        columns.push(("backend", Align::Left));
+    }
+    if !shared.attach {
+        columns.push(("attach", Align::Left));
+    }
+    columns.push(("cell", Align::Left));
+    columns.extend(headers.iter().map(|h| (h.as_str(), Align::Right)));
+    columns.push((growth.as_str(), Align::Right));
+    let mut table = Table::new(&columns);
+    for curve in &curves {
+        let r = &curve.first.first;
+        let mut line = Vec::new();
+        if !shared.backend {
+            line.push(t(&r.backend));
+        }
+        if !shared.attach {
+            line.push(r.attach.to_string());
+        }
+        line.push(format!("{}/{}", r.map, r.update));
+        for n in &counts {
+            let at = curve.points.iter().find(|p| p.0 == *n).map(|p| p.1);
+            line.push(Interval::text(at, 0));
+        }
+        line.push(crate::contention::describe_growth(curve));
+        table.push(line);
+    }
+    let cpus = cells[0].first.cpus;
+    let mut out = String::from("\n");
+    out.push_str(&lines(
+        &format!("contention (hot): ns/event [95% interval] by workers, on {cpus} CPUs"),
+        view,
+        Style::Bold,
+    ));
+    out.push_str(&table.render_painted(view.paint));
+    out.push_str(&lines(
+        &format!(
+            "{growth}: ns/event at {} workers over that at {} [+- in quadrature]; in noise: \
+             their intervals overlap. Past {cpus} workers, workers share CPUs.",
+            counts[counts.len() - 1],
+            counts[0]
+        ),
+        view,
+        Style::Plain,
+    ));
     out
 }
 
@@ -269,30 +363,76 @@ pub fn filter_cost(rows: &[Row]) -> Option<String> {
     ))
 }
 
+/// Cells named one by one before they are counted in one line instead.
+const SHORT_NAMED: usize = 4;
+
 /// Hot cells that did not reach their precision, and why in one clause:
-/// the machine itself when its noise is above the target.
+/// the machine itself when its noise is above the target. Past
+/// [`SHORT_NAMED`] cells, one line counts them, with the ranges.
 fn short_of_precision(cells: &[Aggregate]) -> Vec<String> {
-    cells
+    let sweep = sweeps(cells);
+    // (cell, target, reached, the machine's cv when above the target)
+    let short: Vec<(&Aggregate, f64, f64, Option<f64>)> = cells
         .iter()
         .filter(|a| a.is_ok())
         .filter_map(|a| {
             let r = &a.first;
             let (target, reached) = (r.precision_target?, r.precision_reached?);
-            (reached > target).then(|| {
-                let cause = match r.machine_noise_cv {
-                    Some(cv) if cv > target => format!(
-                        "the machine itself varied {:.1}% (cv) during it, more than the target",
-                        cv * 100.0
-                    ),
-                    _ => "its time (--max-time) ran out first".to_string(),
-                };
-                format!(
-                    "{} reached +-{:.1}%, not +-{:.0}%: {cause}",
-                    a.label(t),
-                    reached * 100.0,
-                    target * 100.0
-                )
-            })
+            let noisy = r.machine_noise_cv.filter(|cv| *cv > target);
+            (reached > target).then_some((a, target, reached, noisy))
+        })
+        .collect();
+    if short.len() > SHORT_NAMED {
+        let range = |values: &mut dyn Iterator<Item = f64>| {
+            let v: Vec<f64> = values.collect();
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            format!("{:.1}-{:.1}%", lo * 100.0, hi * 100.0)
+        };
+        let noisy: Vec<f64> = short.iter().filter_map(|s| s.3).collect();
+        let targets = distinct(short.iter().map(|s| format!("{:.0}%", s.1 * 100.0)));
+        let mut line = format!(
+            "{} of {} hot cells did not reach +-{}: they reached +-{}",
+            short.len(),
+            cells
+                .iter()
+                .filter(|a| a.first.method == Method::Hot)
+                .count(),
+            targets.join("/"),
+            range(&mut short.iter().map(|s| s.2)),
+        );
+        if !noisy.is_empty() {
+            line.push_str(&format!(
+                "; in {} of them the machine itself varied more than the target ({} cv)",
+                noisy.len(),
+                range(&mut noisy.iter().copied())
+            ));
+        }
+        if noisy.len() < short.len() {
+            line.push_str(&format!(
+                "; in {} their time (--max-time) ran out first",
+                short.len() - noisy.len()
+            ));
+        }
+        line.push_str(" (precision_reached and machine_noise_cv in the CSV)");
+        return vec![line];
+    }
+    short
+        .into_iter()
+        .map(|(a, target, reached, noisy)| {
+            let cause = match noisy {
+                Some(cv) => format!(
+                    "the machine itself varied {:.1}% (cv) during it, more than the target",
+                    cv * 100.0
+                ),
+                None => "its time (--max-time) ran out first".to_string(),
+            };
+            format!(
+                "{} reached +-{:.1}%, not +-{:.0}%: {cause}",
+                label(a, sweep),
+                reached * 100.0,
+                target * 100.0
+            )
         })
         .collect()
 }
@@ -313,6 +453,14 @@ fn wide(cells: &[Aggregate], shared: Shared, paint: Paint) -> String {
     }
     if !shared.attach {
         columns.push(("attach", Align::Left));
+    }
+    let methods = distinct(cells.iter().map(|a| a.first.method)).len() > 1;
+    if methods {
+        columns.push(("method", Align::Left));
+    }
+    let sweep = sweeps(cells);
+    if sweep {
+        columns.push(("workers", Align::Right));
     }
     columns.extend([
         ("map", Align::Left),
@@ -339,6 +487,12 @@ fn wide(cells: &[Aggregate], shared: Shared, paint: Paint) -> String {
         }
         if !shared.attach {
             line.push(r.attach.to_string());
+        }
+        if methods {
+            line.push(r.method.to_string());
+        }
+        if sweep {
+            line.push(r.workers.to_string());
         }
         let (verdict, style) = verdict(a, false);
         let e2e = match (r.baseline_wall_s, e2e(a, false)) {
@@ -381,20 +535,12 @@ fn wide(cells: &[Aggregate], shared: Shared, paint: Paint) -> String {
     }
     let mut out = table.render_painted(paint);
     for a in cells.iter().filter(|a| !a.error.is_empty()) {
-        let r = &a.first;
-        out.push_str(&format!(
-            "{} {}/{}/{}: {}\n",
-            t(&r.backend),
-            r.attach,
-            r.map,
-            r.update,
-            t(&a.error)
-        ));
+        out.push_str(&format!("{}: {}\n", label(a, sweep), t(&a.error)));
     }
     for a in cells.iter().filter(|a| !a.outliers.is_empty()) {
         out.push_str(&format!(
             "warning: {}: repetition(s) {:?} are outliers in ns/run (outside 1.5 IQR of the others): was the machine busy?\n",
-            a.label(t),
+            label(a, sweep),
             a.outliers
         ));
     }
@@ -427,26 +573,34 @@ const E2E: &str = "e2e ns/exec";
 fn groups(cells: &[Aggregate], attach_shared: bool) -> Vec<(String, Vec<&Aggregate>)> {
     let mut out = Vec::new();
     let methods = distinct(cells.iter().map(|a| a.first.method));
+    let mut workers: Vec<u32> = distinct(cells.iter().map(|a| a.first.workers));
+    workers.sort_unstable();
     for method in &methods {
-        for attach in distinct(cells.iter().map(|a| a.first.attach)) {
-            for (stream, kind) in [(false, "counters"), (true, "streams")] {
-                let members: Vec<&Aggregate> = cells
-                    .iter()
-                    .filter(|a| a.first.method == *method && a.first.attach == attach)
-                    .filter(|a| a.first.map.is_stream() == stream)
-                    .collect();
-                if members.is_empty() {
-                    continue;
+        for &count in &workers {
+            for attach in distinct(cells.iter().map(|a| a.first.attach)) {
+                for (stream, kind) in [(false, "counters"), (true, "streams")] {
+                    let members: Vec<&Aggregate> = cells
+                        .iter()
+                        .filter(|a| a.first.method == *method && a.first.attach == attach)
+                        .filter(|a| a.first.workers == count)
+                        .filter(|a| a.first.map.is_stream() == stream)
+                        .collect();
+                    if members.is_empty() {
+                        continue;
+                    }
+                    let mut name = Vec::new();
+                    if methods.len() > 1 {
+                        name.push(method.to_string());
+                    }
+                    if workers.len() > 1 {
+                        name.push(crate::contention::workers(count));
+                    }
+                    if !attach_shared {
+                        name.push(attach.to_string());
+                    }
+                    name.push(kind.to_string());
+                    out.push((name.join(": "), members));
                 }
-                let mut name = Vec::new();
-                if methods.len() > 1 {
-                    name.push(method.to_string());
-                }
-                if !attach_shared {
-                    name.push(attach.to_string());
-                }
-                name.push(kind.to_string());
-                out.push((name.join(": "), members));
             }
         }
     }
@@ -569,7 +723,7 @@ fn narrow(cells: &[Aggregate], shared: Shared, width: usize, paint: Paint) -> St
         .filter(|a| !a.error.is_empty() && a.status != Status::Unsupported)
     {
         out.push_str(&lines(
-            &format!("{}: {}", a.label(t), t(&a.error)),
+            &format!("{}: {}", label(a, sweeps(cells)), t(&a.error)),
             view,
             Style::Plain,
         ));
@@ -580,7 +734,7 @@ fn narrow(cells: &[Aggregate], shared: Shared, width: usize, paint: Paint) -> St
     for a in cells.iter().filter(|a| !a.outliers.is_empty()) {
         let warning = format!(
             "warning: {}: repetition(s) {:?} are ns/run outliers (outside 1.5 IQR): was the machine busy?",
-            a.label(t),
+            label(a, sweeps(cells)),
             a.outliers
         );
         out.push_str(&lines(&warning, view, Style::Yellow));
@@ -629,9 +783,10 @@ fn narrow(cells: &[Aggregate], shared: Shared, width: usize, paint: Paint) -> St
 /// cell whose 95% interval overlaps its own: those differences are inside
 /// the noise.
 fn cheapest(cells: &[Aggregate]) -> Option<String> {
+    let ranking = Ranking::of(cells);
     let timed: Vec<(&Aggregate, Interval)> = cells
         .iter()
-        .filter(|a| a.is_exact_counter())
+        .filter(|a| ranking.admits(a) && a.is_exact_counter())
         .filter_map(|a| Some((a, a.ns_per_event?)))
         .collect();
     if timed.len() < 2 {
@@ -900,5 +1055,72 @@ mod tests {
             },
         );
         assert!(painted.contains("\x1b[32mexact\x1b[0m"), "{painted}");
+    }
+
+    fn hot(map: MapKind, update: UpdateMode, workers: u32, ns: f64) -> Row {
+        Row {
+            method: Method::Hot,
+            workers,
+            cpus: 2,
+            precision_target: Some(0.05),
+            precision_reached: Some(0.2),
+            machine_noise_cv: Some(0.1),
+            ..row(map, update, 0, ns)
+        }
+    }
+
+    #[test]
+    fn a_sweep_groups_by_workers_and_shows_how_each_cost_grows() {
+        let mut rows = Vec::new();
+        for (workers, atomic, percpu) in [(1, 60.0, 50.0), (2, 100.0, 51.0), (4, 180.0, 52.0)] {
+            rows.push(hot(MapKind::Array, UpdateMode::Atomic, workers, atomic));
+            rows.push(hot(
+                MapKind::PercpuArray,
+                UpdateMode::Percpu,
+                workers,
+                percpu,
+            ));
+        }
+        let text = render(&rows, View::default());
+        assert!(text.contains("hot: 1, 2, 4 workers fire"), "{text}");
+        for group in [
+            "1 worker: counters",
+            "2 workers: counters",
+            "4 workers: counters",
+        ] {
+            assert!(text.contains(group), "{group}: {text}");
+        }
+        let contention = text.split("contention (hot)").nth(1).expect(&text);
+        let line = |cell: &str| {
+            contention
+                .lines()
+                .find(|l| l.starts_with(cell))
+                .unwrap_or_else(|| panic!("{cell}: {text}"))
+                .to_string()
+        };
+        assert!(line("array/atomic").contains("3.00 +- "), "{text}");
+        assert!(
+            line("percpu_array/percpu").ends_with("1.04 x, in noise"),
+            "{text}"
+        );
+        assert!(contention.contains("4 vs 1"), "{text}");
+        // Six cells short of precision are counted in one line, not named.
+        assert!(
+            text.contains("6 of 6 hot cells did not reach +-5%: they reached +-20.0-20.0%; in 6 of them the machine"),
+            "{text}"
+        );
+        assert!(!text.contains("reached +-20.0%, not"), "{text}");
+    }
+
+    #[test]
+    fn one_worker_count_has_no_contention_table() {
+        let rows = [
+            hot(MapKind::Array, UpdateMode::Atomic, 2, 100.0),
+            hot(MapKind::PercpuArray, UpdateMode::Percpu, 2, 50.0),
+        ];
+        let text = render(&rows, View::default());
+        assert!(!text.contains("contention"), "{text}");
+        assert!(!text.contains("2 workers: counters"), "{text}");
+        assert!(text.contains("reached +-20.0%, not +-5%"), "{text}");
     }
 }
