@@ -97,6 +97,7 @@ fn main() {
     cc::Build::new()
         .files(["src/loader.c", "src/counter.c"])
         .include(&out_dir)
+        .include(&bpf_dir)
         .include(&libbpf_include)
         .compile("bpfstorm_c_loader");
 

@@ -17,6 +17,9 @@ macro_rules! c_header {
         map { $($map:ident = $map_value:literal $_map:tt)+ }
         update { $($update:ident = $update_value:literal $_update:tt)+ }
         ringbuf_bytes = $bytes:expr;
+        lru_entries = $lru_entries:expr;
+        global_slot_bytes = $slot_bytes:expr;
+        global_percpu_slots = $slots:expr;
     ) => {
         [
             "/* Generated at build time from common/src/abi.rs: edit that file. */".into(),
@@ -31,6 +34,9 @@ macro_rules! c_header {
             $(format!("\tSTORM_UPDATE_{} = {},", stringify!($update), $update_value),)+
             "};".into(),
             format!("#define STORM_RINGBUF_BYTES ({})", stringify!($bytes)),
+            format!("#define STORM_LRU_ENTRIES ({})", stringify!($lru_entries)),
+            format!("#define STORM_GLOBAL_SLOT_BYTES ({})", stringify!($slot_bytes)),
+            format!("#define STORM_GLOBAL_PERCPU_SLOTS ({})", stringify!($slots)),
             "#endif /* BPFSTORM_ABI_H */".into(),
         ]
     };

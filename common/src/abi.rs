@@ -8,8 +8,11 @@
 // the list, so nothing goes unused.
 //
 // An entry: `name = number { facts }`. A map kind's facts: what it is (a
-// doc comment, which `--help` shows), its `MapKind` variant, its kernel map
-// type (`enum bpf_map_type`), the update modes that work on it, and what
+// doc comment, which `--help` shows), its `MapKind` variant, where the
+// count lives and that map's kernel type (`enum bpf_map_type`): `map N`, a
+// map of its own named `name`, or `global N`, a global variable in a
+// section of its own, `.data.<name>`, which libbpf and aya turn into an
+// array map of that name; the update modes that work on it, and what
 // counting with it gives up. The braces make the facts one token tree,
 // which includers that need only the numbers skip.
 macro_rules! storm_abi {
@@ -18,33 +21,53 @@ macro_rules! storm_abi {
             map {
                 array = 0 {
                     /// One slot shared by every CPU.
-                    Array, kernel 2, [Atomic, Racy],
+                    Array, map 2, [Atomic, Racy],
                     "one shared slot: every CPU's atomic add contends on one cache line, which grows with CPU count"
                 }
                 hash = 1 {
                     /// One key of a hash map shared by every CPU.
-                    Hash, kernel 1, [Atomic, Racy],
+                    Hash, map 1, [Atomic, Racy],
                     "a hash lookup (and an insert the first time) per event, for nothing when there is one key"
                 }
                 percpu_array = 2 {
                     /// One slot per CPU, summed by the read.
-                    PercpuArray, kernel 6, [Percpu],
+                    PercpuArray, map 6, [Percpu],
                     "memory per CPU, and a read that sums every CPU's slot (grows with CPU count)"
                 }
                 percpu_hash = 3 {
                     /// One key of a hash map with a value per CPU, summed by the read.
-                    PercpuHash, kernel 5, [Percpu],
+                    PercpuHash, map 5, [Percpu],
                     "memory per CPU plus a hash lookup per event; the read sums every CPU"
                 }
                 ringbuf = 4 {
                     /// A ring buffer shared by every CPU: a record per event, counted in user space.
-                    Ringbuf, kernel 27, [Stream],
+                    Ringbuf, map 27, [Stream],
                     "a record and a user-space wakeup per event; a full ring drops events (reported)"
                 }
                 perf_event_array = 5 {
                     /// A perf buffer per CPU: a record per event, counted in user space.
-                    PerfEventArray, kernel 4, [Stream],
+                    PerfEventArray, map 4, [Stream],
                     "a per-CPU buffer and a wakeup per event; records can be lost (reported), and order across CPUs is not kept"
+                }
+                lru_hash = 6 {
+                    /// One key of an LRU hash map (1024 entries) shared by every CPU.
+                    LruHash, map 9, [Atomic, Racy],
+                    "a hash lookup per event plus LRU bookkeeping; a full map evicts its least recently used key, count included"
+                }
+                lru_percpu_hash = 7 {
+                    /// One key of an LRU hash map (1024 entries) with a value per CPU, summed by the read.
+                    LruPercpuHash, map 10, [Percpu],
+                    "memory per CPU, a hash lookup and LRU bookkeeping per event; a full map evicts keys, counts included"
+                }
+                global = 8 {
+                    /// A global u64 (its own `.data` section), no map lookup: the program writes it directly.
+                    Global, global 2, [Atomic, Racy],
+                    "one shared slot, as an array's: every CPU's atomic add contends on one cache line; no lookup, no key"
+                }
+                global_percpu = 9 {
+                    /// A global array of cache-line slots indexed by CPU id (its own `.data` section), summed by the read.
+                    GlobalPercpu, global 2, [Percpu],
+                    "a 64-byte slot for each of up to 512 CPUs (32 KiB, refused on bigger machines), and a read that sums them all"
                 }
             }
             update {
@@ -66,6 +89,9 @@ macro_rules! storm_abi {
                 }
             }
             ringbuf_bytes = 256 * 1024;
+            lru_entries = 1024;
+            global_slot_bytes = 64;
+            global_percpu_slots = 512;
         }
     };
 }

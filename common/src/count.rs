@@ -1,14 +1,19 @@
-//! Reading and resetting a count the way every loader would: a map with
-//! one u64 slot (per CPU or shared) at key 0, or a buffer whose records
-//! are counted in user space beside the program's own `dropped` counter.
-//! Maps are classified by the kernel's map type, so a new counting map
-//! kind needs no code here.
+//! Reading and resetting a count the way every loader would: the value at
+//! key 0 (a u32) of the map that holds it, one u64 slot (per CPU or shared,
+//! or one cache line per CPU for `global_percpu`), or a buffer whose
+//! records are counted in user space beside the program's own `dropped`
+//! counter. The map is checked against what the strategy's map kind says
+//! it is (its kernel type and value size), so a map kind whose count has
+//! the same shape as another's needs no code here.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::stream::{Buffer, Stream};
-use crate::{sys, Counter, CounterError, LoadTimings, Loaded, MapKind, Reading, Strategy};
+use crate::{
+    sys, Counter, CounterError, LoadTimings, Loaded, MapKind, Reading, Strategy,
+    GLOBAL_PERCPU_SLOTS,
+};
 
 const KEY: [u8; 4] = 0u32.to_ne_bytes();
 const SLOT: usize = std::mem::size_of::<u64>();
@@ -21,61 +26,105 @@ fn failed(op: &'static str) -> impl FnOnce(io::Error) -> CounterError {
     }
 }
 
-/// A map that holds a count in one u64 at key 0 (a u32): ARRAY, HASH and
-/// their per-CPU kinds, or the object's `.bss` when it holds only a u64.
+/// Refuses `global_percpu` on a machine with more possible CPUs than it
+/// has slots (the program would not count on the others).
+pub fn ensure_slots_fit(kind: MapKind) -> Result<(), CounterError> {
+    if kind.is_global() && kind.is_per_cpu() {
+        slots_fit(kind, sys::possible_cpus()?)
+    } else {
+        Ok(())
+    }
+}
+
+fn slots_fit(kind: MapKind, cpus: usize) -> Result<(), CounterError> {
+    if cpus <= GLOBAL_PERCPU_SLOTS {
+        return Ok(());
+    }
+    Err(CounterError::Unsupported {
+        what: kind.to_string(),
+        reason: format!(
+            "it has a slot for each of {GLOBAL_PERCPU_SLOTS} CPUs, and this machine has {cpus} \
+             possible CPUs; count with percpu_array instead"
+        ),
+        errno: None,
+    })
+}
+
+/// A map that holds a count at key 0 (a u32): ARRAY, HASH, their LRU and
+/// per-CPU kinds, a global's own `.data.*` section, or the object's `.bss`
+/// when it holds only a u64.
 pub struct CountMap {
     fd: OwnedFd,
-    /// One slot, or one per possible CPU.
+    /// Bytes of the value a lookup returns.
+    value_bytes: usize,
+    /// Slots summed, and the bytes from one to the next.
     slots: usize,
+    stride: usize,
 }
 
 impl CountMap {
-    pub fn open(map: BorrowedFd<'_>) -> Result<CountMap, CounterError> {
+    /// The count of `kind` in `map`.
+    pub fn open(map: BorrowedFd<'_>, kind: MapKind) -> Result<CountMap, CounterError> {
         let info = sys::map_info(map)?;
-        let kind = MapKind::from_kernel_type(info.map_type)
-            .filter(|kind| !kind.is_stream())
-            .ok_or_else(|| CounterError::Backend {
-                backend: "common",
-                message: format!("map type {} holds no count", info.map_type),
-            })?;
-        if (info.key_size, info.value_size) != (KEY.len() as u32, SLOT as u32) {
-            return Err(CounterError::Backend {
-                backend: "common",
-                message: format!(
-                    "a {kind} map with {}-byte keys and {}-byte values holds no u32 -> u64 count",
-                    info.key_size, info.value_size
-                ),
-            });
-        }
-        let slots = if kind.is_per_cpu() {
-            sys::possible_cpus()?
-        } else {
-            1
+        let refuse = |message: String| CounterError::Backend {
+            backend: "common",
+            message,
         };
+        if kind.is_stream() || info.map_type != kind.kernel_type() {
+            return Err(refuse(format!(
+                "a map of type {} holds no {kind} count",
+                info.map_type
+            )));
+        }
+        let stride = kind.slot_stride();
+        ensure_slots_fit(kind)?;
+        let (slots, value_bytes) = if kind.is_global() && kind.is_per_cpu() {
+            (GLOBAL_PERCPU_SLOTS, GLOBAL_PERCPU_SLOTS * stride)
+        } else if kind.is_per_cpu() {
+            let cpus = sys::possible_cpus()?;
+            (cpus, cpus * SLOT)
+        } else {
+            (1, SLOT)
+        };
+        let value_size = if kind.is_per_cpu() && !kind.is_global() {
+            SLOT
+        } else {
+            value_bytes
+        };
+        if (info.key_size, info.value_size) != (KEY.len() as u32, value_size as u32) {
+            return Err(refuse(format!(
+                "a {kind} map with {}-byte keys and {}-byte values holds no u32 -> u64 count",
+                info.key_size, info.value_size
+            )));
+        }
         Ok(CountMap {
             fd: map.try_clone_to_owned()?,
+            value_bytes,
             slots,
+            stride,
         })
     }
 
-    /// The count, summed over CPUs; 0 where a hash has no entry yet.
+    /// The count, summed over its slots; 0 where a hash has no entry yet.
     pub fn read(&self) -> Result<u64, CounterError> {
-        let mut value = vec![0u8; self.slots * SLOT];
+        let mut value = vec![0u8; self.value_bytes];
         let found = sys::lookup(self.fd.as_fd(), &KEY, &mut value).map_err(failed("map lookup"))?;
         Ok(if found {
-            value
-                .chunks_exact(SLOT)
-                .map(|slot| u64::from_ne_bytes(slot.try_into().expect("8-byte chunks")))
+            (0..self.slots)
+                .map(|i| {
+                    let at = i * self.stride;
+                    u64::from_ne_bytes(value[at..at + SLOT].try_into().expect("8 bytes"))
+                })
                 .sum()
         } else {
             0
         })
     }
 
-    /// Writes zeros to the slot: arrays cannot delete, and a hash counts
+    /// Writes zeros to the slots: arrays cannot delete, and a hash counts
     /// on from a zero entry as from none.
     pub fn reset(&self) -> Result<(), CounterError> {
-        let zeros = vec![0u8; self.slots * SLOT];
+        let zeros = vec![0u8; self.value_bytes];
         sys::update(self.fd.as_fd(), &KEY, &zeros).map_err(failed("map update"))
     }
 }
@@ -93,14 +142,16 @@ pub enum Tally<B: Buffer> {
 }
 
 impl<B: Buffer> Tally<B> {
-    pub fn map(map: BorrowedFd<'_>) -> Result<Tally<B>, CounterError> {
-        Ok(Tally::Map(CountMap::open(map)?))
+    /// The count of `kind` in `map`.
+    pub fn map(map: BorrowedFd<'_>, kind: MapKind) -> Result<Tally<B>, CounterError> {
+        Ok(Tally::Map(CountMap::open(map, kind)?))
     }
 
     /// Starts counting `buffer`; `bss` is the object's `.bss`.
     pub fn stream(buffer: B, bss: BorrowedFd<'_>) -> Result<Tally<B>, CounterError> {
         Ok(Tally::Stream {
-            dropped: CountMap::open(bss)?,
+            // `dropped` is the only variable in `.bss`: an array's u64.
+            dropped: CountMap::open(bss, MapKind::Array)?,
             records: Stream::start(buffer)?,
         })
     }
@@ -239,6 +290,19 @@ mod tests {
         unsafe { OwnedFd::from_raw_fd(fd as i32) }
     }
 
+    #[test]
+    fn global_percpu_is_refused_where_cpus_outnumber_its_slots() {
+        assert!(slots_fit(MapKind::GlobalPercpu, GLOBAL_PERCPU_SLOTS).is_ok());
+        let err = slots_fit(MapKind::GlobalPercpu, GLOBAL_PERCPU_SLOTS + 1).unwrap_err();
+        assert!(err.is_unsupported(), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("unsupported here: global_percpu: ")
+                && err.to_string().contains("percpu_array instead"),
+            "{err}"
+        );
+    }
+
     /// These need root (and a kernel): `scripts/test kernel` runs them, the
     /// fast layer skips them.
     mod as_root {
@@ -248,12 +312,25 @@ mod tests {
         fn every_counting_map_reads_sums_and_resets() {
             let cpus = sys::possible_cpus().unwrap();
             for kind in MapKind::ALL.iter().filter(|k| !k.is_stream()) {
-                let fd = create(*kind, 4, 8, 1);
-                let mut tally = Tally::<NoBuffer>::map(fd.as_fd()).unwrap();
+                let cache_lines = kind.is_global() && kind.is_per_cpu();
+                let (slots, value_size) = match (cache_lines, kind.is_per_cpu()) {
+                    (true, _) => (
+                        GLOBAL_PERCPU_SLOTS,
+                        GLOBAL_PERCPU_SLOTS * kind.slot_stride(),
+                    ),
+                    (false, true) => (cpus, SLOT),
+                    (false, false) => (1, SLOT),
+                };
+                let fd = create(*kind, 4, value_size as u32, 1);
+                let mut tally = Tally::<NoBuffer>::map(fd.as_fd(), *kind).unwrap();
                 assert_eq!(tally.read().unwrap(), Reading::default(), "{kind}");
-                let slots = if kind.is_per_cpu() { cpus } else { 1 };
+                // Each slot's u64 first, then bytes the read must skip.
                 let value: Vec<u8> = (0..slots as u64)
-                    .flat_map(|i| (i + 5).to_ne_bytes())
+                    .flat_map(|i| {
+                        let mut slot = vec![0xff; kind.slot_stride()];
+                        slot[..SLOT].copy_from_slice(&(i + 5).to_ne_bytes());
+                        slot
+                    })
                     .collect();
                 sys::update(fd.as_fd(), &KEY, &value).unwrap();
                 let sum = (0..slots as u64).map(|i| i + 5).sum::<u64>();
@@ -265,9 +342,19 @@ mod tests {
         #[test]
         fn maps_that_hold_no_u64_count_are_refused() {
             let wide = create(MapKind::Array, 4, 16, 1);
-            assert!(CountMap::open(wide.as_fd()).is_err());
+            assert!(CountMap::open(wide.as_fd(), MapKind::Array).is_err());
             let ring = create(MapKind::Ringbuf, 0, 0, 4096);
-            assert!(CountMap::open(ring.as_fd()).is_err());
+            assert!(CountMap::open(ring.as_fd(), MapKind::Ringbuf).is_err());
+            let array = create(MapKind::Array, 4, 8, 1);
+            assert!(
+                CountMap::open(array.as_fd(), MapKind::Hash).is_err(),
+                "an array is not a hash"
+            );
+            assert!(
+                CountMap::open(array.as_fd(), MapKind::GlobalPercpu).is_err(),
+                "one u64 is not a slot per CPU"
+            );
+            assert!(CountMap::open(array.as_fd(), MapKind::Global).is_ok());
         }
     }
 }

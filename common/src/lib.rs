@@ -18,4 +18,6 @@ pub use counter::{Backend, Counter, LoadTimings, ProgStats, Reading};
 pub use error::{CounterError, InvalidStrategy, Op};
 pub use introspect::{Introspection, Loaded};
 pub use prog_info::ProgInsns;
-pub use strategy::{AttachPoint, Filter, MapKind, Strategy, UpdateMode};
+pub use strategy::{
+    AttachPoint, Filter, MapKind, Strategy, UpdateMode, GLOBAL_PERCPU_SLOTS, GLOBAL_SLOT_BYTES,
+};

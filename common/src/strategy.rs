@@ -94,13 +94,22 @@ macro_rules! strategy_enums {
     (
         map { $($map_name:ident = $map_abi:literal {
             $(#[doc = $map_doc:literal])*
-            $map:ident, kernel $kernel:literal, [$($valid:ident),+], $gives_up:literal
+            $map:ident, $storage:ident $kernel:literal, [$($valid:ident),+], $gives_up:literal
         })+ }
         update { $($update_name:ident = $update_abi:literal {
             $(#[doc = $update_doc:literal])* $update:ident
         })+ }
         ringbuf_bytes = $bytes:expr;
+        lru_entries = $lru_entries:expr;
+        global_slot_bytes = $slot_bytes:expr;
+        global_percpu_slots = $slots:expr;
     ) => {
+        /// Bytes of each CPU's slot of `global_percpu`: a cache line, so
+        /// CPUs never share one.
+        pub const GLOBAL_SLOT_BYTES: usize = $slot_bytes;
+        /// CPUs `global_percpu` has a slot for.
+        pub const GLOBAL_PERCPU_SLOTS: usize = $slots;
+
         named_enum!(
             /// The BPF map that holds the count (or carries the events out).
             MapKind, "map kind" { $($(#[doc = $map_doc])* $map => stringify!($map_name),)+ }
@@ -126,6 +135,12 @@ macro_rules! strategy_enums {
             pub fn gives_up(self) -> &'static str {
                 match self { $(MapKind::$map => $gives_up,)+ }
             }
+
+            /// Whether the count is a global variable (a section of its
+            /// own, `.data.<name>`) rather than a map of its own.
+            pub fn is_global(self) -> bool {
+                match self { $(MapKind::$map => stringify!($storage) == "global",)+ }
+            }
         }
     };
 }
@@ -143,13 +158,58 @@ impl MapKind {
     }
 
     /// The map kind of a kernel map type (`bpf_map_info.type`), so loaders
-    /// read a map by what the kernel says it is.
+    /// read a map by what the kernel says it is; globals live in arrays.
     pub fn from_kernel_type(map_type: u32) -> Option<MapKind> {
         MapKind::ALL
             .iter()
             .copied()
-            .find(|kind| kind.kernel_type() == map_type)
+            .find(|kind| !kind.is_global() && kind.kernel_type() == map_type)
     }
+
+    /// The name of the map that holds the count in the BPF object, as
+    /// libbpf and aya name it: the map kind's name, or for a global the
+    /// section it has to itself.
+    pub fn object_name(self) -> String {
+        if self.is_global() {
+            format!(".data.{}", self.name())
+        } else {
+            self.name().to_string()
+        }
+    }
+
+    /// The map kind whose count `name` (a map of the BPF object) holds.
+    pub fn from_object_name(name: &str) -> Option<MapKind> {
+        MapKind::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.object_name() == name)
+    }
+
+    /// Bytes from one of the count's slots to the next in the map's value:
+    /// a cache line for `global_percpu`, a u64 otherwise (a per-CPU map's
+    /// values are each a u64 too).
+    pub fn slot_stride(self) -> usize {
+        if self.is_global() && self.is_per_cpu() {
+            GLOBAL_SLOT_BYTES
+        } else {
+            std::mem::size_of::<u64>()
+        }
+    }
+
+    /// The map kinds a run measures unless told otherwise: the classic
+    /// maps, the ring and perf buffers and the globals. The LRU maps
+    /// answer a question of their own (what a full map does) and are
+    /// asked for by name or with `--matrix full`.
+    pub const DEFAULT: &'static [MapKind] = &[
+        MapKind::Array,
+        MapKind::Hash,
+        MapKind::PercpuArray,
+        MapKind::PercpuHash,
+        MapKind::Ringbuf,
+        MapKind::PerfEventArray,
+        MapKind::Global,
+        MapKind::GlobalPercpu,
+    ];
 }
 
 impl UpdateMode {

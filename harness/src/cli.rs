@@ -12,6 +12,7 @@ use crate::backends::BackendName;
 use crate::guest::KernelChoice;
 use crate::hot::Method;
 use crate::measure::FilterKind;
+use crate::plan::Matrix;
 use crate::storm::{SpawnMethod, Target, MAX_EXECS_PER_WORKER, MAX_WORKERS};
 
 #[derive(Debug, Parser)]
@@ -186,9 +187,12 @@ pub struct RunArgs {
         value_parser = attach_points()
     )]
     pub attach: Vec<AttachPoint>,
-    /// Map kinds, comma-separated [default: all]
+    /// Map kinds, comma-separated [default: those of --matrix]
     #[arg(long, value_delimiter = ',', value_parser = map_kinds())]
     pub map: Vec<MapKind>,
+    /// The map kinds measured when --map is not given.
+    #[arg(long, value_enum, default_value = "default", conflicts_with = "map")]
+    pub matrix: Matrix,
     /// Update modes, comma-separated [default: every mode valid for each map]
     #[arg(long, value_delimiter = ',', value_parser = update_modes())]
     pub update: Vec<UpdateMode>,
@@ -315,10 +319,17 @@ impl RunArgs {
 
     /// The same matrix in a guest, with guest defaults for what was not given.
     pub fn guest_args(&self, results_dir: &Path) -> Vec<OsString> {
+        // --matrix goes only where --map does not (they conflict).
+        let matrix = if self.map.is_empty() {
+            vec![self.matrix]
+        } else {
+            Vec::new()
+        };
         let mut args = GuestArgs::new("run");
         args.list("backend", &self.backend)
             .list("attach", &self.attach)
             .list("map", &self.map)
+            .list("matrix", &matrix)
             .list("update", &self.update)
             .flag("filter", FilterKind::from(self.filter).name())
             .list("workers", &self.workers)
@@ -554,6 +565,16 @@ mod tests {
         assert_eq!(guest.update, host.update);
         assert!(matches!(guest.filter, FilterArg::All));
         assert_eq!(guest.workers, [WorkerCount::Exactly(3), WorkerCount::Sweep]);
+        let full = Cli::try_parse_from(["bpfstorm", "run", "--matrix", "full"]).unwrap();
+        let Command::Run(full) = full.command else {
+            panic!("not run")
+        };
+        let mut argv = vec![OsString::from("bpfstorm")];
+        argv.extend(full.guest_args(Path::new("/scratch")));
+        let Command::Run(full_guest) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not run")
+        };
+        assert_eq!(full_guest.matrix, Matrix::Full);
         assert_eq!(guest.execs, Some(7));
         assert_eq!(
             guest.repeat,

@@ -1,8 +1,10 @@
 //! The matrix a run measures: backends x strategies, one storm spec.
 
+use std::fmt;
 use std::time::Duration;
 
 use bpfstorm_common::{AttachPoint, Filter, InvalidStrategy, MapKind, Strategy, UpdateMode};
+use clap::ValueEnum;
 
 use crate::backends;
 use crate::cli::{RunArgs, WorkerCount};
@@ -35,7 +37,7 @@ pub fn run_options(args: &RunArgs, inside_guest: bool) -> Result<RunOptions, Pla
     }
     Ok(RunOptions {
         backends: backends::by_names(&args.backend),
-        strategies: strategies(&args.attach, &args.map, &args.update)?,
+        strategies: strategies(&args.attach, &args.map, &args.update, args.matrix)?,
         methods,
         precision: Precision {
             target: args.precision,
@@ -85,8 +87,42 @@ pub fn worker_counts(given: &[WorkerCount], cpus: u32) -> Vec<u32> {
     counts
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Matrix {
+    /// The classic maps, the ring and perf buffers and the global
+    /// variables, each with its exact update modes; racy updates on the
+    /// array only (what the classic tutorial's slot loses).
+    Default,
+    /// Every map kind, the LRU maps too, with every valid update mode.
+    Full,
+}
+
+impl Matrix {
+    pub fn maps(self) -> &'static [MapKind] {
+        match self {
+            Matrix::Default => MapKind::DEFAULT,
+            Matrix::Full => MapKind::ALL,
+        }
+    }
+
+    /// Whether the matrix takes `update` on `map` when neither was named.
+    fn takes(self, map: MapKind, update: UpdateMode) -> bool {
+        self == Matrix::Full || update.is_exact() || map == MapKind::Array
+    }
+}
+
+impl fmt::Display for Matrix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Matrix::Default => "default",
+            Matrix::Full => "full",
+        })
+    }
+}
+
 /// Every attach x map x update combination of the choices. An empty `maps`
-/// means all, an empty `updates` every mode valid for each map; a mode named
+/// means the `matrix`'s maps, an empty `updates` every mode valid for each
+/// map (for the default matrix's own maps, the modes it takes); a mode named
 /// explicitly for maps that cannot take it is refused, saying what works,
 /// unless the maps were left to default (then the maps that take it are
 /// kept), so nothing the user asked for is silently dropped.
@@ -94,19 +130,21 @@ pub fn strategies(
     attach: &[AttachPoint],
     maps: &[MapKind],
     updates: &[UpdateMode],
+    matrix: Matrix,
 ) -> Result<Vec<Strategy>, InvalidStrategy> {
     let all_maps = maps.is_empty();
-    let maps = if all_maps { MapKind::ALL } else { maps };
+    let maps = if all_maps { matrix.maps() } else { maps };
     let mut out = Vec::new();
     let mut first_error = None;
     for &a in attach {
         for &m in maps {
-            let wanted: &[UpdateMode] = if updates.is_empty() {
-                m.valid_updates()
+            let wanted: Vec<UpdateMode> = if updates.is_empty() {
+                let valid = m.valid_updates().iter().copied();
+                valid.filter(|&u| !all_maps || matrix.takes(m, u)).collect()
             } else {
-                updates
+                updates.to_vec()
             };
-            for &u in wanted {
+            for u in wanted {
                 match Strategy::new(a, m, u, Filter::All) {
                     Ok(s) => out.push(s),
                     Err(e) if all_maps => {
@@ -126,6 +164,7 @@ pub fn strategies(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::distinct;
 
     #[test]
     fn worker_counts_default_to_the_cpus_and_sweep_to_twice_them() {
@@ -147,13 +186,30 @@ mod tests {
 
     #[test]
     fn default_matrix_is_every_valid_pair() {
-        let s = strategies(&[AttachPoint::TpSysEnterExecve], &[], &[]).unwrap();
+        let s = strategies(&[AttachPoint::TpSysEnterExecve], &[], &[], Matrix::Full).unwrap();
         let pairs: usize = MapKind::ALL.iter().map(|m| m.valid_updates().len()).sum();
         assert_eq!(s.len(), pairs);
         assert!(
             s.iter().any(|s| s.update() == UpdateMode::Racy),
             "racy cells too"
         );
+        let s = strategies(&[AttachPoint::TpSysEnterExecve], &[], &[], Matrix::Default).unwrap();
+        let racy: Vec<MapKind> = s
+            .iter()
+            .filter(|s| s.update() == UpdateMode::Racy)
+            .map(|s| s.map())
+            .collect();
+        assert_eq!(racy, [MapKind::Array], "the default's one racy cell");
+        let maps = distinct(s.iter().map(|s| s.map()));
+        assert_eq!(maps, MapKind::DEFAULT);
+        let hash = strategies(
+            &[AttachPoint::TpSysEnterExecve],
+            &[MapKind::Hash],
+            &[],
+            Matrix::Default,
+        )
+        .unwrap();
+        assert_eq!(hash.len(), 2, "a map named gets every valid mode: {hash:?}");
     }
 
     #[test]
@@ -162,6 +218,7 @@ mod tests {
             &[AttachPoint::TpSysEnterExecve],
             &[MapKind::Array, MapKind::Ringbuf],
             &[UpdateMode::Stream],
+            Matrix::Full,
         )
         .unwrap_err();
         assert!(err.to_string().contains("map `array`"), "{err}");
@@ -169,9 +226,29 @@ mod tests {
 
     #[test]
     fn a_mode_alone_keeps_the_maps_that_take_it() {
-        let s = strategies(&[AttachPoint::TpSysEnterExecve], &[], &[UpdateMode::Percpu]).unwrap();
-        let names: Vec<String> = s.iter().map(|s| s.map().to_string()).collect();
-        assert_eq!(names, ["percpu_array", "percpu_hash"]);
+        let percpu = |matrix| {
+            let s = strategies(
+                &[AttachPoint::TpSysEnterExecve],
+                &[],
+                &[UpdateMode::Percpu],
+                matrix,
+            )
+            .unwrap();
+            s.iter().map(|s| s.map().to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            percpu(Matrix::Default),
+            ["percpu_array", "percpu_hash", "global_percpu"]
+        );
+        assert_eq!(
+            percpu(Matrix::Full),
+            [
+                "percpu_array",
+                "percpu_hash",
+                "lru_percpu_hash",
+                "global_percpu"
+            ]
+        );
     }
 
     #[test]
@@ -180,6 +257,7 @@ mod tests {
             &[AttachPoint::TpSysEnterExecve],
             &[MapKind::Array],
             &[UpdateMode::Percpu],
+            Matrix::Full,
         )
         .unwrap_err();
         assert!(

@@ -100,6 +100,35 @@ fn exact_strategies_count_every_exec_of_a_20k_storm() {
     }
 }
 
+/// The LRU maps and the global variables count as exactly as the classic
+/// maps, in every backend; their racy updates never overcount.
+#[test]
+fn lru_maps_and_globals_count_every_exec() {
+    let spec = storm(2, 3_000);
+    for backend in each_backend() {
+        for (map, update) in [
+            (MapKind::LruHash, UpdateMode::Atomic),
+            (MapKind::LruPercpuHash, UpdateMode::Percpu),
+            (MapKind::Global, UpdateMode::Atomic),
+            (MapKind::GlobalPercpu, UpdateMode::Percpu),
+            (MapKind::LruHash, UpdateMode::Racy),
+            (MapKind::Global, UpdateMode::Racy),
+        ] {
+            let c = run(backend.as_ref(), on_execve(map, update), &spec);
+            let what = format!("{} {map}/{update}", backend.name());
+            assert_eq!(c.storm.issued, 6_000, "{what}");
+            assert_eq!(c.perf_sys_enter_execve, 6_000, "{what}: perf oracle");
+            if update.is_exact() {
+                assert_eq!(c.reading.count, 6_000, "{what}: counted vs issued");
+                assert!(c.is_exact(), "{what}");
+            } else {
+                assert!(c.reading.count <= 6_000, "{what}: {}", c.reading.count);
+            }
+            assert!(c.map_bytes > 0, "{what}: map memory");
+        }
+    }
+}
+
 #[test]
 fn streams_account_for_every_event_as_counted_or_dropped() {
     let spec = storm(2, 10_000);

@@ -271,11 +271,12 @@ fn maps_used(prog_id: u32) -> Vec<(u32, String)> {
         .collect()
 }
 
-/// What a program of strategy `s` may use: its map, `.rodata` only to
-/// read the cgroup id, `.bss` only to count what a stream dropped. (The
-/// kernel keeps 15 characters of a map's name.)
+/// What a program of strategy `s` may use: its map (for a global, its own
+/// `.data.<name>` section), `.rodata` only to read the cgroup id, `.bss`
+/// only to count what a stream dropped. (The kernel keeps 15 characters of
+/// a map's name.)
 fn maps_needed(s: &Strategy) -> BTreeSet<String> {
-    let map: String = s.map().name().chars().take(15).collect();
+    let map: String = s.map().object_name().chars().take(15).collect();
     let mut maps = BTreeSet::from([map]);
     if s.filter() != Filter::All {
         maps.insert(".rodata".into());

@@ -223,14 +223,17 @@ pub fn open(strategy: &Strategy) -> Result<AyaCounter, CounterError> {
         .filter_map(|id| u32::try_from(id).ok())
         .collect();
     let kind = strategy.map();
-    let (map, bss) = (find_map(&ebpf, kind.name())?, find_map(&ebpf, ".bss")?);
+    let (map, bss) = (
+        find_map(&ebpf, &kind.object_name())?,
+        find_map(&ebpf, ".bss")?,
+    );
     let ids = Loaded::of_fds([prog_fd.as_fd()], [map, find_map(&ebpf, ".rodata")?, bss])?;
     let tally = if kind.is_stream() {
         let bss = bss.try_clone_to_owned()?;
         let map = ebpf.take_map(kind.name()).expect("found above");
         Tally::stream(AyaBuffer::open(kind, map)?, bss.as_fd())?
     } else {
-        Tally::map(map)?
+        Tally::map(map, kind)?
     };
 
     let timings = LoadTimings {

@@ -5,6 +5,7 @@ use std::os::fd::{BorrowedFd, RawFd};
 use std::ptr::{self, NonNull};
 use std::time::{Duration, Instant};
 
+use bpfstorm_common::count::ensure_slots_fit;
 use bpfstorm_common::{tracefs, Counter, CounterError, LoadTimings, Loaded, Op, Reading, Strategy};
 
 use crate::ffi::{self, Failure};
@@ -13,6 +14,7 @@ use crate::ffi::{self, Failure};
 struct AbiStrategy {
     program: CString,
     map: CString,
+    slot_stride: u32,
     filter_cgroup_id: u64,
 }
 
@@ -21,7 +23,8 @@ impl AbiStrategy {
         let name = |n: &str| CString::new(n).expect("strategy names hold no NUL");
         AbiStrategy {
             program: name(&strategy.program_name()),
-            map: name(strategy.map().name()),
+            map: name(&strategy.map().object_name()),
+            slot_stride: strategy.map().slot_stride() as u32,
             filter_cgroup_id: strategy.filter().cgroup_id().unwrap_or(0),
         }
     }
@@ -31,6 +34,7 @@ impl AbiStrategy {
         ffi::Strategy {
             program: self.program.as_ptr(),
             map: self.map.as_ptr(),
+            slot_stride: self.slot_stride,
             filter_cgroup_id: self.filter_cgroup_id,
         }
     }
@@ -62,6 +66,7 @@ impl CCounter {
         let refused =
             |op: Op| move |f: Failure| CounterError::from_kernel(attach, op, f.errno, f.message);
         tracefs::ensure_mounted()?;
+        ensure_slots_fit(strategy.map())?;
         let abi = AbiStrategy::new(strategy);
 
         let started = Instant::now();
@@ -186,6 +191,7 @@ impl Counter for CCounter {
 /// program is detached and unloaded.
 pub fn counter_loop(strategy: &Strategy, interval: Duration) -> Result<(), CounterError> {
     tracefs::ensure_mounted()?;
+    ensure_slots_fit(strategy.map())?;
     let abi = AbiStrategy::new(strategy);
     let interval_ms = u32::try_from(interval.as_millis())
         .unwrap_or(u32::MAX)

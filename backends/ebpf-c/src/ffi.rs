@@ -8,6 +8,7 @@ use std::ffi::{c_char, c_int, c_uint, CStr};
 pub struct Strategy {
     pub program: *const c_char,
     pub map: *const c_char,
+    pub slot_stride: u32,
     pub filter_cgroup_id: u64,
 }
 

@@ -19,6 +19,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+/* The skeleton's .data.global_percpu holds bpfstorm.h's struct storm_slot. */
+#include "bpfstorm.h"
 #include "bpfstorm.skel.h"
 #include "loader.h"
 
@@ -195,9 +197,13 @@ struct bpfstorm_c {
 	struct bpf_program *prog;
 	struct bpf_map *map;
 	struct bpf_link *link;
-	/* The count's slots: one per possible CPU for per-CPU maps, else one. */
+	/* The count's slots, `stride` bytes apart in the map's value: one per
+	 * possible CPU for per-CPU maps, as many as the value holds for a
+	 * global (one, or a cache line per CPU). */
 	int nslots;
-	uint64_t *slots;
+	size_t stride;
+	size_t value_bytes;
+	unsigned char *value;
 	struct stream stream;
 };
 
@@ -342,13 +348,17 @@ int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_
 			goto out;
 		}
 	}
-	/* Create only our map, plus the object's own globals (.rodata, .bss). */
+	/* Create only our map, plus the object's own globals (.rodata, .bss);
+	 * a global counter's own section (.data.<name>) only when it is ours. */
 	bpf_object__for_each_map(map, c->skel->obj) {
-		bool chosen = strcmp(bpf_map__name(map), strategy->map) == 0;
+		const char *name = bpf_map__name(map);
+		bool chosen = strcmp(name, strategy->map) == 0;
 
 		if (chosen)
 			c->map = map;
-		if (bpf_map__is_internal(map))
+		/* libbpf names those two <object>.rodata and <object>.bss, and a
+		 * custom section after itself. */
+		if (bpf_map__is_internal(map) && strncmp(name, ".data.", 6) != 0)
 			continue;
 		e = bpf_map__set_autocreate(map, chosen);
 		if (e) {
@@ -370,13 +380,24 @@ int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_
 	/* The one run-time value: only `cgroup` programs read it. */
 	c->skel->rodata->filter_cgroup_id = strategy->filter_cgroup_id;
 
-	c->nslots = is_per_cpu(c->map) ? libbpf_num_possible_cpus() : 1;
-	if (c->nslots <= 0) {
-		e = fail(err, errlen, c->nslots ? c->nslots : -EINVAL, NULL, "counting possible CPUs");
+	if (is_stream(c->map))
+		goto out; /* counted in user space: no slots */
+	if (is_per_cpu(c->map)) {
+		c->nslots = libbpf_num_possible_cpus();
+		c->stride = sizeof(uint64_t);
+		c->value_bytes = c->nslots > 0 ? c->nslots * c->stride : 0;
+	} else {
+		c->stride = strategy->slot_stride;
+		c->value_bytes = bpf_map__value_size(c->map);
+		c->nslots = c->stride ? c->value_bytes / c->stride : 0;
+	}
+	if (c->nslots <= 0 || c->stride < sizeof(uint64_t)) {
+		e = fail(err, errlen, c->nslots < 0 ? c->nslots : -EINVAL, NULL,
+			 "sizing the count's slots in %s", strategy->map);
 		goto out;
 	}
-	c->slots = calloc(c->nslots, sizeof(*c->slots));
-	if (!c->slots) {
+	c->value = calloc(1, c->value_bytes);
+	if (!c->value) {
 		e = fail(err, errlen, -ENOMEM, NULL, "allocating the count's slots");
 		goto out;
 	}
@@ -500,15 +521,18 @@ int bpfstorm_c_read(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *
 				    bpf_map__name(c->map));
 		return read_dropped(c, &out->dropped, err, errlen);
 	}
-	/* Any other map holds the count in a u64 at key 0, one per CPU for
-	 * per-CPU maps. A hash has no entry until the first event. */
-	e = bpf_map__lookup_elem(c->map, &key, sizeof(key), c->slots,
-				 c->nslots * sizeof(*c->slots), 0);
+	/* Any other map holds the count in u64 slots at key 0 (see `nslots`).
+	 * A hash has no entry until the first event. */
+	e = bpf_map__lookup_elem(c->map, &key, sizeof(key), c->value, c->value_bytes, 0);
 	if (e && e != -ENOENT)
 		return fail(err, errlen, e, NULL, "looking up the count in %s",
 			    bpf_map__name(c->map));
-	for (i = 0; !e && i < c->nslots; i++)
-		out->count += c->slots[i];
+	for (i = 0; !e && i < c->nslots; i++) {
+		uint64_t slot;
+
+		memcpy(&slot, c->value + i * c->stride, sizeof(slot));
+		out->count += slot;
+	}
 	return 0;
 }
 
@@ -533,9 +557,9 @@ int bpfstorm_c_reset(struct bpfstorm_c *c, char *err, size_t errlen)
 	} else {
 		/* Zeros in the slot: arrays cannot delete, and a hash counts
 		 * on from a zero entry as from none. */
-		memset(c->slots, 0, c->nslots * sizeof(*c->slots));
-		e = bpf_map__update_elem(c->map, &key, sizeof(key), c->slots,
-					 c->nslots * sizeof(*c->slots), BPF_ANY);
+		memset(c->value, 0, c->value_bytes);
+		e = bpf_map__update_elem(c->map, &key, sizeof(key), c->value, c->value_bytes,
+					 BPF_ANY);
 	}
 	if (e)
 		return fail(err, errlen, e, NULL, "resetting the count in %s", bpf_map__name(c->map));
@@ -574,7 +598,7 @@ void bpfstorm_c_destroy(struct bpfstorm_c *c)
 	bpf_link__destroy(c->link);
 	bpfstorm__destroy(c->skel);
 	pthread_mutex_destroy(&c->stream.lock);
-	free(c->slots);
+	free(c->value);
 	free(c);
 }
 

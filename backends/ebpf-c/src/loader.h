@@ -17,7 +17,8 @@ struct bpfstorm_c_strategy {
 	/* program name, <attach>__<map>__<update>__<filter>, e.g.
 	 * "tp_sys_enter_execve__array__atomic__all" */
 	const char *program;
-	const char *map;	   /* map name, e.g. "array" */
+	const char *map;	   /* map name, e.g. "array", or ".data.global" */
+	uint32_t slot_stride;	   /* bytes from one slot of the count to the next */
 	uint64_t filter_cgroup_id; /* for `cgroup` programs: the cgroup v2 id */
 };
 
@@ -35,7 +36,8 @@ struct bpfstorm_c_reading {
 struct bpfstorm_c;
 
 /* Opens the skeleton: only the strategy's program autoloads, only its map
- * (and the object's own .rodata/.bss) is created, the cgroup id set. */
+ * (and the object's own .rodata/.bss) is created, the cgroup id set. A
+ * global's map is its own .data.<name> section. */
 int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_c **out,
 		    char *err, size_t errlen);
 /* BPF_PROG_LOAD, verifier and map creation. */

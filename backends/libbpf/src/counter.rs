@@ -65,7 +65,7 @@ fn configure(
     // attach point or map kind in the BPF source needs no change here.
     let object = open.open_object_mut();
     for mut map in object.maps_mut() {
-        if let Some(kind) = map.name().to_str().and_then(|n| n.parse::<MapKind>().ok()) {
+        if let Some(kind) = map.name().to_str().and_then(MapKind::from_object_name) {
             map.set_autocreate(kind == strategy.map())
                 .map_err(|e| errors::kernel(strategy, Op::Open, &e))?;
         }
@@ -83,7 +83,9 @@ fn program<'a>(skel: &'a BpfstormSkel<'static>, name: &str) -> Option<ProgramMut
 }
 
 fn count_map<'a>(skel: &'a BpfstormSkel<'static>, map: MapKind) -> Option<Map<'a>> {
-    skel.object().maps().find(|m| m.name() == map.name())
+    skel.object()
+        .maps()
+        .find(|m| m.name().to_str() == Some(&map.object_name()))
 }
 
 fn missing(what: &str, name: &str) -> CounterError {
@@ -128,8 +130,8 @@ pub fn open(strategy: &Strategy) -> Result<LibbpfCounter, CounterError> {
         .map_err(|e| errors::kernel(strategy, Op::Attach, &e))?;
     let attached = Instant::now();
 
-    let map =
-        count_map(&skel, strategy.map()).ok_or_else(|| missing("map", strategy.map().name()))?;
+    let map = count_map(&skel, strategy.map())
+        .ok_or_else(|| missing("map", &strategy.map().object_name()))?;
     let maps = &skel.maps;
     let ids = Loaded::of_fds(
         [prog.as_fd()],
@@ -143,7 +145,7 @@ pub fn open(strategy: &Strategy) -> Result<LibbpfCounter, CounterError> {
             maps.bss.as_fd(),
         )?
     } else {
-        Tally::map(map.as_fd())?
+        Tally::map(map.as_fd(), strategy.map())?
     };
 
     let timings = LoadTimings {

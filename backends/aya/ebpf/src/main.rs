@@ -28,19 +28,26 @@ use aya_ebpf::helpers::{
     bpf_perf_event_output,
 };
 use aya_ebpf::macros::map;
-use aya_ebpf::maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, PerfEventArray, RingBuf};
+use aya_ebpf::maps::{
+    Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, PerfEventArray,
+    RingBuf,
+};
 use aya_ebpf::Global;
 
 // `storm_abi!`: the numbers the C programs have compiled in, from one list.
 include!("../../../../common/src/abi.rs");
 
 /// Map kinds and update modes as `map::array`, `update::atomic`..., and
-/// the ring buffer's size, from `storm_abi!`.
+/// the sizes of the ring buffer, the LRU maps and the per-CPU global's
+/// slots, from `storm_abi!`.
 macro_rules! rust_consts {
     (
         map { $($map:ident = $map_value:literal $_map:tt)+ }
         update { $($update:ident = $update_value:literal $_update:tt)+ }
         ringbuf_bytes = $bytes:expr;
+        lru_entries = $lru_entries:expr;
+        global_slot_bytes = $slot_bytes:expr;
+        global_percpu_slots = $slots:expr;
     ) => {
         mod map {
             $(pub const $map: u32 = $map_value;)+
@@ -49,6 +56,13 @@ macro_rules! rust_consts {
             $(pub const $update: u32 = $update_value;)+
         }
         const STORM_RINGBUF_BYTES: u32 = $bytes;
+        const STORM_LRU_ENTRIES: u32 = $lru_entries;
+        const STORM_GLOBAL_PERCPU_SLOTS: usize = $slots;
+        /// One CPU's slot of `global_percpu`: a cache line, so CPUs never share one.
+        #[repr(C, align($slot_bytes))]
+        struct StormSlot {
+            count: u64,
+        }
     };
 }
 storm_abi!(rust_consts);
@@ -81,6 +95,15 @@ static PERCPU_ARRAY: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map(name = "percpu_hash")]
 static PERCPU_HASH: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(1, 0);
 
+// LRU maps hand free entries to each CPU in batches: with too few, CPUs
+// racing to insert the one key could evict it, count and all.
+#[map(name = "lru_hash")]
+static LRU_HASH: LruHashMap<u32, u64> = LruHashMap::with_max_entries(STORM_LRU_ENTRIES, 0);
+
+#[map(name = "lru_percpu_hash")]
+static LRU_PERCPU_HASH: LruPerCpuHashMap<u32, u64> =
+    LruPerCpuHashMap::with_max_entries(STORM_LRU_ENTRIES, 0);
+
 #[map(name = "ringbuf")]
 static RINGBUF: RingBuf = RingBuf::with_byte_size(STORM_RINGBUF_BYTES, 0);
 
@@ -96,6 +119,18 @@ static filter_cgroup_id: Global<u64> = Global::new(0);
 /// `stream` programs. The only variable in `.bss`.
 #[unsafe(no_mangle)]
 static mut dropped: u64 = 0;
+
+/// The `global` count. Each global counter has a section of its own,
+/// which aya makes a map of its own.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data.global")]
+static mut global: u64 = 0;
+
+/// The `global_percpu` count, a slot per CPU.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data.global_percpu")]
+static mut global_percpu: [StormSlot; STORM_GLOBAL_PERCPU_SLOTS] =
+    [const { StormSlot { count: 0 } }; STORM_GLOBAL_PERCPU_SLOTS];
 
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "license")]
@@ -167,6 +202,16 @@ unsafe fn count<const MAP: u32, const UPDATE: u32, const BY_CGROUP: bool>(ctx: *
             }
         }
         map::percpu_hash => bump_hash!(PERCPU_HASH, UPDATE),
+        map::lru_hash => bump_hash!(LRU_HASH, UPDATE),
+        map::lru_percpu_hash => bump_hash!(LRU_PERCPU_HASH, UPDATE),
+        map::global => bump::<UPDATE>(&raw mut global),
+        map::global_percpu => {
+            let cpu = bpf_get_smp_processor_id() as usize;
+            // The loader refuses machines with more CPUs than slots.
+            if cpu < STORM_GLOBAL_PERCPU_SLOTS {
+                bump::<UPDATE>(&raw mut global_percpu[cpu].count);
+            }
+        }
         map::ringbuf => match RINGBUF.reserve::<StormEvent>(0) {
             Some(mut entry) => {
                 entry.write(event());
@@ -236,6 +281,18 @@ macro_rules! for_each_strategy {
         $prog!($($args)*, ringbuf, stream, cgroup);
         $prog!($($args)*, perf_event_array, stream, all);
         $prog!($($args)*, perf_event_array, stream, cgroup);
+        $prog!($($args)*, lru_hash, atomic, all);
+        $prog!($($args)*, lru_hash, atomic, cgroup);
+        $prog!($($args)*, lru_hash, racy, all);
+        $prog!($($args)*, lru_hash, racy, cgroup);
+        $prog!($($args)*, lru_percpu_hash, percpu, all);
+        $prog!($($args)*, lru_percpu_hash, percpu, cgroup);
+        $prog!($($args)*, global, atomic, all);
+        $prog!($($args)*, global, atomic, cgroup);
+        $prog!($($args)*, global, racy, all);
+        $prog!($($args)*, global, racy, cgroup);
+        $prog!($($args)*, global_percpu, percpu, all);
+        $prog!($($args)*, global_percpu, percpu, cgroup);
     };
 }
 
