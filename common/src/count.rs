@@ -10,10 +10,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::stream::{Buffer, Stream};
-use crate::{
-    sys, Counter, CounterError, LoadTimings, Loaded, MapKind, Reading, Strategy,
-    GLOBAL_PERCPU_SLOTS,
-};
+use crate::{sys, Counter, CounterError, LoadTimings, Loaded, MapKind, Reading, Slots, Strategy};
 
 const KEY: [u8; 4] = 0u32.to_ne_bytes();
 const SLOT: usize = std::mem::size_of::<u64>();
@@ -26,25 +23,27 @@ fn failed(op: &'static str) -> impl FnOnce(io::Error) -> CounterError {
     }
 }
 
-/// Refuses `global_percpu` on a machine with more possible CPUs than it
-/// has slots (the program would not count on the others).
+/// Refuses a per-CPU count with a slot per CPU in its value
+/// (`global_percpu`) on a machine with more possible CPUs than slots: the
+/// program would not count on the others.
 pub fn ensure_slots_fit(kind: MapKind) -> Result<(), CounterError> {
-    if kind.is_global() && kind.is_per_cpu() {
-        slots_fit(kind, sys::possible_cpus()?)
-    } else {
-        Ok(())
+    match kind.slots() {
+        Some(Slots::InValue { count, .. }) if kind.is_per_cpu() => {
+            slots_fit(kind, count, sys::possible_cpus()?)
+        }
+        _ => Ok(()),
     }
 }
 
-fn slots_fit(kind: MapKind, cpus: usize) -> Result<(), CounterError> {
-    if cpus <= GLOBAL_PERCPU_SLOTS {
+fn slots_fit(kind: MapKind, slots: usize, cpus: usize) -> Result<(), CounterError> {
+    if cpus <= slots {
         return Ok(());
     }
     Err(CounterError::Unsupported {
         what: kind.to_string(),
         reason: format!(
-            "it has a slot for each of {GLOBAL_PERCPU_SLOTS} CPUs, and this machine has {cpus} \
-             possible CPUs; count with percpu_array instead"
+            "it has a slot for each of {slots} CPUs, and this machine has {cpus} possible \
+             CPUs; count with percpu_array instead"
         ),
         errno: None,
     })
@@ -70,26 +69,23 @@ impl CountMap {
             backend: "common",
             message,
         };
-        if kind.is_stream() || info.map_type != kind.kernel_type() {
-            return Err(refuse(format!(
-                "a map of type {} holds no {kind} count",
-                info.map_type
-            )));
-        }
-        let stride = kind.slot_stride();
+        let layout = kind
+            .slots()
+            .filter(|_| info.map_type == kind.kernel_type())
+            .ok_or_else(|| {
+                refuse(format!(
+                    "a map of type {} holds no {kind} count",
+                    info.map_type
+                ))
+            })?;
         ensure_slots_fit(kind)?;
-        let (slots, value_bytes) = if kind.is_global() && kind.is_per_cpu() {
-            (GLOBAL_PERCPU_SLOTS, GLOBAL_PERCPU_SLOTS * stride)
-        } else if kind.is_per_cpu() {
-            let cpus = sys::possible_cpus()?;
-            (cpus, cpus * SLOT)
-        } else {
-            (1, SLOT)
-        };
-        let value_size = if kind.is_per_cpu() && !kind.is_global() {
-            SLOT
-        } else {
-            value_bytes
+        // The value a lookup returns, and the map's own value size.
+        let (slots, stride, value_bytes, value_size) = match layout {
+            Slots::PerPossibleCpu => {
+                let cpus = sys::possible_cpus()?;
+                (cpus, SLOT, cpus * SLOT, SLOT)
+            }
+            Slots::InValue { count, stride } => (count, stride, count * stride, count * stride),
         };
         if (info.key_size, info.value_size) != (KEY.len() as u32, value_size as u32) {
             return Err(refuse(format!(
@@ -292,8 +288,8 @@ mod tests {
 
     #[test]
     fn global_percpu_is_refused_where_cpus_outnumber_its_slots() {
-        assert!(slots_fit(MapKind::GlobalPercpu, GLOBAL_PERCPU_SLOTS).is_ok());
-        let err = slots_fit(MapKind::GlobalPercpu, GLOBAL_PERCPU_SLOTS + 1).unwrap_err();
+        assert!(slots_fit(MapKind::GlobalPercpu, 512, 512).is_ok());
+        let err = slots_fit(MapKind::GlobalPercpu, 512, 513).unwrap_err();
         assert!(err.is_unsupported(), "{err}");
         assert!(
             err.to_string()
@@ -312,14 +308,11 @@ mod tests {
         fn every_counting_map_reads_sums_and_resets() {
             let cpus = sys::possible_cpus().unwrap();
             for kind in MapKind::ALL.iter().filter(|k| !k.is_stream()) {
-                let cache_lines = kind.is_global() && kind.is_per_cpu();
-                let (slots, value_size) = match (cache_lines, kind.is_per_cpu()) {
-                    (true, _) => (
-                        GLOBAL_PERCPU_SLOTS,
-                        GLOBAL_PERCPU_SLOTS * kind.slot_stride(),
-                    ),
-                    (false, true) => (cpus, SLOT),
-                    (false, false) => (1, SLOT),
+                // The layout written out here, not taken from `slots()`.
+                let (slots, stride, value_size) = match kind {
+                    MapKind::GlobalPercpu => (512, 64, 512 * 64),
+                    k if k.is_per_cpu() => (cpus, SLOT, SLOT),
+                    _ => (1, SLOT, SLOT),
                 };
                 let fd = create(*kind, 4, value_size as u32, 1);
                 let mut tally = Tally::<NoBuffer>::map(fd.as_fd(), *kind).unwrap();
@@ -327,7 +320,7 @@ mod tests {
                 // Each slot's u64 first, then bytes the read must skip.
                 let value: Vec<u8> = (0..slots as u64)
                     .flat_map(|i| {
-                        let mut slot = vec![0xff; kind.slot_stride()];
+                        let mut slot = vec![0xff; stride];
                         slot[..SLOT].copy_from_slice(&(i + 5).to_ne_bytes());
                         slot
                     })

@@ -157,15 +157,6 @@ impl MapKind {
         self.valid_updates() == [UpdateMode::Stream]
     }
 
-    /// The map kind of a kernel map type (`bpf_map_info.type`), so loaders
-    /// read a map by what the kernel says it is; globals live in arrays.
-    pub fn from_kernel_type(map_type: u32) -> Option<MapKind> {
-        MapKind::ALL
-            .iter()
-            .copied()
-            .find(|kind| !kind.is_global() && kind.kernel_type() == map_type)
-    }
-
     /// The name of the map that holds the count in the BPF object, as
     /// libbpf and aya name it: the map kind's name, or for a global the
     /// section it has to itself.
@@ -185,14 +176,21 @@ impl MapKind {
             .find(|kind| kind.object_name() == name)
     }
 
-    /// Bytes from one of the count's slots to the next in the map's value:
-    /// a cache line for `global_percpu`, a u64 otherwise (a per-CPU map's
-    /// values are each a u64 too).
-    pub fn slot_stride(self) -> usize {
-        if self.is_global() && self.is_per_cpu() {
-            GLOBAL_SLOT_BYTES
-        } else {
-            std::mem::size_of::<u64>()
+    /// How the count lies in its map's value at key 0; `None` for the
+    /// buffers, whose records are counted in user space.
+    pub fn slots(self) -> Option<Slots> {
+        const U64: usize = std::mem::size_of::<u64>();
+        match (self.is_stream(), self.is_per_cpu(), self.is_global()) {
+            (true, _, _) => None,
+            (false, true, false) => Some(Slots::PerPossibleCpu),
+            (false, true, true) => Some(Slots::InValue {
+                count: GLOBAL_PERCPU_SLOTS,
+                stride: GLOBAL_SLOT_BYTES,
+            }),
+            (false, false, _) => Some(Slots::InValue {
+                count: 1,
+                stride: U64,
+            }),
         }
     }
 
@@ -210,6 +208,17 @@ impl MapKind {
         MapKind::Global,
         MapKind::GlobalPercpu,
     ];
+}
+
+/// Where a count's u64 slots lie in its map's value; a read sums them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slots {
+    /// One per possible CPU: a per-CPU map's lookup returns them all, one
+    /// u64 each, while the map's own value size is one u64.
+    PerPossibleCpu,
+    /// `count` slots `stride` bytes apart, each a u64 at its start, in a
+    /// value of `count * stride` bytes.
+    InValue { count: usize, stride: usize },
 }
 
 impl UpdateMode {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use bpfstorm_common::MapKind;
+use bpfstorm_common::{MapKind, Slots, GLOBAL_PERCPU_SLOTS, GLOBAL_SLOT_BYTES};
 
 include!("../src/abi.rs");
 
@@ -29,26 +29,36 @@ fn every_map_kind_and_update_mode_has_a_number_of_its_own() {
 }
 
 #[test]
-fn every_map_kind_is_found_again_by_its_kernel_map_type_or_its_section() {
+fn every_map_kind_is_found_again_by_its_object_name_and_has_its_own_kernel_type() {
+    let mut map_types = BTreeSet::new();
     for &kind in MapKind::ALL {
         assert_eq!(MapKind::from_object_name(&kind.object_name()), Some(kind));
         if kind.is_global() {
             assert_eq!(kind.object_name(), format!(".data.{kind}"));
-            assert_eq!(
-                kind.kernel_type(),
-                2,
-                "{kind}: a global section is an array"
-            );
+            assert_eq!(kind.kernel_type(), 2, "{kind}: a data section is an array");
         } else {
-            assert_eq!(MapKind::from_kernel_type(kind.kernel_type()), Some(kind));
+            assert_eq!(kind.object_name(), kind.name());
+            assert!(map_types.insert(kind.kernel_type()), "{kind}: type shared");
         }
     }
-    assert_eq!(MapKind::from_kernel_type(0), None, "BPF_MAP_TYPE_UNSPEC");
     assert_eq!(MapKind::from_object_name(".bss"), None);
     assert_eq!(
-        MapKind::GlobalPercpu.slot_stride(),
-        bpfstorm_common::GLOBAL_SLOT_BYTES
+        MapKind::GlobalPercpu.slots(),
+        Some(Slots::InValue {
+            count: GLOBAL_PERCPU_SLOTS,
+            stride: GLOBAL_SLOT_BYTES
+        })
     );
-    assert_eq!(MapKind::PercpuArray.slot_stride(), 8);
-    assert!(MapKind::DEFAULT.iter().all(|k| MapKind::ALL.contains(k)));
+    assert_eq!(MapKind::PercpuArray.slots(), Some(Slots::PerPossibleCpu));
+    assert_eq!(MapKind::Ringbuf.slots(), None);
+}
+
+#[test]
+fn the_default_matrix_leaves_out_only_the_lru_maps() {
+    let left_out: Vec<MapKind> = MapKind::ALL
+        .iter()
+        .copied()
+        .filter(|k| !MapKind::DEFAULT.contains(k))
+        .collect();
+    assert_eq!(left_out, [MapKind::LruHash, MapKind::LruPercpuHash]);
 }

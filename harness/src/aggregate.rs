@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use thiserror::Error;
 
-use crate::export::csv::{Key, Row, Status};
+use crate::export::csv::{Key, Row, Status, Workers};
 use crate::hot::Method;
 use crate::sample::{Estimate, MeanEstimate};
 
@@ -59,6 +59,14 @@ impl Interval {
     /// Whether the two could be the same figure at this noise.
     pub fn overlaps(&self, other: &Interval) -> bool {
         self.lo <= other.hi && other.lo <= self.hi
+    }
+
+    /// `self / base` with its +- (see [`Interval::ratio_to`]) where the two
+    /// are apart: their intervals do not overlap and the ratio's own
+    /// interval leaves out 1. `None` inside the noise.
+    pub fn apart_from(&self, base: &Interval) -> Option<(f64, f64)> {
+        let (r, u) = self.ratio_to(base)?;
+        (!self.overlaps(base) && !(r - u..=r + u).contains(&1.0)).then_some((r, u))
     }
 
     fn mean_of(samples: &[f64]) -> Option<Interval> {
@@ -247,8 +255,8 @@ impl Ranking {
             .filter(|r| r.method == method)
         {
             let best = workers.entry(r.host.clone()).or_insert(r.workers);
-            let per_cpu = |n: u32| n as usize == r.cpus;
-            if !per_cpu(*best) && (per_cpu(r.workers) || r.workers > *best) {
+            let per_cpu = Workers::of(r) == Workers::PerCpu;
+            if *best as usize != r.cpus && (per_cpu || r.workers > *best) {
                 *best = r.workers;
             }
         }

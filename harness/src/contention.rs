@@ -14,23 +14,9 @@ pub struct Curve<'a> {
 }
 
 impl Curve<'_> {
-    /// ns/event at the most workers over that at the fewest, and the
-    /// ratio's uncertainty (see [`Interval::ratio_to`]).
-    pub fn growth(&self) -> Option<(f64, f64)> {
-        let (first, last) = (self.points.first()?.1, self.points.last()?.1);
-        last.ratio_to(&first)
-    }
-
-    /// Whether the cost at the most workers is apart from that at the
-    /// fewest, as the summary's `vs cheapest` judges: their 95% intervals
-    /// do not overlap, and the ratio's +- does not reach 1.
-    pub fn grows_beyond_noise(&self) -> bool {
-        match (self.points.first(), self.points.last(), self.growth()) {
-            (Some((_, first)), Some((_, last)), Some((r, u))) => {
-                !first.overlaps(last) && (r - 1.0).abs() > u
-            }
-            _ => false,
-        }
+    /// ns/event at `workers`, where the curve has it.
+    pub fn at(&self, workers: u32) -> Option<Interval> {
+        self.points.iter().find(|p| p.0 == workers).map(|p| p.1)
     }
 }
 
@@ -71,15 +57,17 @@ pub fn curves(cells: &[Aggregate]) -> Vec<Curve<'_>> {
         .collect()
 }
 
-/// The worker counts of `curves`, ascending.
-pub fn worker_counts(curves: &[Curve<'_>]) -> Vec<u32> {
-    let mut counts: Vec<u32> = curves
-        .iter()
-        .flat_map(|c| c.points.iter().map(|p| p.0))
-        .collect();
+/// `counts` ascending, each once.
+pub fn ascending(counts: impl IntoIterator<Item = u32>) -> Vec<u32> {
+    let mut counts: Vec<u32> = counts.into_iter().collect();
     counts.sort_unstable();
     counts.dedup();
     counts
+}
+
+/// The worker counts of `curves`, ascending.
+pub fn worker_counts(curves: &[Curve<'_>]) -> Vec<u32> {
+    ascending(curves.iter().flat_map(|c| c.points.iter().map(|p| p.0)))
 }
 
 /// "1 worker", "4 workers".
@@ -91,13 +79,18 @@ pub fn workers(n: u32) -> String {
     }
 }
 
-/// A curve's growth in words: "2.10 +- 0.15 x" when the two ends are
-/// apart (see [`Curve::grows_beyond_noise`]), else that it is in the noise.
-pub fn describe_growth(curve: &Curve<'_>) -> String {
-    match curve.growth() {
-        Some((r, u)) if curve.grows_beyond_noise() => format!("{r:.2} +- {u:.2} x"),
-        Some((r, _)) => format!("{r:.2} x, in noise"),
-        None => "-".into(),
+/// How a curve's ns/event grows from `fewest` workers to `most`, in words:
+/// "2.10 +- 0.15 x" where the two are apart (see [`Interval::apart_from`]),
+/// the ratio and "in noise" where they are not, "-" where the curve lacks
+/// either point (a cell that failed).
+pub fn describe_growth(curve: &Curve<'_>, fewest: u32, most: u32) -> String {
+    let (Some(from), Some(to)) = (curve.at(fewest), curve.at(most)) else {
+        return "-".into();
+    };
+    match (to.apart_from(&from), to.ratio_to(&from)) {
+        (Some((r, u)), _) => format!("{r:.2} +- {u:.2} x"),
+        (None, Some((r, _))) => format!("{r:.2} x, in noise"),
+        (None, None) => "-".into(),
     }
 }
 
@@ -148,18 +141,15 @@ mod tests {
         assert_eq!(array.first.first.map, MapKind::Array);
         let workers: Vec<u32> = array.points.iter().map(|p| p.0).collect();
         assert_eq!(workers, [1, 4]);
-        let (r, u) = array.growth().unwrap();
-        assert!((r - 3.0).abs() < 1e-9 && u > 0.0, "{r} {u}");
-        assert!(array.grows_beyond_noise());
-        assert!(describe_growth(array).starts_with("3.00 +- "));
-        assert!(!curves[1].grows_beyond_noise());
-        assert!(describe_growth(&curves[1]).ends_with("in noise"));
+        assert!(describe_growth(array, 1, 4).starts_with("3.00 +- "));
+        assert_eq!(describe_growth(&curves[1], 1, 4), "1.03 x, in noise");
         assert_eq!(worker_counts(&curves), [1, 4]);
-        let wide = &curves[2];
-        assert!(
-            !wide.grows_beyond_noise(),
+        assert_eq!(
+            describe_growth(&curves[2], 1, 4),
+            "3.00 x, in noise",
             "apart, but 3.00 +- 2.10: the +- reaches 1"
         );
+        assert_eq!(describe_growth(array, 1, 8), "-", "no point at 8 workers");
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub enum PlanError {
 pub fn run_options(args: &RunArgs, inside_guest: bool) -> Result<RunOptions, PlanError> {
     let cpus = std::thread::available_parallelism()
         .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+    let counts = worker_counts(&args.workers, cpus);
     let methods = args.methods(inside_guest);
     // Named explicitly, the hot method must reach every attach point asked for.
     if args.method.contains(&Method::Hot) {
@@ -44,9 +45,13 @@ pub fn run_options(args: &RunArgs, inside_guest: bool) -> Result<RunOptions, Pla
             max_time: Duration::from_secs_f64(args.max_time),
         },
         filter: args.filter.into(),
-        specs: worker_counts(&args.workers, cpus)
-            .into_iter()
-            .map(|workers| {
+        main_spec: counts
+            .iter()
+            .position(|&n| n == cpus)
+            .unwrap_or(counts.len() - 1),
+        specs: counts
+            .iter()
+            .map(|&workers| {
                 StormSpec::new(
                     workers,
                     args.execs(inside_guest),

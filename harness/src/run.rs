@@ -19,6 +19,9 @@ pub struct RunOptions {
     pub filter: FilterKind,
     /// One storm spec per worker count, ascending; never empty.
     pub specs: Vec<StormSpec>,
+    /// The spec of the run-wide measures (bpf_stats' bias, the filter's
+    /// cost): one worker per CPU where the run has it, else its most workers.
+    pub main_spec: usize,
     pub repeat: u32,
     /// `hot` cells go first, once each (they repeat rounds until precise);
     /// `storm` cells `repeat` times.
@@ -47,15 +50,8 @@ impl RunOptions {
         self.backends.len() * self.specs.len() * (self.hot_strategies().count() + storms)
     }
 
-    /// The spec of the run-wide measures (bpf_stats' bias, the filter's
-    /// cost): one worker per CPU where the run has it, else its most workers.
     fn main_spec(&self) -> &StormSpec {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.specs
-            .iter()
-            .find(|s| s.workers as usize == cpus)
-            .or(self.specs.last())
-            .expect("a run has a spec")
+        &self.specs[self.main_spec]
     }
 }
 

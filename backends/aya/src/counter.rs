@@ -7,7 +7,7 @@ use aya::programs::{
     UProbe,
 };
 use aya::{Btf, Ebpf, EbpfLoader};
-use bpfstorm_common::count::{Tally, TallyCounter};
+use bpfstorm_common::count::{ensure_slots_fit, Tally, TallyCounter};
 use bpfstorm_common::{
     fdinfo, tracefs, AttachPoint, CounterError, LoadTimings, Loaded, Op, Strategy,
 };
@@ -180,6 +180,7 @@ pub fn open(strategy: &Strategy) -> Result<AyaCounter, CounterError> {
     let name = strategy.program_name();
     let name = name.as_str();
     tracefs::ensure_mounted()?;
+    ensure_slots_fit(strategy.map())?;
 
     let started = Instant::now();
     // EbpfLoader::new() parses the kernel's BTF for CO-RE (libbpf does

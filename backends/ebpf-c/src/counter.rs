@@ -6,7 +6,9 @@ use std::ptr::{self, NonNull};
 use std::time::{Duration, Instant};
 
 use bpfstorm_common::count::ensure_slots_fit;
-use bpfstorm_common::{tracefs, Counter, CounterError, LoadTimings, Loaded, Op, Reading, Strategy};
+use bpfstorm_common::{
+    tracefs, Counter, CounterError, LoadTimings, Loaded, Op, Reading, Slots, Strategy,
+};
 
 use crate::ffi::{self, Failure};
 
@@ -15,16 +17,23 @@ struct AbiStrategy {
     program: CString,
     map: CString,
     slot_stride: u32,
+    value_size: u32,
     filter_cgroup_id: u64,
 }
 
 impl AbiStrategy {
     fn new(strategy: &Strategy) -> AbiStrategy {
         let name = |n: &str| CString::new(n).expect("strategy names hold no NUL");
+        // The map's value: a u64 per CPU's slot, or the slots it holds.
+        let (slot_stride, value_size) = match strategy.map().slots() {
+            Some(Slots::InValue { count, stride }) => (stride, count * stride),
+            Some(Slots::PerPossibleCpu) | None => (8, 8),
+        };
         AbiStrategy {
             program: name(&strategy.program_name()),
             map: name(&strategy.map().object_name()),
-            slot_stride: strategy.map().slot_stride() as u32,
+            slot_stride: slot_stride as u32,
+            value_size: value_size as u32,
             filter_cgroup_id: strategy.filter().cgroup_id().unwrap_or(0),
         }
     }
@@ -35,6 +44,7 @@ impl AbiStrategy {
             program: self.program.as_ptr(),
             map: self.map.as_ptr(),
             slot_stride: self.slot_stride,
+            value_size: self.value_size,
             filter_cgroup_id: self.filter_cgroup_id,
         }
     }

@@ -9,6 +9,7 @@ pub struct Strategy {
     pub program: *const c_char,
     pub map: *const c_char,
     pub slot_stride: u32,
+    pub value_size: u32,
     pub filter_cgroup_id: u64,
 }
 

@@ -391,9 +391,11 @@ int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_
 		c->value_bytes = bpf_map__value_size(c->map);
 		c->nslots = c->stride ? c->value_bytes / c->stride : 0;
 	}
-	if (c->nslots <= 0 || c->stride < sizeof(uint64_t)) {
+	if (bpf_map__value_size(c->map) != strategy->value_size || c->nslots <= 0 ||
+	    c->stride < sizeof(uint64_t)) {
 		e = fail(err, errlen, c->nslots < 0 ? c->nslots : -EINVAL, NULL,
-			 "sizing the count's slots in %s", strategy->map);
+			 "the count's slots in %s: %u-byte values, %u expected", strategy->map,
+			 bpf_map__value_size(c->map), strategy->value_size);
 		goto out;
 	}
 	c->value = calloc(1, c->value_bytes);

@@ -19,6 +19,7 @@ struct bpfstorm_c_strategy {
 	const char *program;
 	const char *map;	   /* map name, e.g. "array", or ".data.global" */
 	uint32_t slot_stride;	   /* bytes from one slot of the count to the next */
+	uint32_t value_size;	   /* the map's value size that holds them */
 	uint64_t filter_cgroup_id; /* for `cgroup` programs: the cgroup v2 id */
 };
 

@@ -3,7 +3,7 @@ use std::os::fd::AsFd;
 use std::ptr::NonNull;
 use std::time::Instant;
 
-use bpfstorm_common::count::{Tally, TallyCounter};
+use bpfstorm_common::count::{ensure_slots_fit, Tally, TallyCounter};
 use bpfstorm_common::{btf, tracefs, CounterError, LoadTimings, Loaded, MapKind, Op, Strategy};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, Map, MapCore, MapHandle, OpenObject, ProgramMut};
@@ -99,6 +99,7 @@ fn missing(what: &str, name: &str) -> CounterError {
 pub fn open(strategy: &Strategy) -> Result<LibbpfCounter, CounterError> {
     let name = strategy.program_name();
     tracefs::ensure_mounted()?;
+    ensure_slots_fit(strategy.map())?;
     errors::start_capture();
     let mut storage = ObjectStorage::new();
 

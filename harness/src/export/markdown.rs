@@ -100,13 +100,11 @@ fn data_link(dir: &Path, csv: &Path) -> String {
 /// One sentence on where and how `r` was measured, with every worker
 /// count of its host and method in `rows` (a sweep's are one sentence).
 fn machine(r: &Row, rows: &[&Row]) -> String {
-    let mut counts: Vec<u32> = rows
-        .iter()
-        .filter(|o| o.host == r.host && o.method == r.method)
-        .map(|o| o.workers)
-        .collect();
-    counts.sort_unstable();
-    counts.dedup();
+    let counts = crate::contention::ascending(
+        rows.iter()
+            .filter(|o| o.host == r.host && o.method == r.method)
+            .map(|o| o.workers),
+    );
     let workers: Vec<String> = counts.iter().map(u32::to_string).collect();
     let workers = workers.join(", ");
     let how = match r.method {
@@ -313,14 +311,15 @@ fn contention(cells: &[Aggregate], labels: Labels, stem: &str, charts: &mut Vec<
     }
     let counts = crate::contention::worker_counts(&curves);
     let (fewest, most) = (counts[0], counts[counts.len() - 1]);
-    let cpus = distinct(curves.iter().map(|c| c.first.first.cpus.to_string()));
+    let cpus = distinct(curves.iter().map(|c| c.first.first.cpus));
+    let cpus_text: Vec<String> = cpus.iter().map(usize::to_string).collect();
     let mut md = format!(
         "## Contention\n\nHot ns/event [95% interval] of each strategy by the number of workers \
          firing the hook at once, on {} CPUs: past that count, workers share CPUs. \
          {most} vs {fewest}: ns/event at {most} workers over that at {fewest} (+- both \
          intervals' relative half-widths in quadrature); *in noise* where the two intervals \
-         overlap.\n\n| cell |",
-        cpus.join(" / ")
+         overlap or the +- reaches 1.\n\n| cell |",
+        cpus_text.join(" / ")
     );
     for &n in &counts {
         md.push_str(&format!(" {} |", crate::contention::workers(n)));
@@ -345,13 +344,13 @@ fn contention(cells: &[Aggregate], labels: Labels, stem: &str, charts: &mut Vec<
     };
     for curve in &curves {
         md.push_str(&format!("| {} |", label(curve.first)));
-        for n in &counts {
-            let at = curve.points.iter().find(|p| p.0 == *n).map(|p| p.1);
-            md.push_str(&format!(" {} |", Interval::text(at, 0)));
+        for &n in &counts {
+            md.push_str(&format!(" {} |", Interval::text(curve.at(n), 0)));
         }
+        let growth = crate::contention::describe_growth(curve, fewest, most);
         md.push_str(&format!(
             " {} |\n",
-            crate::contention::describe_growth(curve).replace("in noise", "*in noise*")
+            growth.replace("in noise", "*in noise*")
         ));
     }
     let lines: Vec<chart::Curve> = curves
@@ -361,7 +360,11 @@ fn contention(cells: &[Aggregate], labels: Labels, stem: &str, charts: &mut Vec<
             points: c.points.clone(),
         })
         .collect();
-    let cpus = curves[0].first.first.cpus as u32;
+    // Hosts of different sizes share no CPU count to mark (0 marks none).
+    let cpus = match cpus.as_slice() {
+        [one] => u32::try_from(*one).unwrap_or(0),
+        _ => 0,
+    };
     match chart::contention(stem, "Hot cost by workers", "ns per event", cpus, &lines) {
         Ok(Some(drawn)) => {
             md.push_str(&format!("\n![{}]({})\n", drawn.alt, drawn.file));

@@ -6,6 +6,7 @@
 //! an interval on every timing, and only the ranking the noise allows.
 
 use crate::aggregate::{aggregate, distinct, Aggregate, Interval, Ranking};
+use crate::contention::{self, ascending};
 use crate::export::csv::{Kernel, Row, Status, Timing};
 use crate::export::escape::terminal as t;
 use crate::hot::Method;
@@ -222,13 +223,12 @@ fn render_kernel(all: &[Row], view: View) -> String {
 
 /// The worker counts of `method`'s cells: "2", or "1, 2, 4" for a sweep.
 fn workers(cells: &[Aggregate], method: Method) -> String {
-    let mut counts: Vec<u32> = cells
-        .iter()
-        .filter(|a| a.first.method == method)
-        .map(|a| a.first.workers)
-        .collect();
-    counts.sort_unstable();
-    counts.dedup();
+    let counts = ascending(
+        cells
+            .iter()
+            .filter(|a| a.first.method == method)
+            .map(|a| a.first.workers),
+    );
     let counts: Vec<String> = counts.iter().map(u32::to_string).collect();
     counts.join(", ")
 }
@@ -241,11 +241,7 @@ fn sweeps(cells: &[Aggregate]) -> bool {
 /// A cell's label, with its worker count where the run swept them.
 fn label(a: &Aggregate, sweep: bool) -> String {
     if sweep {
-        format!(
-            "{} ({})",
-            a.label(t),
-            crate::contention::workers(a.first.workers)
-        )
+        format!("{} ({})", a.label(t), contention::workers(a.first.workers))
     } else {
         a.label(t)
     }
@@ -254,16 +250,14 @@ fn label(a: &Aggregate, sweep: bool) -> String {
 /// The hot strategies measured at several worker counts: ns/event at each
 /// count, and how much it grows from the fewest workers to the most.
 fn contention(cells: &[Aggregate], shared: Shared, view: View) -> String {
-    let curves = crate::contention::curves(cells);
+    let curves = contention::curves(cells);
     if curves.is_empty() {
         return String::new();
     }
-    let counts = crate::contention::worker_counts(&curves);
-    let headers: Vec<String> = counts
-        .iter()
-        .map(|&n| crate::contention::workers(n))
-        .collect();
-    let growth = format!("{} vs {}", counts[counts.len() - 1], counts[0]);
+    let counts = contention::worker_counts(&curves);
+    let (fewest, most) = (counts[0], counts[counts.len() - 1]);
+    let headers: Vec<String> = counts.iter().map(|&n| contention::workers(n)).collect();
+    let growth = format!("{most} vs {fewest}");
     let mut columns = Vec::new();
     if !shared.backend {
         columns.push(("backend", Align::Left));
@@ -285,11 +279,10 @@ fn contention(cells: &[Aggregate], shared: Shared, view: View) -> String {
             line.push(r.attach.to_string());
         }
         line.push(format!("{}/{}", r.map, r.update));
-        for n in &counts {
-            let at = curve.points.iter().find(|p| p.0 == *n).map(|p| p.1);
-            line.push(Interval::text(at, 0));
+        for &n in &counts {
+            line.push(Interval::text(curve.at(n), 0));
         }
-        line.push(crate::contention::describe_growth(curve));
+        line.push(contention::describe_growth(curve, fewest, most));
         table.push(line);
     }
     let cpus = cells[0].first.cpus;
@@ -302,10 +295,9 @@ fn contention(cells: &[Aggregate], shared: Shared, view: View) -> String {
     out.push_str(&table.render_painted(view.paint));
     out.push_str(&lines(
         &format!(
-            "{growth}: ns/event at {} workers over that at {} [+- in quadrature]; in noise: \
-             their intervals overlap. Past {cpus} workers, workers share CPUs.",
-            counts[counts.len() - 1],
-            counts[0]
+            "{growth}: ns/event at {most} workers over that at {fewest} [+- in quadrature]; in \
+             noise: the intervals overlap, or the +- reaches 1. Past {cpus} workers, workers \
+             share CPUs."
         ),
         view,
         Style::Plain,
@@ -347,10 +339,29 @@ pub fn filter_cost(rows: &[Row]) -> Option<String> {
         r.filter_cost_ns_ci95_lo?,
         r.filter_cost_ns_ci95_hi?,
     );
-    let on = rows
+    // The run's first hot counter, at one worker per CPU where the run has
+    // that count, else at its most (`run::RunOptions::main_spec`).
+    let hot: Vec<&Row> = rows
         .iter()
-        .find(|r| r.method == Method::Hot && !r.map.is_stream() && r.update.is_exact())
-        .map(|r| format!(" on {} {}/{}", t(&r.backend), r.map, r.update))
+        .filter(|r| r.method == Method::Hot && !r.map.is_stream() && r.update.is_exact())
+        .collect();
+    let workers = hot
+        .iter()
+        .find(|r| r.workers as usize == r.cpus)
+        .or_else(|| hot.iter().max_by_key(|r| r.workers))
+        .map(|r| r.workers);
+    let on = hot
+        .first()
+        .zip(workers)
+        .map(|(r, n)| {
+            format!(
+                " on {} {}/{}, {}",
+                t(&r.backend),
+                r.map,
+                r.update,
+                contention::workers(n)
+            )
+        })
         .unwrap_or_default();
     let verdict = if lo <= 0.0 && hi >= 0.0 {
         ": within the noise of zero"
@@ -387,7 +398,11 @@ fn short_of_precision(cells: &[Aggregate]) -> Vec<String> {
             let v: Vec<f64> = values.collect();
             let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            format!("{:.1}-{:.1}%", lo * 100.0, hi * 100.0)
+            if hi - lo < 0.0005 {
+                format!("{:.1}%", lo * 100.0)
+            } else {
+                format!("{:.1}-{:.1}%", lo * 100.0, hi * 100.0)
+            }
         };
         let noisy: Vec<f64> = short.iter().filter_map(|s| s.3).collect();
         let targets = distinct(short.iter().map(|s| format!("{:.0}%", s.1 * 100.0)));
@@ -396,7 +411,7 @@ fn short_of_precision(cells: &[Aggregate]) -> Vec<String> {
             short.len(),
             cells
                 .iter()
-                .filter(|a| a.first.method == Method::Hot)
+                .filter(|a| a.first.method == Method::Hot && a.is_ok())
                 .count(),
             targets.join("/"),
             range(&mut short.iter().map(|s| s.2)),
@@ -573,8 +588,7 @@ const E2E: &str = "e2e ns/exec";
 fn groups(cells: &[Aggregate], attach_shared: bool) -> Vec<(String, Vec<&Aggregate>)> {
     let mut out = Vec::new();
     let methods = distinct(cells.iter().map(|a| a.first.method));
-    let mut workers: Vec<u32> = distinct(cells.iter().map(|a| a.first.workers));
-    workers.sort_unstable();
+    let workers = ascending(cells.iter().map(|a| a.first.workers));
     for method in &methods {
         for &count in &workers {
             for attach in distinct(cells.iter().map(|a| a.first.attach)) {
@@ -593,7 +607,7 @@ fn groups(cells: &[Aggregate], attach_shared: bool) -> Vec<(String, Vec<&Aggrega
                         name.push(method.to_string());
                     }
                     if workers.len() > 1 {
-                        name.push(crate::contention::workers(count));
+                        name.push(contention::workers(count));
                     }
                     if !attach_shared {
                         name.push(attach.to_string());
@@ -626,14 +640,14 @@ fn versus(a: &Aggregate, base: Option<(&Aggregate, Interval)>) -> (String, Style
     if std::ptr::eq(a, base) {
         return ("cheapest".into(), Style::Bold);
     }
-    let Some((r, u)) = ns.ratio_to(&base_ns) else {
+    if ns.ratio_to(&base_ns).is_none() {
         return none;
-    };
+    }
     // Overlapping intervals are a tie everywhere else (`recommend`, the
     // wide table); a ratio whose own interval holds 1 is one too.
-    if ns.overlaps(&base_ns) || (r - u..=r + u).contains(&1.0) {
+    let Some((r, u)) = ns.apart_from(&base_ns) else {
         return ("~1x (in noise)".into(), Style::Plain);
-    }
+    };
     let digits = if r < 10.0 {
         2
     } else if r < 100.0 {
@@ -784,6 +798,7 @@ fn narrow(cells: &[Aggregate], shared: Shared, width: usize, paint: Paint) -> St
 /// the noise.
 fn cheapest(cells: &[Aggregate]) -> Option<String> {
     let ranking = Ranking::of(cells);
+    let sweep = sweeps(cells);
     let timed: Vec<(&Aggregate, Interval)> = cells
         .iter()
         .filter(|a| ranking.admits(a) && a.is_exact_counter())
@@ -798,11 +813,11 @@ fn cheapest(cells: &[Aggregate]) -> Option<String> {
     let ties: Vec<String> = timed
         .iter()
         .filter(|(a, i)| !std::ptr::eq(*a, *best) && i.lo <= figure.hi)
-        .map(|(a, _)| a.label(t))
+        .map(|(a, _)| label(a, sweep))
         .collect();
     let mut line = format!(
         "cheapest exact counter in-kernel: {} at {:.0} ns/event [{:.0}, {:.0}]",
-        best.label(t),
+        label(best, sweep),
         figure.point,
         figure.lo,
         figure.hi
@@ -1106,7 +1121,7 @@ mod tests {
         assert!(contention.contains("4 vs 1"), "{text}");
         // Six cells short of precision are counted in one line, not named.
         assert!(
-            text.contains("6 of 6 hot cells did not reach +-5%: they reached +-20.0-20.0%; in 6 of them the machine"),
+            text.contains("6 of 6 hot cells did not reach +-5%: they reached +-20.0%; in 6 of them the machine"),
             "{text}"
         );
         assert!(!text.contains("reached +-20.0%, not"), "{text}");

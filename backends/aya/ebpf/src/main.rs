@@ -207,7 +207,7 @@ unsafe fn count<const MAP: u32, const UPDATE: u32, const BY_CGROUP: bool>(ctx: *
         map::global => bump::<UPDATE>(&raw mut global),
         map::global_percpu => {
             let cpu = bpf_get_smp_processor_id() as usize;
-            // The loader refuses machines with more CPUs than slots.
+            // Every loader refuses machines with more CPUs than slots.
             if cpu < STORM_GLOBAL_PERCPU_SLOTS {
                 bump::<UPDATE>(&raw mut global_percpu[cpu].count);
             }
