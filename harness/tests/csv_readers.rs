@@ -38,7 +38,7 @@ fn summaries(rows: &[Row]) -> String {
 
 /// The baseline with a `timing` column (added to a v1 file) and `edit` applied
 /// to each data row (0-based row index, fields, column by name), written
-/// back as CSV. Its 96 rows are 24 hot cells, then 24 storm cells x 3
+/// back as CSV. Its 108 rows are 27 hot cells, then 27 storm cells x 3
 /// repetitions.
 fn edited(edit: impl Fn(usize, &mut Vec<String>, &dyn Fn(&str) -> usize)) -> Vec<u8> {
     let bytes = baseline_bytes();
@@ -323,7 +323,7 @@ fn files_past_the_cap_are_refused_without_reading_them() {
 
     let ok = dir.path().join("ok.csv");
     fs::write(&ok, baseline_bytes()).unwrap();
-    assert_eq!(read_run(&ok).unwrap().len(), 96);
+    assert_eq!(read_run(&ok).unwrap().len(), 108);
 }
 
 // --- Item 9: numbers checked, errors name the column and the line -------------
