@@ -777,6 +777,33 @@ mod tests {
             .collect()
     }
 
+    /// Asserts that every text lies inside a `width` x `height` picture,
+    /// at its estimated width.
+    fn assert_inside<'a>(
+        texts: impl Iterator<Item = &'a (HashMap<String, String>, String)>,
+        width: f64,
+        height: f64,
+    ) {
+        for (attrs, content) in texts {
+            let number = |k: &str| attrs[k].parse::<f64>().unwrap();
+            let (x, y, size) = (number("x"), number("y"), number("font-size"));
+            let w = content.chars().count() as f64 * size * 0.62;
+            let (from, to) = match attrs["text-anchor"].as_str() {
+                "start" => (x, x + w),
+                "end" => (x - w, x),
+                _ => (x - w / 2.0, x + w / 2.0),
+            };
+            assert!(
+                from >= 0.0 && to <= width,
+                "{content:?} spans x {from}..{to} of {width}"
+            );
+            assert!(
+                y - size >= 0.0 && y + size <= height,
+                "{content:?} at y {y} of {height}"
+            );
+        }
+    }
+
     /// The chart's width and height, from its viewBox.
     fn view_box(svg: &str) -> (f64, f64) {
         let view = svg.split("viewBox=\"").nth(1).unwrap();
@@ -833,24 +860,7 @@ mod tests {
                     .count(),
                 1
             );
-            for (attrs, content) in &texts {
-                let number = |k: &str| attrs[k].parse::<f64>().unwrap();
-                let (x, y, size) = (number("x"), number("y"), number("font-size"));
-                let w = content.chars().count() as f64 * size * 0.62;
-                let (from, to) = match attrs["text-anchor"].as_str() {
-                    "start" => (x, x + w),
-                    "end" => (x - w, x),
-                    _ => (x - w / 2.0, x + w / 2.0),
-                };
-                assert!(
-                    from >= 0.0 && to <= width,
-                    "{content:?} spans x {from}..{to} of {width}"
-                );
-                assert!(
-                    y - size >= 0.0 && y + size <= height,
-                    "{content:?} at y {y} of {height}"
-                );
-            }
+            assert_inside(texts.iter(), width, height);
         }
         let by_backend = texts(&charts[1].svg);
         // The legend names the backends; the labels do not repeat them.
@@ -960,24 +970,8 @@ mod tests {
         assert!(words.iter().any(|w| w.contains("ns/event, 95% interval")));
         // Only the worker counts measured are ticks on the x axis.
         assert!(!words.contains(&"3"), "{words:?}");
-        for (attrs, content) in texts.iter().filter(|(a, _)| !a.contains_key("transform")) {
-            let number = |k: &str| attrs[k].parse::<f64>().unwrap();
-            let (x, y, size) = (number("x"), number("y"), number("font-size"));
-            let w = content.chars().count() as f64 * size * 0.62;
-            let (from, to) = match attrs["text-anchor"].as_str() {
-                "start" => (x, x + w),
-                "end" => (x - w, x),
-                _ => (x - w / 2.0, x + w / 2.0),
-            };
-            assert!(
-                from >= 0.0 && to <= width,
-                "{content:?} spans x {from}..{to} of {width}"
-            );
-            assert!(
-                y - size >= 0.0 && y + size <= height,
-                "{content:?} at y {y} of {height}"
-            );
-        }
+        let horizontal = texts.iter().filter(|(a, _)| !a.contains_key("transform"));
+        assert_inside(horizontal, width, height);
     }
 
     #[test]
