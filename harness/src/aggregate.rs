@@ -238,6 +238,8 @@ fn outliers(rows: &[(usize, &Row)]) -> Vec<u32> {
 pub struct Ranking {
     pub method: Method,
     workers: BTreeMap<String, u32>,
+    /// The most workers each host measured at once.
+    most: BTreeMap<String, u32>,
 }
 
 impl Ranking {
@@ -249,18 +251,35 @@ impl Ranking {
         });
         let method = if hot { Method::Hot } else { Method::Storm };
         let mut workers: BTreeMap<String, u32> = BTreeMap::new();
+        let mut most: BTreeMap<String, u32> = BTreeMap::new();
         for r in cells
             .iter()
             .map(|a| &a.first)
             .filter(|r| r.method == method)
         {
+            let top = most.entry(r.host.clone()).or_insert(r.workers);
+            *top = (*top).max(r.workers);
             let best = workers.entry(r.host.clone()).or_insert(r.workers);
             let per_cpu = Workers::of(r) == Workers::PerCpu;
             if *best as usize != r.cpus && (per_cpu || r.workers > *best) {
                 *best = r.workers;
             }
         }
-        Ranking { method, workers }
+        Ranking {
+            method,
+            workers,
+            most,
+        }
+    }
+
+    /// Whether `a` was measured with its host's most workers, in a run
+    /// that swept more than one count there: the cells that say which
+    /// strategy holds up best under contention.
+    pub fn admits_most_contended(&self, a: &Aggregate) -> bool {
+        let host = &a.first.host;
+        a.first.method == self.method
+            && self.most.get(host) == Some(&a.first.workers)
+            && self.workers.get(host) != self.most.get(host)
     }
 
     /// Whether `a` is one of the ranked cells.

@@ -1,4 +1,5 @@
-//! `bpfstorm recommend`: from a run, what to choose for three jobs, why,
+//! `bpfstorm recommend`: from a run, what to choose for three jobs (a fourth,
+//! counting under contention, after a worker sweep), why,
 //! and what the choice gives up; an honest tie where intervals overlap.
 
 use crate::aggregate::{aggregate, Aggregate, Interval, Ranking};
@@ -15,16 +16,27 @@ pub enum Goal {
     CheapRead,
     /// Every event delivered to user space.
     Streaming,
+    /// An exact count that stays cheapest with the most workers a sweep
+    /// ran at once (asked only of a run with `--workers sweep` or a list).
+    Contended,
 }
 
 impl Goal {
-    pub const ALL: [Goal; 3] = [Goal::ExactCount, Goal::CheapRead, Goal::Streaming];
+    pub const ALL: [Goal; 4] = [
+        Goal::ExactCount,
+        Goal::CheapRead,
+        Goal::Streaming,
+        Goal::Contended,
+    ];
 
     fn title(self) -> &'static str {
         match self {
             Goal::ExactCount => "Exact counting at the lowest in-kernel cost",
             Goal::CheapRead => "Exact counting with the cheapest read from user space",
             Goal::Streaming => "Per-event streaming to user space",
+            Goal::Contended => {
+                "Exact counting under contention (the most workers the run measured at once)"
+            }
         }
     }
 
@@ -34,7 +46,7 @@ impl Goal {
         a.is_exact_counter()
             && a.first.timing == Timing::Native
             && match self {
-                Goal::ExactCount | Goal::CheapRead => !streaming,
+                Goal::ExactCount | Goal::CheapRead | Goal::Contended => !streaming,
                 Goal::Streaming => streaming && a.dropped == Some(0),
             }
     }
@@ -42,7 +54,7 @@ impl Goal {
     /// The figure to minimise, with its 95% interval.
     fn figure(self, a: &Aggregate) -> Option<Interval> {
         match self {
-            Goal::ExactCount | Goal::Streaming => a.ns_per_event,
+            Goal::ExactCount | Goal::Streaming | Goal::Contended => a.ns_per_event,
             Goal::CheapRead => a.read_us,
         }
     }
@@ -80,12 +92,18 @@ pub struct Recommendation {
 pub fn recommend(rows: &[Row]) -> Recommendation {
     let cells = aggregate(rows);
     let ranking = Ranking::of(&cells);
+    let ranked = |goal: Goal, a: &Aggregate| match goal {
+        Goal::Contended => ranking.admits_most_contended(a),
+        _ => ranking.admits(a),
+    };
+    let swept = cells.iter().any(|a| ranking.admits_most_contended(a));
     let advice = Goal::ALL
         .iter()
+        .filter(|&&goal| goal != Goal::Contended || swept)
         .map(|&goal| {
             let mut eligible: Vec<(&Aggregate, Interval)> = cells
                 .iter()
-                .filter(|a| ranking.admits(a) && goal.eligible(a))
+                .filter(|a| ranked(goal, a) && goal.eligible(a))
                 .filter_map(|a| Some((a, goal.figure(a)?)))
                 .collect();
             eligible.sort_by(|a, b| a.1.point.total_cmp(&b.1.point));
@@ -174,7 +192,14 @@ fn render(r: &Recommendation, style: Style) -> String {
     let mut out = style.heading(1, "Recommendation");
     for a in &r.advice {
         out.push('\n');
-        out.push_str(&style.heading(2, a.goal.title()));
+        let title = match (a.goal, &a.best) {
+            (Goal::Contended, Some(b)) => format!(
+                "Exact counting under contention ({} workers at once on {} CPUs)",
+                b.first.workers, b.first.cpus
+            ),
+            _ => a.goal.title().to_string(),
+        };
+        out.push_str(&style.heading(2, &title));
         out.push('\n');
         let Some(best) = &a.best else {
             out.push_str("No eligible cell in this run (none was measured exact for this job).\n");
@@ -307,6 +332,50 @@ mod tests {
         assert_eq!(pick(&advice[2]), (Some(MapKind::Ringbuf), vec![]));
         assert_eq!(r.emulated_cells, 1);
         assert!(render_markdown(&r).contains("The 1 cell(s) from guest kernels"));
+    }
+
+    #[test]
+    fn a_sweep_adds_the_choice_under_contention_at_its_most_workers() {
+        let hot = |map, update, workers, ns: f64| Row {
+            method: Method::Hot,
+            cpus: 2,
+            workers,
+            ..cell(map, update, ns, ns - 2.0, ns + 2.0)
+        };
+        let one_count = [
+            hot(MapKind::Array, UpdateMode::Atomic, 2, 60.0),
+            hot(MapKind::PercpuArray, UpdateMode::Percpu, 2, 70.0),
+        ];
+        let goals: Vec<Goal> = recommend(&one_count)
+            .advice
+            .iter()
+            .map(|a| a.goal)
+            .collect();
+        assert_eq!(goals, [Goal::ExactCount, Goal::CheapRead, Goal::Streaming]);
+
+        let mut sweep = one_count.to_vec();
+        sweep.extend([
+            hot(MapKind::Array, UpdateMode::Atomic, 4, 150.0),
+            hot(MapKind::PercpuArray, UpdateMode::Percpu, 4, 72.0),
+        ]);
+        let r = recommend(&sweep);
+        assert_eq!(
+            pick(&r.advice[0]),
+            (Some(MapKind::Array), vec![]),
+            "at 2 workers"
+        );
+        assert_eq!(r.advice[3].goal, Goal::Contended);
+        assert_eq!(
+            pick(&r.advice[3]),
+            (Some(MapKind::PercpuArray), vec![]),
+            "at 4 workers"
+        );
+        assert!(
+            render_terminal(&r)
+                .contains("Exact counting under contention (4 workers at once on 2 CPUs)"),
+            "{}",
+            render_terminal(&r)
+        );
     }
 
     #[test]

@@ -417,10 +417,14 @@ fn a_worker_sweep_measures_each_count_and_shows_contention() {
     let svg = fs::read_to_string(dir.path().join(format!("{stem}-contention.svg"))).unwrap();
     assert!(svg.contains("percpu_array/percpu"), "{svg}");
     let recommended = bpfstorm(&["recommend", csv_path.to_str().unwrap()]);
+    let advice = String::from_utf8_lossy(&recommended.stdout);
+    assert!(advice.contains(&format!("at {cpus} workers")), "{advice}");
     assert!(
-        String::from_utf8_lossy(&recommended.stdout).contains(&format!("at {cpus} workers")),
-        "{}",
-        String::from_utf8_lossy(&recommended.stdout)
+        advice.contains(&format!(
+            "Exact counting under contention ({} workers at once on {cpus} CPUs)",
+            2 * cpus
+        )),
+        "{advice}"
     );
     assert!(leaks::find(&[]).is_clean());
 }

@@ -286,6 +286,20 @@ fn contention(cells: &[Aggregate], shared: Shared, view: View) -> String {
         table.push(line);
     }
     let cpus = cells[0].first.cpus;
+    // Too wide for the view: the counts between the ends go, one per CPU
+    // last, the middle ones first.
+    let mut left_out = Vec::new();
+    if let Some(width) = view.columns {
+        let mut middle: Vec<u32> = counts[1..counts.len() - 1].to_vec();
+        middle.sort_by_key(|&n| (n as usize == cpus, n.abs_diff(most / 2)));
+        for n in middle {
+            if table.width() <= width {
+                break;
+            }
+            table.drop_column(&contention::workers(n));
+            left_out.push(n);
+        }
+    }
     let mut out = String::from("\n");
     out.push_str(&lines(
         &format!("contention (hot): ns/event [95% interval] by workers, on {cpus} CPUs"),
@@ -293,6 +307,18 @@ fn contention(cells: &[Aggregate], shared: Shared, view: View) -> String {
         Style::Bold,
     ));
     out.push_str(&table.render_painted(view.paint));
+    if !left_out.is_empty() {
+        let left_out: Vec<String> = ascending(left_out).iter().map(u32::to_string).collect();
+        out.push_str(&lines(
+            &format!(
+                "left out to fit {} columns: {} workers (--wide shows every count)",
+                view.columns.unwrap_or_default(),
+                left_out.join(", ")
+            ),
+            view,
+            Style::Plain,
+        ));
+    }
     out.push_str(&lines(
         &format!(
             "{growth}: ns/event at {most} workers over that at {fewest} [+- in quadrature]; in \
@@ -1125,6 +1151,46 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("reached +-20.0%, not"), "{text}");
+    }
+
+    #[test]
+    fn a_wide_sweep_leaves_out_middle_counts_to_fit_and_says_so() {
+        let counts = [1, 2, 4, 8, 16, 32, 64, 128];
+        let rows: Vec<Row> = counts
+            .iter()
+            .map(|&n| Row {
+                cpus: 64,
+                ..hot(MapKind::Array, UpdateMode::Atomic, n, 100.0 + n as f64)
+            })
+            .collect();
+        let text = render(&rows, View::default());
+        let contention = text.split("contention (hot)").nth(1).expect(&text);
+        assert!(
+            contention
+                .lines()
+                .all(|l| l.chars().count() <= DEFAULT_COLUMNS),
+            "{text}"
+        );
+        let header = contention.lines().nth(1).unwrap();
+        for kept in ["1 worker ", "64 workers", "128 workers", "128 vs 1"] {
+            assert!(header.contains(kept), "{kept}: {header}");
+        }
+        assert!(
+            contention.contains("left out to fit 100 columns: "),
+            "{text}"
+        );
+        let wide = render(&rows, WIDE);
+        let header = wide
+            .split("contention (hot)")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap();
+        assert!(
+            header.contains("16 workers"),
+            "--wide keeps every count: {header}"
+        );
     }
 
     #[test]
