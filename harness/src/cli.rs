@@ -224,7 +224,7 @@ pub struct RunArgs {
     pub precision: f64,
     /// Hot method: seconds a cell may take to reach --precision; past it,
     /// the cell reports the precision it reached.
-    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+    #[arg(long, default_value_t = 3.0, value_parser = seconds)]
     pub max_time: f64,
     /// What the storm executes.
     #[arg(long, default_value = "tiny", value_parser = targets())]
