@@ -29,13 +29,19 @@ impl Goal {
         Goal::Contended,
     ];
 
-    fn title(self) -> &'static str {
-        match self {
-            Goal::ExactCount => "Exact counting at the lowest in-kernel cost",
-            Goal::CheapRead => "Exact counting with the cheapest read from user space",
-            Goal::Streaming => "Per-event streaming to user space",
-            Goal::Contended => {
-                "Exact counting under contention (the most workers the run measured at once)"
+    /// The heading; under contention it names the count ranked at, from
+    /// the `best` cell when there is one.
+    fn title(self, best: Option<&Aggregate>) -> String {
+        match (self, best) {
+            (Goal::ExactCount, _) => "Exact counting at the lowest in-kernel cost".into(),
+            (Goal::CheapRead, _) => "Exact counting with the cheapest read from user space".into(),
+            (Goal::Streaming, _) => "Per-event streaming to user space".into(),
+            (Goal::Contended, Some(b)) => format!(
+                "Exact counting under contention ({} workers at once on {} CPUs)",
+                b.first.workers, b.first.cpus
+            ),
+            (Goal::Contended, None) => {
+                "Exact counting under contention (the most workers the run measured at once)".into()
             }
         }
     }
@@ -192,14 +198,7 @@ fn render(r: &Recommendation, style: Style) -> String {
     let mut out = style.heading(1, "Recommendation");
     for a in &r.advice {
         out.push('\n');
-        let title = match (a.goal, &a.best) {
-            (Goal::Contended, Some(b)) => format!(
-                "Exact counting under contention ({} workers at once on {} CPUs)",
-                b.first.workers, b.first.cpus
-            ),
-            _ => a.goal.title().to_string(),
-        };
-        out.push_str(&style.heading(2, &title));
+        out.push_str(&style.heading(2, &a.goal.title(a.best.as_ref())));
         out.push('\n');
         let Some(best) = &a.best else {
             out.push_str("No eligible cell in this run (none was measured exact for this job).\n");
