@@ -18,6 +18,7 @@ macro_rules! c_header {
         update { $($update:ident = $update_value:literal $_update:tt)+ }
         ringbuf_bytes = $bytes:expr;
         lru_entries = $lru_entries:expr;
+        wakeup_batch = $batch:expr;
         global_slot_bytes = $slot_bytes:expr;
         global_percpu_slots = $slots:expr;
     ) => {
@@ -35,6 +36,7 @@ macro_rules! c_header {
             "};".into(),
             format!("#define STORM_RINGBUF_BYTES ({})", stringify!($bytes)),
             format!("#define STORM_LRU_ENTRIES ({})", stringify!($lru_entries)),
+            format!("#define STORM_WAKEUP_BATCH ({})", stringify!($batch)),
             format!("#define STORM_GLOBAL_SLOT_BYTES ({})", stringify!($slot_bytes)),
             format!("#define STORM_GLOBAL_PERCPU_SLOTS ({})", stringify!($slots)),
             "#endif /* BPFSTORM_ABI_H */".into(),

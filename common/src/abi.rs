@@ -12,9 +12,10 @@
 // count lives and that map's kernel type (`enum bpf_map_type`): `map N`, a
 // map of its own named `name`, or `global N`, a global variable in a
 // section of its own, `.data.<name>`, which libbpf and aya turn into an
-// array map of that name; the update modes that work on it, and what
-// counting with it gives up. The braces make the facts one token tree,
-// which includers that need only the numbers skip.
+// array map of that name; the update modes that work on it (the first is
+// its classic one), and what counting with it gives up. The braces make
+// the facts one token tree, which includers that need only the numbers
+// skip.
 macro_rules! storm_abi {
     ($emit:ident) => {
         $emit! {
@@ -41,13 +42,13 @@ macro_rules! storm_abi {
                 }
                 ringbuf = 4 {
                     /// A ring buffer shared by every CPU: a record per event, counted in user space.
-                    Ringbuf, map 27, [Stream],
-                    "a record and a user-space wakeup per event; a full ring drops events (reported)"
+                    Ringbuf, map 27, [Stream, Output, NoWakeup, BatchWakeup],
+                    "a record per event into one ring for every CPU; a full ring drops events (reported)"
                 }
                 perf_event_array = 5 {
                     /// A perf buffer per CPU: a record per event, counted in user space.
-                    PerfEventArray, map 4, [Stream],
-                    "a per-CPU buffer and a wakeup per event; records can be lost (reported), and order across CPUs is not kept"
+                    PerfEventArray, map 4, [Stream, BatchWakeup],
+                    "a buffer per CPU and a record per event; a full buffer loses records (reported), and order across CPUs is not kept"
                 }
                 lru_hash = 6 {
                     /// One key of an LRU hash map (1024 entries) shared by every CPU.
@@ -84,12 +85,32 @@ macro_rules! storm_abi {
                     Racy
                 }
                 stream = 3 {
-                    /// One record per event to user space, which counts them.
+                    /// One record per event to user space, which counts them: ring buffer
+                    /// reserve and submit (the reader woken when it has caught up), perf
+                    /// buffer output (woken on every record).
                     Stream
+                }
+                output = 4 {
+                    /// As `stream`, but the record is built on the stack and copied in
+                    /// with `bpf_ringbuf_output`.
+                    Output
+                }
+                no_wakeup = 5 {
+                    /// As `stream`, submitted with `BPF_RB_NO_WAKEUP`: the reader is never
+                    /// woken, it polls on an interval.
+                    NoWakeup
+                }
+                batch_wakeup = 6 {
+                    /// As `stream`, but the reader is woken once a batch of records waits:
+                    /// the ring buffer's program forces a wakeup when its unread data
+                    /// reaches the batch (and submits without one before), the perf
+                    /// buffer is opened with `wakeup_events` set to the batch.
+                    BatchWakeup
                 }
             }
             ringbuf_bytes = 256 * 1024;
             lru_entries = 1024;
+            wakeup_batch = 64;
             global_slot_bytes = 64;
             global_percpu_slots = 512;
         }

@@ -10,7 +10,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::stream::{Buffer, Stream};
-use crate::{sys, Counter, CounterError, LoadTimings, Loaded, MapKind, Reading, Slots, Strategy};
+use crate::{
+    sys, Counter, CounterError, LoadTimings, Loaded, MapKind, Reading, Slots, Strategy, Wakeup,
+};
 
 const KEY: [u8; 4] = 0u32.to_ne_bytes();
 const SLOT: usize = std::mem::size_of::<u64>();
@@ -143,12 +145,17 @@ impl<B: Buffer> Tally<B> {
         Ok(Tally::Map(CountMap::open(map, kind)?))
     }
 
-    /// Starts counting `buffer`; `bss` is the object's `.bss`.
-    pub fn stream(buffer: B, bss: BorrowedFd<'_>) -> Result<Tally<B>, CounterError> {
+    /// Starts counting `buffer`, whose reader the program wakes as
+    /// `wakeup` says; `bss` is the object's `.bss`.
+    pub fn stream(
+        buffer: B,
+        wakeup: Wakeup,
+        bss: BorrowedFd<'_>,
+    ) -> Result<Tally<B>, CounterError> {
         Ok(Tally::Stream {
             // `dropped` is the only variable in `.bss`: an array's u64.
             dropped: CountMap::open(bss, MapKind::Array)?,
-            records: Stream::start(buffer)?,
+            records: Stream::start(buffer, wakeup)?,
         })
     }
 

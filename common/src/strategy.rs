@@ -101,9 +101,12 @@ macro_rules! strategy_enums {
         })+ }
         ringbuf_bytes = $bytes:expr;
         lru_entries = $lru_entries:expr;
+        wakeup_batch = $batch:expr;
         global_slot_bytes = $slot_bytes:expr;
         global_percpu_slots = $slots:expr;
     ) => {
+        /// Records a `batch_wakeup` reader is woken for at once.
+        pub const WAKEUP_BATCH: u32 = $batch;
         /// Bytes of each CPU's slot of `global_percpu`: a cache line, so
         /// CPUs never share one.
         pub const GLOBAL_SLOT_BYTES: usize = $slot_bytes;
@@ -154,7 +157,14 @@ impl MapKind {
 
     /// Whether the map carries events out instead of holding a count.
     pub fn is_stream(self) -> bool {
-        self.valid_updates() == [UpdateMode::Stream]
+        self.valid_updates().contains(&UpdateMode::Stream)
+    }
+
+    /// The update mode a user of this map would write first: the
+    /// tutorial's atomic add, a per-CPU map's own slot, a buffer's plain
+    /// record.
+    pub fn classic_update(self) -> UpdateMode {
+        self.valid_updates()[0]
     }
 
     /// The name of the map that holds the count in the BPF object, as
@@ -225,6 +235,96 @@ impl UpdateMode {
     /// Whether every event must be accounted for: counted, or reported dropped.
     pub fn is_exact(self) -> bool {
         !matches!(self, UpdateMode::Racy)
+    }
+}
+
+/// What counting with `update` on `map` gives up besides its measured
+/// figures (see [`Strategy::gives_up`]): the map's price, and for a buffer
+/// when its reader is woken and how the record is written.
+pub fn gives_up(map: MapKind, update: UpdateMode) -> String {
+    let wakeup = match Wakeup::of(map, update) {
+        None => return map.gives_up().to_string(),
+        Some(Wakeup::Adaptive) => {
+            "a user-space wakeup whenever the reader has caught up (for an idle reader, every \
+             record)"
+                .to_string()
+        }
+        Some(Wakeup::EveryRecord) => "a user-space wakeup per record".to_string(),
+        Some(Wakeup::Poll) => format!(
+            "no wakeup: user space sees a record only when it next polls (every {} ms here), and \
+             a reader that polls too rarely lets the ring fill",
+            POLL_INTERVAL.as_millis()
+        ),
+        Some(Wakeup::Batch(n)) if map == MapKind::PerfEventArray => format!(
+            "a user-space wakeup every {n} records of a CPU's buffer, so the last few wait for \
+             the next poll or read"
+        ),
+        Some(Wakeup::Batch(n)) => format!(
+            "a user-space wakeup once {n} records wait, so the last few wait for the next poll \
+             or read; the program asks how much is unread on every event, and forces a wakeup \
+             on every record while the reader lags a batch behind"
+        ),
+    };
+    let copy = if update == UpdateMode::Output {
+        "; the record is built on the stack and copied in, where reserve writes it in place"
+    } else {
+        ""
+    };
+    format!("{}; {wakeup}{copy}", map.gives_up())
+}
+
+/// How often a `no_wakeup` reader looks for records: it is never woken.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// When a buffer's reader learns that records wait: the strategy's update
+/// mode decides it (see [`Strategy::wakeup`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Wakeup {
+    /// On the first record the reader has not seen since it caught up
+    /// (the ring buffer's default).
+    Adaptive,
+    /// On every record (the perf buffer's default, `wakeup_events` 1).
+    EveryRecord,
+    /// Once this many records wait.
+    Batch(u32),
+    /// Never: the reader polls every [`POLL_INTERVAL`].
+    Poll,
+}
+
+impl Wakeup {
+    /// When `update` on `map` wakes the reader; `None` for a count in a map.
+    pub fn of(map: MapKind, update: UpdateMode) -> Option<Wakeup> {
+        if !map.is_stream() {
+            return None;
+        }
+        Some(match (map, update) {
+            (_, UpdateMode::BatchWakeup) => Wakeup::Batch(WAKEUP_BATCH),
+            (_, UpdateMode::NoWakeup) => Wakeup::Poll,
+            (MapKind::PerfEventArray, _) => Wakeup::EveryRecord,
+            _ => Wakeup::Adaptive,
+        })
+    }
+
+    /// Whether user space may see records late: woken in batches, or
+    /// never (it polls).
+    pub fn is_deferred(self) -> bool {
+        matches!(self, Wakeup::Batch(_) | Wakeup::Poll)
+    }
+
+    /// Its name in the CSV's `wakeup` column.
+    pub fn name(self) -> String {
+        match self {
+            Wakeup::Adaptive => "adaptive".into(),
+            Wakeup::EveryRecord => "every_record".into(),
+            Wakeup::Batch(n) => format!("batch_{n}"),
+            Wakeup::Poll => format!("poll_{}ms", POLL_INTERVAL.as_millis()),
+        }
+    }
+}
+
+impl fmt::Display for Wakeup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
     }
 }
 
@@ -314,6 +414,17 @@ impl Strategy {
     }
     pub fn filter(&self) -> Filter {
         self.filter
+    }
+
+    /// When the reader of a buffer is woken; `None` for a count in a map.
+    pub fn wakeup(&self) -> Option<Wakeup> {
+        Wakeup::of(self.map, self.update)
+    }
+
+    /// What counting this way gives up besides its measured figures: the
+    /// map's price, and the update mode's where it is a buffer's choice.
+    pub fn gives_up(&self) -> String {
+        gives_up(self.map, self.update)
     }
 
     pub fn with_filter(self, filter: Filter) -> Strategy {
@@ -416,6 +527,50 @@ mod tests {
             s.program_name(),
             "tp_sys_enter_execve__percpu_array__percpu__cgroup"
         );
+    }
+
+    #[test]
+    fn buffers_say_when_their_reader_wakes_and_what_their_mode_gives_up() {
+        let wakeup = |map, update| Wakeup::of(map, update).map(Wakeup::name);
+        assert_eq!(wakeup(MapKind::Array, UpdateMode::Atomic), None);
+        assert_eq!(
+            wakeup(MapKind::Ringbuf, UpdateMode::Output).as_deref(),
+            Some("adaptive")
+        );
+        assert_eq!(
+            wakeup(MapKind::PerfEventArray, UpdateMode::Stream).as_deref(),
+            Some("every_record")
+        );
+        assert_eq!(
+            wakeup(MapKind::PerfEventArray, UpdateMode::BatchWakeup),
+            Some(format!("batch_{WAKEUP_BATCH}"))
+        );
+        assert_eq!(
+            wakeup(MapKind::Ringbuf, UpdateMode::NoWakeup),
+            Some(format!("poll_{}ms", POLL_INTERVAL.as_millis()))
+        );
+        // The texts name the numbers the programs and readers use.
+        let no_wakeup = gives_up(MapKind::Ringbuf, UpdateMode::NoWakeup);
+        assert!(
+            no_wakeup.contains(&format!("every {} ms", POLL_INTERVAL.as_millis())),
+            "{no_wakeup}"
+        );
+        let batch = gives_up(MapKind::Ringbuf, UpdateMode::BatchWakeup);
+        assert!(
+            batch.contains(&format!("once {WAKEUP_BATCH} records")),
+            "{batch}"
+        );
+        assert_eq!(
+            gives_up(MapKind::Array, UpdateMode::Atomic),
+            MapKind::Array.gives_up()
+        );
+        for &map in MapKind::ALL {
+            assert_eq!(map.classic_update(), map.valid_updates()[0]);
+            assert_eq!(
+                map.is_stream(),
+                Wakeup::of(map, map.classic_update()).is_some()
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! consumes under the same lock on the caller's own thread, so it counts
 //! everything submitted so far with no hand-off to the poller and no poll
 //! interval to wait out. The poller sleeps on an epoll set holding the
-//! buffer's fds and an eventfd, which stops it at once.
+//! buffer's fds and an eventfd, which stops it at once; a reader the
+//! program never wakes (`no_wakeup`) also looks every [`POLL_INTERVAL`].
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,10 +13,27 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::wakeup::{Doorbell, Waiter};
-use crate::CounterError;
+use crate::{CounterError, MapKind, Strategy, Wakeup, POLL_INTERVAL};
 
 /// Perf buffer size per CPU, in pages, in every backend.
 pub const PERF_PAGES: usize = 64;
+
+/// Refuses, before anything loads, a perf buffer whose reader is woken in
+/// batches where the loader library opens perf buffers woken on every
+/// record; `missing` names what its API lacks.
+pub fn refuse_batched_perf(strategy: &Strategy, missing: &str) -> Result<(), CounterError> {
+    match (strategy.map(), strategy.wakeup()) {
+        (MapKind::PerfEventArray, Some(Wakeup::Batch(n))) => Err(CounterError::Unsupported {
+            what: format!("{}/{}", strategy.map(), strategy.update()),
+            reason: format!(
+                "waking the perf buffer's reader every {n} records needs {missing}; the c \
+                 backend does it"
+            ),
+            errno: None,
+        }),
+        _ => Ok(()),
+    }
+}
 
 /// A loader library's ring or perf buffer, which only it can consume.
 pub trait Buffer: Send + 'static {
@@ -65,7 +83,10 @@ pub struct Stream<B: Buffer> {
 }
 
 impl<B: Buffer> Stream<B> {
-    pub fn start(buffer: B) -> Result<Stream<B>, CounterError> {
+    /// Starts counting `buffer`'s records, whose reader the program
+    /// wakes as `wakeup` says.
+    pub fn start(buffer: B, wakeup: Wakeup) -> Result<Stream<B>, CounterError> {
+        let timeout = (wakeup == Wakeup::Poll).then_some(POLL_INTERVAL);
         let doorbell = Doorbell::new()?;
         let mut fds = buffer.fds();
         fds.push(doorbell.as_raw_fd());
@@ -82,7 +103,7 @@ impl<B: Buffer> Stream<B> {
         let thread = std::thread::Builder::new()
             .name("bpfstorm-poller".into())
             .spawn(move || loop {
-                waiter.wait();
+                waiter.wait(timeout);
                 if poller.stop.load(Ordering::Acquire) {
                     return;
                 }

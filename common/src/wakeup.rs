@@ -5,6 +5,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 /// An eventfd that wakes the poller, to stop it.
 pub struct Doorbell(OwnedFd);
@@ -58,15 +59,17 @@ impl Waiter {
         })
     }
 
-    /// Blocks until any fd is readable (or a signal interrupts).
-    pub fn wait(&mut self) {
+    /// Blocks until any fd is readable, a signal interrupts, or (with a
+    /// timeout) the time is up.
+    pub fn wait(&mut self, timeout: Option<Duration>) {
+        let timeout_ms = timeout.map_or(-1, |t| t.as_millis().try_into().unwrap_or(i32::MAX));
         // SAFETY: the kernel writes at most `events.len()` events.
         unsafe {
             libc::epoll_wait(
                 self.epoll.as_raw_fd(),
                 self.events.as_mut_ptr(),
                 self.events.len() as i32,
-                -1,
+                timeout_ms,
             )
         };
     }

@@ -14,6 +14,7 @@ macro_rules! numbers {
         update { $($update:ident = $update_value:literal $_update:tt)+ }
         ringbuf_bytes = $bytes:expr;
         lru_entries = $lru_entries:expr;
+        wakeup_batch = $batch:expr;
         global_slot_bytes = $slot_bytes:expr;
         global_percpu_slots = $slots:expr;
     ) => {

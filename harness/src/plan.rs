@@ -95,10 +95,12 @@ pub fn worker_counts(given: &[WorkerCount], cpus: u32) -> Vec<u32> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Matrix {
     /// The classic maps, the ring and perf buffers and the global
-    /// variables, each with its exact update modes; racy updates on the
-    /// array only (what the classic tutorial's slot loses).
+    /// variables, each with its classic update mode (buffers: one record
+    /// per event, woken as the kernel does by default); racy updates on
+    /// the array only (what the classic tutorial's slot loses).
     Default,
-    /// Every map kind, the LRU maps too, with every valid update mode.
+    /// Every map kind, the LRU maps too, with every valid update mode
+    /// (the buffers' wakeup policies and `bpf_ringbuf_output` too).
     Full,
 }
 
@@ -112,7 +114,7 @@ impl Matrix {
 
     /// Whether the matrix takes `update` on `map` when neither was named.
     fn takes(self, map: MapKind, update: UpdateMode) -> bool {
-        self == Matrix::Full || update.is_exact() || map == MapKind::Array
+        self == Matrix::Full || update == map.classic_update() || map == MapKind::Array
     }
 }
 
@@ -205,6 +207,16 @@ mod tests {
             .map(|s| s.map())
             .collect();
         assert_eq!(racy, [MapKind::Array], "the default's one racy cell");
+        let streams: Vec<UpdateMode> = s
+            .iter()
+            .filter(|s| s.map().is_stream())
+            .map(|s| s.update())
+            .collect();
+        assert_eq!(
+            streams,
+            [UpdateMode::Stream, UpdateMode::Stream],
+            "buffers in their classic mode only"
+        );
         let maps = distinct(s.iter().map(|s| s.map()));
         assert_eq!(maps, MapKind::DEFAULT);
         let hash = strategies(

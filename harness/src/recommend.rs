@@ -1,6 +1,9 @@
-//! `bpfstorm recommend`: from a run, what to choose for three jobs (a fourth,
-//! counting under contention, after a worker sweep), why,
+//! `bpfstorm recommend`: from a run, what to choose for three jobs (a
+//! fourth, streaming seen late, after a run with batched or polled
+//! buffers; a fifth, counting under contention, after a worker sweep), why,
 //! and what the choice gives up; an honest tie where intervals overlap.
+
+use bpfstorm_common::{gives_up, Wakeup};
 
 use crate::aggregate::{aggregate, Aggregate, Interval, Ranking};
 use crate::export::csv::{Row, Timing};
@@ -14,18 +17,23 @@ pub enum Goal {
     ExactCount,
     /// An exact count that user space reads cheaply.
     CheapRead,
-    /// Every event delivered to user space.
+    /// Every event delivered to user space, which is woken as records come.
     Streaming,
+    /// Every event delivered to user space, which may see records late
+    /// (woken in batches, or polling): asked only of a run that measured
+    /// such a buffer.
+    StreamingDeferred,
     /// An exact count that stays cheapest with the most workers a sweep
     /// ran at once (asked only of a run with `--workers sweep` or a list).
     Contended,
 }
 
 impl Goal {
-    pub const ALL: [Goal; 4] = [
+    pub const ALL: [Goal; 5] = [
         Goal::ExactCount,
         Goal::CheapRead,
         Goal::Streaming,
+        Goal::StreamingDeferred,
         Goal::Contended,
     ];
 
@@ -35,7 +43,12 @@ impl Goal {
         match (self, best) {
             (Goal::ExactCount, _) => "Exact counting at the lowest in-kernel cost".into(),
             (Goal::CheapRead, _) => "Exact counting with the cheapest read from user space".into(),
-            (Goal::Streaming, _) => "Per-event streaming to user space".into(),
+            (Goal::Streaming, _) => {
+                "Per-event streaming to user space, woken as records come".into()
+            }
+            (Goal::StreamingDeferred, _) => {
+                "Per-event streaming to user space, seen late (woken in batches, or polling)".into()
+            }
             (Goal::Contended, Some(b)) => format!(
                 "Exact counting under contention ({} workers at once on {} CPUs)",
                 b.first.workers, b.first.cpus
@@ -47,20 +60,25 @@ impl Goal {
     }
 
     fn eligible(self, a: &Aggregate) -> bool {
-        let streaming = a.first.map.is_stream();
+        let wakeup = Wakeup::of(a.first.map, a.first.update);
+        let delivered = a.dropped == Some(0);
         // Emulated times (guest kernels) say nothing about this CPU's cost.
         a.is_exact_counter()
             && a.first.timing == Timing::Native
-            && match self {
-                Goal::ExactCount | Goal::CheapRead | Goal::Contended => !streaming,
-                Goal::Streaming => streaming && a.dropped == Some(0),
+            && match (self, wakeup) {
+                (Goal::ExactCount | Goal::CheapRead | Goal::Contended, w) => w.is_none(),
+                (Goal::Streaming, Some(w)) => delivered && !w.is_deferred(),
+                (Goal::StreamingDeferred, Some(w)) => delivered && w.is_deferred(),
+                (Goal::Streaming | Goal::StreamingDeferred, None) => false,
             }
     }
 
     /// The figure to minimise, with its 95% interval.
     fn figure(self, a: &Aggregate) -> Option<Interval> {
         match self {
-            Goal::ExactCount | Goal::Streaming | Goal::Contended => a.ns_per_event,
+            Goal::ExactCount | Goal::Streaming | Goal::StreamingDeferred | Goal::Contended => {
+                a.ns_per_event
+            }
             Goal::CheapRead => a.read_us,
         }
     }
@@ -103,9 +121,17 @@ pub fn recommend(rows: &[Row]) -> Recommendation {
         _ => ranking.admits(a),
     };
     let swept = cells.iter().any(|a| ranking.admits_most_contended(a));
+    let deferred = cells
+        .iter()
+        .any(|a| Wakeup::of(a.first.map, a.first.update).is_some_and(Wakeup::is_deferred));
+    let asked = |goal: Goal| match goal {
+        Goal::Contended => swept,
+        Goal::StreamingDeferred => deferred,
+        _ => true,
+    };
     let advice = Goal::ALL
         .iter()
-        .filter(|&&goal| goal != Goal::Contended || swept)
+        .filter(|&&goal| asked(goal))
         .map(|&goal| {
             let mut eligible: Vec<(&Aggregate, Interval)> = cells
                 .iter()
@@ -223,7 +249,7 @@ fn render(r: &Recommendation, style: Style) -> String {
                  eligible cell's interval.\n\nWhat it gives up: {}.\n",
                 style.strong(&style.label(best)),
                 next.unwrap_or_default(),
-                best.first.map.gives_up()
+                gives_up(best.first.map, best.first.update)
             ));
         } else {
             out.push_str(&format!(
@@ -238,12 +264,17 @@ fn render(r: &Recommendation, style: Style) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+            // Backends of one strategy give up the same: one line for them.
+            let mut lines: Vec<(String, Vec<String>)> = Vec::new();
             for t in std::iter::once(best).chain(&a.ties) {
-                out.push_str(&format!(
-                    "- {}: {}.\n",
-                    style.label(t),
-                    t.first.map.gives_up()
-                ));
+                let text = gives_up(t.first.map, t.first.update);
+                match lines.iter_mut().find(|(known, _)| *known == text) {
+                    Some((_, labels)) => labels.push(style.label(t)),
+                    None => lines.push((text, vec![style.label(t)])),
+                }
+            }
+            for (text, labels) in lines {
+                out.push_str(&format!("- {}: {text}.\n", labels.join(", ")));
             }
         }
     }
@@ -399,6 +430,51 @@ mod tests {
     }
 
     #[test]
+    fn buffers_read_late_are_a_choice_of_their_own_with_what_they_give_up() {
+        let rows = [
+            cell(MapKind::Ringbuf, UpdateMode::Stream, 650.0, 600.0, 700.0),
+            cell(MapKind::Ringbuf, UpdateMode::NoWakeup, 170.0, 160.0, 180.0),
+            cell(
+                MapKind::PerfEventArray,
+                UpdateMode::BatchWakeup,
+                800.0,
+                700.0,
+                900.0,
+            ),
+        ];
+        let r = recommend(&rows);
+        let goals: Vec<Goal> = r.advice.iter().map(|a| a.goal).collect();
+        assert_eq!(
+            goals,
+            [
+                Goal::ExactCount,
+                Goal::CheapRead,
+                Goal::Streaming,
+                Goal::StreamingDeferred
+            ]
+        );
+        // Woken as records come: the no_wakeup ring is not a candidate.
+        let best = |a: &Advice| a.best.as_ref().map(|b| (b.first.map, b.first.update));
+        assert_eq!(
+            best(&r.advice[2]),
+            Some((MapKind::Ringbuf, UpdateMode::Stream))
+        );
+        assert_eq!(
+            best(&r.advice[3]),
+            Some((MapKind::Ringbuf, UpdateMode::NoWakeup))
+        );
+        assert_eq!(
+            r.advice[3].next.as_ref().map(|n| n.first.update),
+            Some(UpdateMode::BatchWakeup)
+        );
+        let text = render_terminal(&r);
+        assert!(
+            text.contains(&gives_up(MapKind::Ringbuf, UpdateMode::NoWakeup)),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_cheapest_read_is_ranked_by_read_time_alone() {
         let read = |map, update, us: f64| Row {
             read_us_median: Some(us),
@@ -474,8 +550,12 @@ mod tests {
         for markup in ["#", "**", "`"] {
             assert!(!text.contains(markup), "{markup} in {text}");
         }
+        // One line for the strategy's backends, the escaped name among them.
         assert!(
-            text.contains("- evil\\x1b[2J tp_sys_enter_execve array/atomic"),
+            text.contains(
+                "- libbpf tp_sys_enter_execve array/atomic, evil\\x1b[2J tp_sys_enter_execve \
+                 array/atomic: "
+            ),
             "{text}"
         );
         assert!(

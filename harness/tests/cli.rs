@@ -9,6 +9,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use bpfstorm::backends::BackendName;
+use bpfstorm::export::csv::SCHEMA_VERSION;
 use bpfstorm::export::read::newest_run;
 use bpfstorm::leaks;
 use bpfstorm::storm::Target;
@@ -150,7 +151,7 @@ fn documented_columns() -> Vec<String> {
     let readme =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
     let section = readme
-        .split("## The CSV (schema v4)")
+        .split(&format!("## The CSV (schema v{SCHEMA_VERSION})"))
         .nth(1)
         .expect("README has the CSV section");
     section
@@ -245,7 +246,9 @@ fn small_run_writes_an_exact_csv_in_the_documented_schema() {
         "every cell, then every cell again"
     );
     for row in &rows {
-        assert_eq!(&row[col("schema_version")], "4");
+        assert_eq!(&row[col("schema_version")], SCHEMA_VERSION.to_string());
+        // Counters in a map: no reader to wake.
+        assert_eq!(&row[col("wakeup")], "");
         assert_eq!(&row[col("method")], "storm");
         assert_eq!(&row[col("timing")], "native");
         assert_eq!(&row[col("status")], "ok");
@@ -297,6 +300,8 @@ fn hot_cells_count_exactly_and_report_their_precision() {
     for r in &rows {
         assert_eq!(r.method, bpfstorm::hot::Method::Hot);
         assert_eq!(r.status, bpfstorm::export::csv::Status::Ok, "{}", r.error);
+        assert_eq!(r.schema_version, SCHEMA_VERSION);
+        assert_eq!(r.wakeup, "", "counters in a map wake no reader");
         assert!(
             r.counted.unwrap() > 10_000,
             "a hot cell fires many events: {r:?}"

@@ -17,7 +17,7 @@ use bpfstorm::hot::Method;
 use bpfstorm::output::summary;
 use bpfstorm::recommend;
 use bpfstorm::semantics::{self, SemanticsRow};
-use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
+use bpfstorm_common::{AttachPoint, MapKind, UpdateMode, Wakeup};
 
 /// A real run CSV shipped with the repository (the committed baseline).
 fn baseline_bytes() -> Vec<u8> {
@@ -633,6 +633,10 @@ fn no_input_panics_hangs_or_grows_without_bound() {
     )
     .unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // The v5 fixture (a `wakeup` column, buffers), damaged on a stream of its
+    // own so the baseline's rounds stay as they were.
+    let v5 = fs::read(fixture("run-schema-v5.csv")).unwrap();
+    let mut v5_rng = Rng(0x2545_f491_4f6c_dd1d);
     let (mut accepted, mut refused) = (0, 0);
     for round in 0..600 {
         let bytes = if round % 10 == 0 {
@@ -678,6 +682,21 @@ fn no_input_panics_hangs_or_grows_without_bound() {
         if let Ok(rows) = parse_rows::<SemanticsRow>(Path::new("s.csv"), &damaged) {
             let md = semantics::render_kernels(&rows);
             assert!(!outside_code(&md).contains("<script>"), "{md}");
+        }
+        match parse(&mutate(&mut v5_rng, &v5)) {
+            Ok(rows) => {
+                for r in &rows {
+                    let derived =
+                        Wakeup::of(r.map, r.update).map_or_else(String::new, |w| w.name());
+                    assert_eq!(r.wakeup, derived, "{}/{}", r.map, r.update);
+                }
+                render_all(&rows, &base);
+            }
+            Err(e) => {
+                let text = e.to_string();
+                assert!(text.len() < 2048, "errors stay short: {text}");
+                assert!(!text.contains('\x1b') && !text.contains('\n'), "{text}");
+            }
         }
     }
     assert!(
@@ -789,10 +808,77 @@ const V4_END_COLUMNS: [&str; 14] = [
     "filter_cost_ns_ci95_hi",
 ];
 
-/// The header line of the current schema, as the v4 fixture has it.
-fn v4_header() -> String {
-    let text = fs::read_to_string(fixture("run-schema-v4.csv")).unwrap();
+/// The header line of a fixture.
+fn header_of(name: &str) -> String {
+    let text = fs::read_to_string(fixture(name)).unwrap();
     text.lines().next().unwrap().to_string()
+}
+
+/// The header line of the current schema (v5), as the v5 fixture has it.
+fn current_header() -> String {
+    header_of("run-schema-v5.csv")
+}
+
+/// What the `wakeup` column holds for a strategy, written out here rather
+/// than asked of `Wakeup::of`: empty for a count in a map; for a buffer, when
+/// its update mode wakes the reader.
+fn derived_wakeup(map: &str, update: &str) -> &'static str {
+    match (map, update) {
+        ("ringbuf", "stream" | "output") => "adaptive",
+        ("ringbuf", "no_wakeup") => "poll_1ms",
+        ("ringbuf" | "perf_event_array", "batch_wakeup") => "batch_64",
+        ("perf_event_array", "stream") => "every_record",
+        ("ringbuf" | "perf_event_array", _) => panic!("{map} takes no update `{update}`"),
+        _ => "",
+    }
+}
+
+/// An older run CSV (v1 with `timing` added, v2, v3 or v4) as the current
+/// writer writes its rows: from v4, `method` after `filter` (`storm` in it)
+/// and the v4 columns at the end, empty; from v5, `wakeup` after `update`,
+/// holding what the row's map and update mode decide. Every older field
+/// (`schema_version` included) is kept as it was, in its column.
+fn as_current(bytes: &[u8]) -> String {
+    let mut reader = csv::Reader::from_reader(bytes);
+    let mut header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert!(!header.iter().any(|h| h == "wakeup"), "a header before v5");
+    let before_v4 = !header.iter().any(|h| h == "method");
+    let col = |header: &[String], n: &str| header.iter().position(|h| h == n).unwrap();
+    let (map, update) = (col(&header, "map"), col(&header, "update"));
+    let wakeup = update + 1;
+    header.insert(wakeup, "wakeup".into());
+    let method = col(&header, "filter") + 1;
+    if before_v4 {
+        header.insert(method, "method".into());
+        header.extend(V4_END_COLUMNS.map(String::from));
+    }
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(&header).unwrap();
+    for record in reader.records() {
+        let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
+        let derived = derived_wakeup(&fields[map], &fields[update]);
+        fields.insert(wakeup, derived.into());
+        if before_v4 {
+            fields.insert(method, "storm".into());
+            fields.extend(V4_END_COLUMNS.map(|_| String::new()));
+        }
+        writer.write_record(&fields).unwrap();
+    }
+    String::from_utf8(writer.into_inner().unwrap()).unwrap()
+}
+
+/// Every row holds the wakeup its map and update mode decide.
+fn assert_wakeups_derived(rows: &[Row]) {
+    for r in rows {
+        assert_eq!(
+            r.wakeup,
+            derived_wakeup(r.map.name(), r.update.name()),
+            "{} {}/{}",
+            r.schema_version,
+            r.map,
+            r.update
+        );
+    }
 }
 
 /// `r` with every value v4 added as a file before v4 reads it: a storm,
@@ -818,31 +904,11 @@ fn as_before_v4(r: &Row) -> Row {
     }
 }
 
-/// A v3 run CSV as the v4 writer writes its rows: `method` after `filter`
-/// and `storm` in it, the v4 columns at the end and empty, every v3 field
-/// (`schema_version` included) as it was.
-fn v3_as_v4(bytes: &[u8]) -> String {
-    let mut reader = csv::Reader::from_reader(bytes);
-    let mut header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    assert!(!header.iter().any(|h| h == "method"), "a v3 header");
-    let method = header.iter().position(|h| h == "filter").unwrap() + 1;
-    header.insert(method, "method".into());
-    header.extend(V4_END_COLUMNS.map(String::from));
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(&header).unwrap();
-    for record in reader.records() {
-        let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
-        fields.insert(method, "storm".into());
-        fields.extend(V4_END_COLUMNS.map(|_| String::new()));
-        writer.write_record(&fields).unwrap();
-    }
-    String::from_utf8(writer.into_inner().unwrap()).unwrap()
-}
-
 /// A v3 run (a copy of the v3 baseline, kept as a fixture) reads as storm
-/// rows with the v4 figures empty, and is written back under the v4 header
-/// with every v3 value unchanged, in its column: the version a row says it
-/// was measured under (3) is kept, not rewritten.
+/// rows with the v4 figures empty and each buffer's wakeup filled in from
+/// its update mode, and is written back under the current (v5) header with
+/// every v3 value unchanged, in its column: the version a row says it was
+/// measured under (3) is kept, not rewritten.
 #[test]
 fn a_v3_run_is_written_back_byte_for_byte() {
     let original = fs::read(fixture("run-schema-v3.csv")).unwrap();
@@ -856,11 +922,38 @@ fn a_v3_run_is_written_back_byte_for_byte() {
             "a v3 row reads as a storm, no v4 figures"
         );
     }
+    assert_wakeups_derived(&rows);
+    // Its buffers had their defaults: the ring buffer's adaptive wakeup, the
+    // perf buffer's wakeup on every record.
+    for (map, wakeup) in [
+        (MapKind::Ringbuf, "adaptive"),
+        (MapKind::PerfEventArray, "every_record"),
+    ] {
+        let buffers: Vec<&Row> = rows.iter().filter(|r| r.map == map).collect();
+        assert_eq!(buffers.len(), 9, "{map}");
+        assert!(buffers
+            .iter()
+            .all(|r| r.update == UpdateMode::Stream && r.wakeup == wakeup));
+    }
+    assert!(rows
+        .iter()
+        .filter(|r| !r.map.is_stream())
+        .all(|r| r.wakeup.is_empty()));
+
     let out = String::from_utf8(written(&rows)).unwrap();
-    let expected = v3_as_v4(&original);
-    assert_eq!(expected.lines().next(), Some(v4_header().as_str()));
+    let expected = as_current(&original);
+    assert_eq!(expected.lines().next(), Some(current_header().as_str()));
     assert_eq!(out, expected);
     assert!(out.lines().skip(1).all(|l| l.starts_with("3,")), "{out}");
+    assert!(
+        out.contains(",ringbuf,stream,adaptive,cgroup,storm,"),
+        "{out}"
+    );
+    assert!(
+        out.contains(",perf_event_array,stream,every_record,cgroup,storm,"),
+        "{out}"
+    );
+    assert!(out.contains(",array,atomic,,cgroup,storm,"), "{out}");
     // And what was written reads back to the same rows, and writes the same.
     let again = parse(out.as_bytes()).unwrap();
     assert_eq!(again, rows);
@@ -869,15 +962,20 @@ fn a_v3_run_is_written_back_byte_for_byte() {
 
 /// A v4 run with a hot row (its precision, its throughput interval below
 /// zero at the low end, its rounds, whether the methods agree) and a storm
-/// row reads to those values and is written back byte for byte.
+/// row reads to those values, keeps its version (4), and is written back
+/// under the v5 header: `wakeup` after `update`, empty for these counters,
+/// every v4 value as it was.
 #[test]
-fn a_v4_run_with_hot_and_storm_rows_is_written_back_byte_for_byte() {
+fn a_v4_run_with_hot_and_storm_rows_is_written_back_under_the_v5_header() {
+    assert_eq!(SCHEMA_VERSION, 5);
     let path = fixture("run-schema-v4.csv");
     let original = fs::read(&path).unwrap();
     let rows = read_run(&path).unwrap();
     assert_eq!(rows.len(), 2);
-    assert!(rows.iter().all(|r| r.schema_version == SCHEMA_VERSION));
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert!(rows.iter().all(|r| r.schema_version == 4));
+    assert!(rows
+        .iter()
+        .all(|r| r.map == MapKind::Array && r.wakeup.is_empty()));
 
     let hot = &rows[0];
     assert_eq!(hot.method, Method::Hot);
@@ -919,16 +1017,294 @@ fn a_v4_run_with_hot_and_storm_rows_is_written_back_byte_for_byte() {
     // Same strategy, another method: two cells, not one.
     assert_ne!(hot.key(), storm.key());
 
+    let out = String::from_utf8(written(&rows)).unwrap();
+    let expected = as_current(&original);
+    assert_eq!(expected.lines().next(), Some(current_header().as_str()));
+    assert_eq!(out, expected);
+    assert!(out.lines().skip(1).all(|l| l.starts_with("4,")), "{out}");
+    assert!(out.contains(",array,atomic,,cgroup,hot,"), "{out}");
+    let again = parse(out.as_bytes()).unwrap();
+    assert_eq!(again, rows);
+    assert_eq!(String::from_utf8(written(&again)).unwrap(), out);
+}
+
+/// v4's buffers (`stream`, the only mode a v4 buffer had) read with the
+/// wakeup they had, their version kept, and are written back with it.
+#[test]
+fn v4_buffer_rows_get_the_wakeup_their_update_mode_had() {
+    for (map, wakeup) in [
+        ("ringbuf", "adaptive"),
+        ("perf_event_array", "every_record"),
+    ] {
+        let bytes = fixture_edited("run-schema-v4.csv", |i, f, col| {
+            if i == 1 {
+                f[col("map")] = map.into();
+                f[col("update")] = "stream".into();
+            }
+        });
+        let rows = parse(&bytes).unwrap();
+        assert_eq!(rows[1].map.name(), map);
+        assert_eq!(rows[1].wakeup, wakeup);
+        assert_eq!(rows[1].schema_version, 4);
+        assert_eq!(rows[0].wakeup, "");
+        let out = String::from_utf8(written(&rows)).unwrap();
+        assert_eq!(out, as_current(&bytes));
+        assert!(
+            out.contains(&format!(",{map},stream,{wakeup},cgroup,storm,")),
+            "{out}"
+        );
+        assert_eq!(parse(out.as_bytes()).unwrap(), rows);
+    }
+}
+
+/// The committed baseline (v4) still reads: its 108 rows keep version 4,
+/// its buffers get the wakeup they ran with, and it is written back under the
+/// v5 header with nothing else changed.
+#[test]
+fn the_committed_v4_baseline_reads_with_its_wakeups() {
+    let original = baseline_bytes();
+    let rows = parse(&original).unwrap();
+    assert_eq!(rows.len(), 108);
+    assert!(rows.iter().all(|r| r.schema_version == 4));
+    assert_wakeups_derived(&rows);
+    assert!(rows.iter().any(|r| r.wakeup == "adaptive"));
+    assert!(rows.iter().any(|r| r.wakeup == "every_record"));
+    let out = String::from_utf8(written(&rows)).unwrap();
+    assert_eq!(out, as_current(&original));
+    assert_eq!(parse(out.as_bytes()).unwrap(), rows);
+}
+
+/// The v5 header is v4's with `wakeup` after `update`, and nothing else.
+#[test]
+fn the_v5_header_adds_wakeup_after_update() {
+    let v4 = header_of("run-schema-v4.csv");
+    let v5 = current_header();
+    assert_eq!(v5, v4.replace(",update,filter,", ",update,wakeup,filter,"));
+    assert_ne!(v5, v4);
+    // It is the header the writer writes.
+    let out = String::from_utf8(written(&[Row::default()])).unwrap();
+    assert_eq!(out.lines().next(), Some(v5.as_str()));
+}
+
+/// The `wakeup` column's names are the ones `Wakeup::of` gives for every
+/// strategy the CLI offers.
+#[test]
+fn wakeup_names_follow_map_and_update_mode() {
+    let mut buffers = 0;
+    for &map in MapKind::ALL {
+        for &update in map.valid_updates() {
+            let name = Wakeup::of(map, update).map_or_else(String::new, |w| w.name());
+            assert_eq!(
+                name,
+                derived_wakeup(map.name(), update.name()),
+                "{map}/{update}"
+            );
+            buffers += usize::from(!name.is_empty());
+        }
+    }
+    // ringbuf: stream, output, no_wakeup, batch_wakeup; perf_event_array:
+    // stream, batch_wakeup.
+    assert_eq!(buffers, 6);
+}
+
+/// A v5 run, counters and buffers, hot and storm, is written back byte for
+/// byte: `wakeup` as it was read, the version (5) kept.
+#[test]
+fn a_v5_run_is_written_back_byte_for_byte() {
+    let path = fixture("run-schema-v5.csv");
+    let original = fs::read(&path).unwrap();
+    let rows = read_run(&path).unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r.schema_version == 5));
+    assert_wakeups_derived(&rows);
+    let strategies: Vec<(MapKind, UpdateMode, &str, Method)> = rows
+        .iter()
+        .map(|r| (r.map, r.update, r.wakeup.as_str(), r.method))
+        .collect();
     assert_eq!(
-        String::from_utf8(written(&rows)).unwrap(),
-        String::from_utf8(original).unwrap()
+        strategies,
+        [
+            (MapKind::Array, UpdateMode::Atomic, "", Method::Hot),
+            (MapKind::Array, UpdateMode::Atomic, "", Method::Storm),
+            (
+                MapKind::Ringbuf,
+                UpdateMode::NoWakeup,
+                "poll_1ms",
+                Method::Hot
+            ),
+            (
+                MapKind::PerfEventArray,
+                UpdateMode::BatchWakeup,
+                "batch_64",
+                Method::Storm
+            ),
+        ]
+    );
+    let polled = &rows[2];
+    assert_eq!(polled.counted, Some(100000));
+    assert_eq!(polled.ns_per_event_median, Some(86.6));
+    assert_eq!(polled.precision_reached, Some(0.0371));
+    // Its own cell: another update mode than the other hot row's.
+    assert_ne!(polled.key(), rows[0].key());
+
+    // The counters are the v4 fixture's rows: the same values, `wakeup`
+    // empty.
+    let v4 = read_run(&fixture("run-schema-v4.csv")).unwrap();
+    for (v5, v4) in rows.iter().zip(&v4) {
+        assert_eq!(
+            *v5,
+            Row {
+                schema_version: 5,
+                ..v4.clone()
+            }
+        );
+    }
+
+    let out = String::from_utf8(written(&rows)).unwrap();
+    assert_eq!(out, String::from_utf8(original).unwrap());
+    assert!(
+        out.contains(",ringbuf,no_wakeup,poll_1ms,cgroup,hot,"),
+        "{out}"
+    );
+    assert!(
+        out.contains(",perf_event_array,batch_wakeup,batch_64,cgroup,storm,"),
+        "{out}"
     );
 }
 
-/// The v4 fixture with `edit` applied to each data row (0-based row index,
+/// A v5 row's `wakeup` must be the one its map and update mode decide: any
+/// other, or none on a buffer, is refused naming the column and the line.
+/// Rows of an older version in the file get theirs filled in when empty, and
+/// are held to it when not.
+#[test]
+fn a_v5_wakeup_that_disagrees_with_its_update_mode_is_refused() {
+    assert_eq!(
+        fixture_edited("run-schema-v5.csv", |_, _, _| {}),
+        fs::read(fixture("run-schema-v5.csv")).unwrap()
+    );
+    // (row, column, value, the wakeup it must have)
+    for (row, column, value, must) in [
+        // ringbuf/no_wakeup
+        (2, "wakeup", "adaptive", "poll_1ms"),
+        (2, "wakeup", "", "poll_1ms"),
+        (2, "wakeup", "poll_10ms", "poll_1ms"),
+        (2, "wakeup", "POLL_1MS", "poll_1ms"),
+        (2, "wakeup", "every_record", "poll_1ms"),
+        (2, "update", "stream", "adaptive"),
+        (2, "update", "output", "adaptive"),
+        (2, "update", "batch_wakeup", "batch_64"),
+        // perf_event_array/batch_wakeup
+        (3, "wakeup", "every_record", "batch_64"),
+        (3, "wakeup", "batch_32", "batch_64"),
+        (3, "wakeup", "", "batch_64"),
+        (3, "update", "stream", "every_record"),
+        // counters: a map holds the count, nothing wakes a reader
+        (0, "wakeup", "adaptive", ""),
+        (1, "wakeup", "poll_1ms", ""),
+        (1, "wakeup", " ", ""),
+    ] {
+        let bytes = fixture_edited("run-schema-v5.csv", |i, f, col| {
+            if i == row {
+                f[col(column)] = value.into();
+            }
+        });
+        let err = parse(&bytes).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(&err, ReadError::Invalid { column, line, .. }
+                if column == "wakeup" && *line == row as u64 + 2),
+            "row {row} {column}={value:?}: {err:?}"
+        );
+        assert!(
+            text.contains(&format!("line {}, column `wakeup`", row + 2)),
+            "{text}"
+        );
+        let shown = if column == "wakeup" {
+            value
+        } else {
+            ["", "", "poll_1ms", "batch_64"][row]
+        };
+        assert!(text.contains(&format!("`{shown}`")), "{text}");
+        let says = if must.is_empty() {
+            "must be empty for a count in a map".to_string()
+        } else {
+            format!("its wakeup is `{must}`")
+        };
+        assert!(text.contains(&says), "{text}");
+    }
+
+    // Edits that keep map, update mode and wakeup in step are read.
+    for (row, map, update, wakeup) in [
+        (3, "ringbuf", "batch_wakeup", "batch_64"),
+        (2, "ringbuf", "stream", "adaptive"),
+        (2, "ringbuf", "output", "adaptive"),
+        (3, "perf_event_array", "stream", "every_record"),
+        (2, "percpu_array", "percpu", ""),
+    ] {
+        let bytes = fixture_edited("run-schema-v5.csv", |i, f, col| {
+            if i == row {
+                f[col("map")] = map.into();
+                f[col("update")] = update.into();
+                f[col("wakeup")] = wakeup.into();
+            }
+        });
+        let rows = parse(&bytes).unwrap();
+        assert_eq!(rows[row].wakeup, wakeup, "{map}/{update}");
+    }
+
+    // An older row in a v5 file: an empty wakeup is filled in, its version
+    // kept; one that is there must still be right.
+    for version in ["1", "2", "3", "4"] {
+        let bytes = fixture_edited("run-schema-v5.csv", |i, f, col| {
+            if i == 2 {
+                f[col("schema_version")] = version.into();
+                f[col("wakeup")] = String::new();
+            }
+        });
+        let rows = parse(&bytes).unwrap();
+        assert_eq!(rows[2].schema_version.to_string(), version);
+        assert_eq!(rows[2].wakeup, "poll_1ms");
+        let bytes = fixture_edited("run-schema-v5.csv", |i, f, col| {
+            if i == 2 {
+                f[col("schema_version")] = version.into();
+                f[col("wakeup")] = "adaptive".into();
+            }
+        });
+        let err = parse(&bytes).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Invalid { column, line: 4, .. } if column == "wakeup"),
+            "v{version}: {err:?}"
+        );
+    }
+
+    // A v5 file with no `wakeup` column: its buffers lack what v5 must say.
+    let original = fs::read_to_string(fixture("run-schema-v5.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(original.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let at = header.iter().position(|h| h == "wakeup").unwrap();
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut without = header.clone();
+    without.remove(at);
+    writer.write_record(&without).unwrap();
+    for record in reader.records() {
+        let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
+        fields.remove(at);
+        writer.write_record(&fields).unwrap();
+    }
+    let err = parse(&writer.into_inner().unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, ReadError::Invalid { column, line: 4, .. } if column == "wakeup"),
+        "{err:?}"
+    );
+}
+
+/// A fixture with `edit` applied to each data row (0-based row index,
 /// fields, column by name), written back as CSV.
-fn v4_edited(edit: impl Fn(usize, &mut Vec<String>, &dyn Fn(&str) -> usize)) -> Vec<u8> {
-    let bytes = fs::read(fixture("run-schema-v4.csv")).unwrap();
+fn fixture_edited(
+    name: &str,
+    edit: impl Fn(usize, &mut Vec<String>, &dyn Fn(&str) -> usize),
+) -> Vec<u8> {
+    let bytes = fs::read(fixture(name)).unwrap();
     let mut reader = csv::Reader::from_reader(bytes.as_slice());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     let col = |n: &str| header.iter().position(|h| h == n).unwrap();
@@ -940,6 +1316,11 @@ fn v4_edited(edit: impl Fn(usize, &mut Vec<String>, &dyn Fn(&str) -> usize)) -> 
         writer.write_record(&fields).unwrap();
     }
     writer.into_inner().unwrap()
+}
+
+/// The v4 fixture, edited as [`fixture_edited`] does.
+fn v4_edited(edit: impl Fn(usize, &mut Vec<String>, &dyn Fn(&str) -> usize)) -> Vec<u8> {
+    fixture_edited("run-schema-v4.csv", edit)
 }
 
 #[test]
@@ -1011,20 +1392,35 @@ fn v4_columns_are_checked_and_errors_name_them() {
     assert_eq!(rows[1].throughput_ns_per_event_ci95_lo, Some(-9.5));
     assert!(rows[1].precision_reached.unwrap().is_sign_positive());
 
-    // A file from a later bpfstorm: the version, not a column, is the problem.
+    // Version 5 is this bpfstorm's: a counter row relabelled 5 reads (its
+    // empty `wakeup` is the one an array has).
     let bytes = v4_edited(|i, f, col| {
         if i == 1 {
             f[col("schema_version")] = "5".into();
         }
     });
-    let err = parse(&bytes).unwrap_err();
-    assert!(
-        matches!(&err, ReadError::Version { line: 3, found, .. } if found == "5"),
-        "{err:?}"
+    let rows = parse(&bytes).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.schema_version).collect::<Vec<_>>(),
+        [4, 5]
     );
-    let text = err.to_string();
-    assert!(text.contains("schema version `5`"), "{text}");
-    assert!(text.contains("reads versions 1 to 4 only"), "{text}");
+
+    // A file from a later bpfstorm: the version, not a column, is the problem.
+    for fixture_name in ["run-schema-v4.csv", "run-schema-v5.csv"] {
+        let bytes = fixture_edited(fixture_name, |i, f, col| {
+            if i == 1 {
+                f[col("schema_version")] = "6".into();
+            }
+        });
+        let err = parse(&bytes).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Version { line: 3, found, .. } if found == "6"),
+            "{fixture_name}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("schema version `6`"), "{text}");
+        assert!(text.contains("reads versions 1 to 5 only"), "{text}");
+    }
 }
 
 #[test]
@@ -1067,8 +1463,21 @@ fn v1_and_v2_runs_read_to_the_current_row_and_round_trip() {
     for r in v1.iter().chain(&v2) {
         assert_eq!(*r, as_before_v4(r));
     }
+    // Nor v5's: each buffer's wakeup is the one its update mode had.
+    assert_wakeups_derived(&v1);
+    assert_wakeups_derived(&v2);
+    // v1 has ring and perf buffers, v2 (the kernels run) ring buffers only.
+    for (rows, wakeups) in [
+        (&v1, &["", "adaptive", "every_record"][..]),
+        (&v2, &["", "adaptive"][..]),
+    ] {
+        let mut seen: Vec<&str> = rows.iter().map(|r| r.wakeup.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, wakeups);
+    }
 
-    let header = v4_header();
+    let header = current_header();
     for rows in [v1, v2] {
         let bytes = written(&rows);
         assert_eq!(
@@ -1089,6 +1498,7 @@ fn typed_columns_are_written_as_their_names() {
         attach: AttachPoint::LsmBprmCommittedCreds,
         map: MapKind::PerfEventArray,
         update: UpdateMode::Stream,
+        wakeup: "every_record".into(),
         filter: "cgroup".into(),
         method: Method::Hot,
         methods_agree: Some(false),
@@ -1100,14 +1510,29 @@ fn typed_columns_are_written_as_their_names() {
     };
     let text = String::from_utf8(written(std::slice::from_ref(&row))).unwrap();
     let line = text.lines().nth(1).unwrap();
-    assert!(line.starts_with("4,"), "{line}");
+    assert!(line.starts_with("5,"), "{line}");
     assert!(
-        line.contains(",emulated,,aya,,lsm_bprm_committed_creds,perf_event_array,stream,cgroup,hot,tiny,fork,0,0,0,unsupported,no LSM,"),
+        line.contains(",emulated,,aya,,lsm_bprm_committed_creds,perf_event_array,stream,every_record,cgroup,hot,tiny,fork,0,0,0,unsupported,no LSM,"),
         "{line}"
     );
     // `methods_agree`, then the nine v4 columns after it, empty.
     assert!(line.ends_with(",false,,,,,,,,,"), "{line}");
-    assert_eq!(parse(text.as_bytes()).unwrap(), [row]);
+    assert_eq!(parse(text.as_bytes()).unwrap(), std::slice::from_ref(&row));
+    // A v5 buffer row must say when its reader is woken.
+    let silent = Row {
+        wakeup: String::new(),
+        ..row
+    };
+    let text = String::from_utf8(written(std::slice::from_ref(&silent))).unwrap();
+    assert!(
+        text.contains(",perf_event_array,stream,,cgroup,hot,"),
+        "{text}"
+    );
+    let err = parse(text.as_bytes()).unwrap_err();
+    assert!(
+        matches!(&err, ReadError::Invalid { column, line: 2, .. } if column == "wakeup"),
+        "{err:?}"
+    );
 
     let probe = ProbeRow {
         schema_version: 3,
@@ -1126,4 +1551,26 @@ fn typed_columns_are_written_as_their_names() {
         parse_rows::<ProbeRow>(Path::new("p.csv"), text.as_bytes()).unwrap(),
         [probe]
     );
+}
+
+#[test]
+fn an_update_mode_its_map_does_not_take_is_refused() {
+    for (row, update, map) in [(0, "stream", "array"), (2, "racy", "ringbuf")] {
+        let bytes = fixture_edited("run-schema-v5.csv", |i, f, col| {
+            if i == row {
+                f[col("update")] = update.into();
+                f[col("wakeup")] = String::new();
+            }
+        });
+        let err = parse(&bytes).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Invalid { column, .. } if column == "update"),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("`{update}` is not an update mode of {map}")),
+            "{text}"
+        );
+    }
 }

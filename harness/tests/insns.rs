@@ -3,14 +3,18 @@
 //! strategy; and every strategy gets a program made for it alone (map,
 //! update and filter compiled in), whose size is committed in
 //! `results/xlated-insns.md` and checked here, and which uses no map it
-//! does not need. What a stream dropped is the program's own count.
+//! does not need. What a stream dropped is the program's own count. A
+//! backend whose loader library cannot do what a strategy needs refuses it
+//! before load, typed; the table says `refused` there, and every test that
+//! loads a strategy in every backend checks that refusal instead.
 
 use std::collections::BTreeSet;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use bpfstorm::backends::{self, NAMES};
 use bpfstorm_common::{
-    AttachPoint, Counter, Filter, Introspection, MapKind, ProgInsns, Strategy, UpdateMode,
+    AttachPoint, Counter, CounterError, Filter, Introspection, MapKind, ProgInsns, Strategy,
+    UpdateMode,
 };
 use libbpf_rs::btf::{types, Btf, TypeId};
 use libbpf_rs::libbpf_sys as sys;
@@ -42,18 +46,109 @@ fn open(backend: &str, s: &Strategy) -> Box<dyn Counter> {
         .unwrap_or_else(|e| panic!("{backend} {s}: {e}"))
 }
 
+/// Whether `e` is a backend's own refusal of a strategy: typed as
+/// unsupported, before anything reached the kernel (no errno).
+fn is_refusal(e: &CounterError) -> bool {
+    matches!(e, CounterError::Unsupported { errno: None, .. })
+}
+
+/// Opens `s` in `backend`, or `None` where the backend refuses it: then the
+/// committed table must say `refused` for it, and the refusal must be typed.
+/// A strategy the table does not list must load (the table test reports it
+/// missing).
+fn open_unless_refused(backend: &str, s: &Strategy) -> Option<Box<dyn Counter>> {
+    let (_, rows) = committed();
+    let refused = rows
+        .iter()
+        .find(|r| r.strategy == row_name(s))
+        .is_some_and(|r| r.cell(backend) == Insns::Refused);
+    match backends::by_name(backend).unwrap().open(s) {
+        Ok(_) if refused => panic!("{backend} {s}: loads, but the table says refused"),
+        Ok(counter) => Some(counter),
+        Err(e) if refused => {
+            assert!(is_refusal(&e), "{backend} {s}: not a typed refusal: {e:?}");
+            None
+        }
+        Err(e) => panic!("{backend} {s}: {e}"),
+    }
+}
+
 /// The size of the program `backend` loads for `s`.
 fn insns(backend: &str, s: &Strategy) -> ProgInsns {
     let counter = open(backend, s);
+    program_insns(backend, s, counter.as_ref())
+}
+
+fn program_insns(backend: &str, s: &Strategy, counter: &dyn Counter) -> ProgInsns {
     let insns = Introspection::open(counter.loaded()).and_then(|view| view.prog_insns());
     insns.unwrap_or_else(|e| panic!("{backend} {s}: {e}"))
+}
+
+/// What a backend loads for a strategy, as the table writes it: the
+/// program's `xlated_insns`, or `refused` (typed, before load).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Insns {
+    Xlated(u32),
+    Refused,
+}
+
+impl Insns {
+    /// Measured: the size of `backend`'s program for `s`, or its refusal,
+    /// which must be typed; any other error fails the test.
+    fn of(backend: &str, s: &Strategy) -> Insns {
+        match backends::by_name(backend).unwrap().open(s) {
+            Ok(counter) => Insns::Xlated(program_insns(backend, s, counter.as_ref()).xlated_insns),
+            Err(e) if is_refusal(&e) => {
+                println!("{backend} {s} refused: {e}");
+                Insns::Refused
+            }
+            Err(e) => panic!("{backend} {s}: neither loaded nor refused, typed: {e}"),
+        }
+    }
+
+    fn parse(cell: &str) -> Option<Insns> {
+        match cell {
+            "refused" => Some(Insns::Refused),
+            n => n.parse().ok().map(Insns::Xlated),
+        }
+    }
+
+    fn xlated(self) -> Option<u32> {
+        match self {
+            Insns::Xlated(n) => Some(n),
+            Insns::Refused => None,
+        }
+    }
+
+    /// `aya - c`; `None` (the table's `-`) where either refused.
+    fn minus(self, other: Insns) -> Option<i64> {
+        Some(self.xlated()? as i64 - other.xlated()? as i64)
+    }
+}
+
+impl std::fmt::Display for Insns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Insns::Xlated(n) => write!(f, "{n}"),
+            Insns::Refused => f.write_str("refused"),
+        }
+    }
+}
+
+/// The table's `aya - c`: signed, or `-` where it cannot be computed.
+fn difference(d: Option<i64>) -> String {
+    d.map_or_else(|| "-".to_string(), |d| format!("{d:+}"))
 }
 
 #[test]
 fn every_backend_reports_instruction_counts_for_every_strategy() {
     for s in Strategy::all_for(AttachPoint::TpSysEnterExecve, Filter::Cgroup(1)) {
         for name in NAMES {
-            let insns = insns(name, &s);
+            let Some(counter) = open_unless_refused(name, &s) else {
+                println!("{s:40} {name:7} refused");
+                continue;
+            };
+            let insns = program_insns(name, &s, counter.as_ref());
             println!(
                 "{s:40} {name:7} verified {:3} xlated {:3} jited {:4} B",
                 insns.verified_insns, insns.xlated_insns, insns.jited_bytes
@@ -69,10 +164,22 @@ fn every_backend_reports_instruction_counts_for_every_strategy() {
 #[derive(Debug)]
 struct Row {
     strategy: String,
-    libbpf: u32,
-    c: u32,
-    aya: u32,
-    aya_minus_c: i64,
+    libbpf: Insns,
+    c: Insns,
+    aya: Insns,
+    /// `None` where the table says `-`.
+    aya_minus_c: Option<i64>,
+}
+
+impl Row {
+    fn cell(&self, backend: &str) -> Insns {
+        match backend {
+            "libbpf" => self.libbpf,
+            "c" => self.c,
+            "aya" => self.aya,
+            _ => panic!("results/xlated-insns.md has no column for backend {backend}"),
+        }
+    }
 }
 
 /// The kernel the table was measured on (its `Kernel:` line) and its rows.
@@ -87,17 +194,23 @@ fn committed() -> (String, Vec<Row>) {
         .filter(|l| l.starts_with("| tp_"))
         .map(|l| {
             let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
-            let n = |i: usize| -> i64 {
-                cells[i]
-                    .parse()
-                    .unwrap_or_else(|_| panic!("not a number in column {i}: {l}"))
+            let insns = |i: usize| {
+                Insns::parse(cells[i])
+                    .unwrap_or_else(|| panic!("neither a number nor `refused` in column {i}: {l}"))
+            };
+            let aya_minus_c = match cells[4] {
+                "-" => None,
+                d => Some(
+                    d.parse()
+                        .unwrap_or_else(|_| panic!("neither a number nor `-` in column 4: {l}")),
+                ),
             };
             Row {
                 strategy: cells[0].to_string(),
-                libbpf: n(1) as u32,
-                c: n(2) as u32,
-                aya: n(3) as u32,
-                aya_minus_c: n(4),
+                libbpf: insns(1),
+                c: insns(2),
+                aya: insns(3),
+                aya_minus_c,
             }
         })
         .collect();
@@ -135,16 +248,16 @@ fn xlated_instruction_counts_match_the_committed_table() {
     let same_kernel = major_minor(&kernel) == major_minor(&here);
     let mut measured = Vec::new();
     for s in table_strategies() {
-        let xlated = |backend: &str| insns(backend, &s).xlated_insns;
-        let (libbpf, c, aya) = (xlated("libbpf"), xlated("c"), xlated("aya"));
+        let of = |backend: &str| Insns::of(backend, &s);
+        let (libbpf, c, aya) = (of("libbpf"), of("c"), of("aya"));
         measured.push((row_name(&s), libbpf, c, aya));
     }
     // Printed in the table's own format, to paste after a deliberate change.
     println!("| strategy | libbpf | c | aya | aya - c |");
     for (name, libbpf, c, aya) in &measured {
         println!(
-            "| {name} | {libbpf} | {c} | {aya} | {:+} |",
-            *aya as i64 - *c as i64
+            "| {name} | {libbpf} | {c} | {aya} | {} |",
+            difference(aya.minus(*c))
         );
     }
 
@@ -157,21 +270,42 @@ fn xlated_instruction_counts_match_the_committed_table() {
     for (name, libbpf, c, aya) in &measured {
         let row = rows.iter().find(|r| &r.strategy == name).unwrap();
         // One object, one program per strategy: libbpf and c load the very
-        // same instructions.
-        assert_eq!(libbpf, c, "{name}: libbpf and c differ");
-        assert_eq!(row.libbpf, row.c, "{name}: the table's libbpf and c differ");
+        // same instructions, where both load it.
+        if let (Insns::Xlated(l), Insns::Xlated(c)) = (libbpf, c) {
+            assert_eq!(l, c, "{name}: libbpf and c differ");
+        }
+        if let (Insns::Xlated(l), Insns::Xlated(c)) = (row.libbpf, row.c) {
+            assert_eq!(l, c, "{name}: the table's libbpf and c differ");
+        }
         assert_eq!(
-            row.aya as i64 - row.c as i64,
+            row.aya.minus(row.c),
             row.aya_minus_c,
-            "{name}: the table's aya - c is not its aya minus its c"
+            "{name}: the table's aya - c is not its aya minus its c (`-` where one refused)"
         );
         assert_eq!(
-            *aya as i64 - *c as i64,
+            aya.minus(*c),
             row.aya_minus_c,
             "{name}: aya's difference to c changed"
         );
+        // What a backend refuses is its loader library's doing, not the
+        // kernel's: the same on every kernel.
+        for (backend, now, listed) in [
+            ("libbpf", libbpf, row.libbpf),
+            ("c", c, row.c),
+            ("aya", aya, row.aya),
+        ] {
+            assert_eq!(
+                *now == Insns::Refused,
+                listed == Insns::Refused,
+                "{name}: {backend} gives {now}, the table says {listed}"
+            );
+        }
         if same_kernel {
-            assert_eq!((*libbpf, *aya), (row.libbpf, row.aya), "{name} on {here}");
+            assert_eq!(
+                (*libbpf, *c, *aya),
+                (row.libbpf, row.c, row.aya),
+                "{name} on {here}"
+            );
         }
     }
     if !same_kernel {
@@ -294,7 +428,9 @@ fn maps_needed(s: &Strategy) -> BTreeSet<String> {
 fn each_strategy_loads_a_program_of_its_own_that_uses_only_what_it_needs() {
     for name in NAMES {
         for s in table_strategies() {
-            let counter = open(name, &s);
+            let Some(counter) = open_unless_refused(name, &s) else {
+                continue;
+            };
             let ids = &counter.loaded().progs;
             assert_eq!(ids.len(), 1, "{name} {s}: {ids:?}");
             let (info, _, func) = xlated(ids[0]);
@@ -310,21 +446,26 @@ fn each_strategy_loads_a_program_of_its_own_that_uses_only_what_it_needs() {
 }
 
 /// `dropped` is the program's own count of what the buffer could not take
-/// (its `.bss` global), in every backend; perf's lost records are a
-/// separate column. The counter is set from outside, as the program
-/// would, and read back.
+/// (its `.bss` global), in every backend and update mode; perf's lost
+/// records are a separate column. The counter is set from outside, as the
+/// program would, and read back.
 #[test]
 fn every_backend_reports_the_programs_own_dropped_counter() {
     for name in NAMES {
-        for map in [MapKind::Ringbuf, MapKind::PerfEventArray] {
+        for (map, &update) in [MapKind::Ringbuf, MapKind::PerfEventArray]
+            .into_iter()
+            .flat_map(|map| map.valid_updates().iter().map(move |u| (map, u)))
+        {
             let s = Strategy::new(
                 AttachPoint::TpSysEnterExecve,
                 map,
-                UpdateMode::Stream,
+                update,
                 Filter::Cgroup(u64::MAX - 1),
             )
             .unwrap();
-            let mut counter = open(name, &s);
+            let Some(mut counter) = open_unless_refused(name, &s) else {
+                continue;
+            };
             let (bss, _) = maps_used(counter.loaded().progs[0])
                 .into_iter()
                 .find(|m| m.1 == ".bss")

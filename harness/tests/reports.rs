@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use bpfstorm::export::csv::Timing;
+use bpfstorm::export::csv::{Timing, SCHEMA_VERSION};
 use bpfstorm::export::read::{newest_run, parse_run, read_run, ReadError};
 use common::{bpfstorm, text};
 
@@ -345,10 +345,17 @@ fn export_markdown_replaces_a_symlink_and_never_writes_through_it() {
 
 #[test]
 fn bad_files_get_errors_that_say_what_is_wrong() {
-    let wrong_version = variant("v5", |_, f, col| f[col("schema_version")] = "5".into());
+    let wrong_version = variant("v6", |_, f, col| f[col("schema_version")] = "6".into());
     let err = read_run(&wrong_version).unwrap_err().to_string();
     assert!(
-        err.contains("schema version `5`") && err.contains("reads versions 1 to 4 only"),
+        err.contains("schema version `6`") && err.contains("reads versions 1 to 5 only"),
+        "{err}"
+    );
+    // A counter that says a reader is woken: the wakeup is the update mode's.
+    let woken = variant("woken", |_, f, col| f[col("wakeup")] = "adaptive".into());
+    let err = read_run(&woken).unwrap_err().to_string();
+    assert!(
+        err.contains("line 2, column `wakeup`") && err.contains("`adaptive`"),
         "{err}"
     );
 
@@ -410,7 +417,9 @@ fn damaged_csvs_never_panic_the_reader() {
             }
         }
         if let Ok(rows) = parse_run(Path::new("damaged.csv"), &bytes) {
-            assert!(rows.iter().all(|r| (1..=4).contains(&r.schema_version)));
+            assert!(rows
+                .iter()
+                .all(|r| (1..=SCHEMA_VERSION).contains(&r.schema_version)));
         }
     }
 }

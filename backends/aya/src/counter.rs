@@ -8,6 +8,7 @@ use aya::programs::{
 };
 use aya::{Btf, Ebpf, EbpfLoader};
 use bpfstorm_common::count::{ensure_slots_fit, Tally, TallyCounter};
+use bpfstorm_common::stream;
 use bpfstorm_common::{
     fdinfo, tracefs, AttachPoint, CounterError, LoadTimings, Loaded, Op, Strategy,
 };
@@ -181,6 +182,11 @@ pub fn open(strategy: &Strategy) -> Result<AyaCounter, CounterError> {
     let name = name.as_str();
     tracefs::ensure_mounted()?;
     ensure_slots_fit(strategy.map())?;
+    stream::refuse_batched_perf(
+        strategy,
+        "wakeup_events, which aya 0.14's PerfEventArray::open cannot set (it opens every perf \
+         buffer with WakeupPolicy::Events(1))",
+    )?;
 
     let started = Instant::now();
     // EbpfLoader::new() parses the kernel's BTF for CO-RE (libbpf does
@@ -229,10 +235,10 @@ pub fn open(strategy: &Strategy) -> Result<AyaCounter, CounterError> {
         find_map(&ebpf, ".bss")?,
     );
     let ids = Loaded::of_fds([prog_fd.as_fd()], [map, find_map(&ebpf, ".rodata")?, bss])?;
-    let tally = if kind.is_stream() {
+    let tally = if let Some(wakeup) = strategy.wakeup() {
         let bss = bss.try_clone_to_owned()?;
         let map = ebpf.take_map(kind.name()).expect("found above");
-        Tally::stream(AyaBuffer::open(kind, map)?, bss.as_fd())?
+        Tally::stream(AyaBuffer::open(kind, map)?, wakeup, bss.as_fd())?
     } else {
         Tally::map(map, kind)?
     };

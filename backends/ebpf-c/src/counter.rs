@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use bpfstorm_common::count::ensure_slots_fit;
 use bpfstorm_common::{
-    tracefs, Counter, CounterError, LoadTimings, Loaded, Op, Reading, Slots, Strategy,
+    tracefs, Counter, CounterError, LoadTimings, Loaded, Op, Reading, Slots, Strategy, Wakeup,
+    POLL_INTERVAL,
 };
 
 use crate::ffi::{self, Failure};
@@ -18,6 +19,8 @@ struct AbiStrategy {
     map: CString,
     slot_stride: u32,
     value_size: u32,
+    wakeup_events: u32,
+    poll_ms: i32,
     filter_cgroup_id: u64,
 }
 
@@ -34,6 +37,14 @@ impl AbiStrategy {
             map: name(&strategy.map().object_name()),
             slot_stride: slot_stride as u32,
             value_size: value_size as u32,
+            wakeup_events: match strategy.wakeup() {
+                Some(Wakeup::Batch(n)) => n,
+                _ => 1,
+            },
+            poll_ms: match strategy.wakeup() {
+                Some(Wakeup::Poll) => POLL_INTERVAL.as_millis() as i32,
+                _ => -1,
+            },
             filter_cgroup_id: strategy.filter().cgroup_id().unwrap_or(0),
         }
     }
@@ -45,6 +56,8 @@ impl AbiStrategy {
             map: self.map.as_ptr(),
             slot_stride: self.slot_stride,
             value_size: self.value_size,
+            wakeup_events: self.wakeup_events,
+            poll_ms: self.poll_ms,
             filter_cgroup_id: self.filter_cgroup_id,
         }
     }

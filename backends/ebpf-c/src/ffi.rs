@@ -10,6 +10,8 @@ pub struct Strategy {
     pub map: *const c_char,
     pub slot_stride: u32,
     pub value_size: u32,
+    pub wakeup_events: u32,
+    pub poll_ms: i32,
     pub filter_cgroup_id: u64,
 }
 

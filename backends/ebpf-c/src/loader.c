@@ -188,6 +188,8 @@ struct stream {
 	int epfd;
 	/* eventfd that tells the poller to stop */
 	int doorbell;
+	/* epoll_wait's timeout: -1, or a poll interval for a reader never woken */
+	int poll_ms;
 	pthread_t thread;
 	bool running;
 };
@@ -197,6 +199,8 @@ struct bpfstorm_c {
 	struct bpf_program *prog;
 	struct bpf_map *map;
 	struct bpf_link *link;
+	/* Perf buffer: records per wakeup of its reader. */
+	uint32_t wakeup_events;
 	/* The count's slots, `stride` bytes apart in the map's value: one per
 	 * possible CPU for per-CPU maps, as many as the value holds for a
 	 * global (one, or a cache line per CPU). */
@@ -250,7 +254,7 @@ static void *stream_poll(void *arg)
 	int i, n;
 
 	for (;;) {
-		n = epoll_wait(st->epfd, events, 2, -1);
+		n = epoll_wait(st->epfd, events, 2, st->poll_ms);
 		if (n < 0 && errno != EINTR)
 			return NULL; /* reads still consume for themselves */
 		for (i = 0; i < n; i++)
@@ -379,6 +383,8 @@ int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_
 
 	/* The one run-time value: only `cgroup` programs read it. */
 	c->skel->rodata->filter_cgroup_id = strategy->filter_cgroup_id;
+	c->wakeup_events = strategy->wakeup_events;
+	c->stream.poll_ms = strategy->poll_ms;
 
 	if (is_stream(c->map))
 		goto out; /* counted in user space: no slots */
@@ -441,6 +447,8 @@ int bpfstorm_c_start_stream(struct bpfstorm_c *c, char *err, size_t errlen)
 {
 	struct stream *st = &c->stream;
 	int fd = bpf_map__fd(c->map), buffer_epfd, e = 0;
+	/* sample_period is also the perf event's wakeup_events. */
+	LIBBPF_OPTS(perf_buffer_opts, perf_opts, .sample_period = c->wakeup_events);
 	struct capture cap;
 	sigset_t all, old;
 
@@ -452,7 +460,8 @@ int bpfstorm_c_start_stream(struct bpfstorm_c *c, char *err, size_t errlen)
 			e = -errno;
 		break;
 	case BPF_MAP_TYPE_PERF_EVENT_ARRAY:
-		st->perf = perf_buffer__new(fd, PERF_PAGES, on_perf_sample, on_perf_lost, st, NULL);
+		st->perf = perf_buffer__new(fd, PERF_PAGES, on_perf_sample, on_perf_lost, st,
+					    &perf_opts);
 		if (!st->perf)
 			e = -errno;
 		break;

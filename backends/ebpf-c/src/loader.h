@@ -20,6 +20,8 @@ struct bpfstorm_c_strategy {
 	const char *map;	   /* map name, e.g. "array", or ".data.global" */
 	uint32_t slot_stride;	   /* bytes from one slot of the count to the next */
 	uint32_t value_size;	   /* the map's value size that holds them */
+	uint32_t wakeup_events;	   /* perf buffer: records per wakeup of its reader */
+	int32_t poll_ms;	   /* buffers: -1 to wait for wakeups, else poll this often */
 	uint64_t filter_cgroup_id; /* for `cgroup` programs: the cgroup v2 id */
 };
 

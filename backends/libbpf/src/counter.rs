@@ -4,6 +4,7 @@ use std::ptr::NonNull;
 use std::time::Instant;
 
 use bpfstorm_common::count::{ensure_slots_fit, Tally, TallyCounter};
+use bpfstorm_common::stream;
 use bpfstorm_common::{btf, tracefs, CounterError, LoadTimings, Loaded, MapKind, Op, Strategy};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, Map, MapCore, MapHandle, OpenObject, ProgramMut};
@@ -100,6 +101,11 @@ pub fn open(strategy: &Strategy) -> Result<LibbpfCounter, CounterError> {
     let name = strategy.program_name();
     tracefs::ensure_mounted()?;
     ensure_slots_fit(strategy.map())?;
+    stream::refuse_batched_perf(
+        strategy,
+        "wakeup_events, which libbpf-rs 0.27's PerfBufferBuilder cannot set (libbpf's \
+         perf_buffer_opts.sample_period)",
+    )?;
     errors::start_capture();
     let mut storage = ObjectStorage::new();
 
@@ -138,11 +144,12 @@ pub fn open(strategy: &Strategy) -> Result<LibbpfCounter, CounterError> {
         [prog.as_fd()],
         [map.as_fd(), maps.rodata.as_fd(), maps.bss.as_fd()],
     )?;
-    let tally = if strategy.map().is_stream() {
+    let tally = if let Some(wakeup) = strategy.wakeup() {
         let handle =
             MapHandle::try_from(&map).map_err(|e| errors::map("dup of the buffer map fd", &e))?;
         Tally::stream(
             LibbpfBuffer::open(strategy.map(), handle)?,
+            wakeup,
             maps.bss.as_fd(),
         )?
     } else {

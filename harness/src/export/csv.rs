@@ -1,4 +1,4 @@
-//! The run CSV, schema v4: one row per cell, columns documented in the
+//! The run CSV, schema v5: one row per cell, columns documented in the
 //! README. The file is rewritten (write, then rename) after every cell, so a
 //! later failure or Ctrl-C loses nothing measured and never leaves it
 //! half-written.
@@ -6,7 +6,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use bpfstorm_common::{AttachPoint, LoadTimings, MapKind, ProgInsns, ProgStats, UpdateMode};
+use bpfstorm_common::{
+    AttachPoint, LoadTimings, MapKind, ProgInsns, ProgStats, UpdateMode, Wakeup,
+};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -17,7 +19,7 @@ use crate::sample::Estimate;
 use crate::secure_fs::{Dir, FsError};
 use crate::storm::StormSpec;
 
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Debug, Error)]
 pub enum CsvError {
@@ -148,6 +150,12 @@ pub struct Row {
     pub map: MapKind,
     #[serde(with = "named")]
     pub update: UpdateMode,
+    /// Buffers only (v5): when the program wakes the reader (`adaptive`,
+    /// `every_record`, `batch_<n>`, `poll_<ms>ms`), which the update mode
+    /// decides; empty for counts in a map. Filled in on reading older
+    /// files, whose buffers had their default.
+    #[serde(default)]
+    pub wakeup: String,
     pub filter: String,
     /// `hot` or `storm` (v4; earlier files hold storms only).
     #[serde(default)]
@@ -373,6 +381,7 @@ impl Row {
             attach: id.attach,
             map: id.map,
             update: id.update,
+            wakeup: Wakeup::of(id.map, id.update).map_or_else(String::new, |w| w.name()),
             filter: id.filter.to_string(),
             method: id.method,
             target: id.spec.target.to_string(),

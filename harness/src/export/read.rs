@@ -16,7 +16,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
+use bpfstorm_common::{AttachPoint, MapKind, UpdateMode, Wakeup};
 use serde::de::value::{Error as ValueError, StrDeserializer};
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use thiserror::Error;
@@ -271,6 +271,41 @@ impl Checked for Row {
     fn check(&mut self) -> Result<(), Invalid> {
         check_cell(self.schema_version, &self.backend)?;
         one_of("filter", &self.filter, FILTERS)?;
+        if !self.map.valid_updates().contains(&self.update) {
+            return Err(Invalid {
+                column: "update",
+                message: format!(
+                    "`{}` is not an update mode of {}, which takes: {}",
+                    self.update,
+                    self.map,
+                    names(self.map.valid_updates(), UpdateMode::name).join(", ")
+                ),
+            });
+        }
+        // The update mode decides the wakeup; files before v5 left it out.
+        let wakeup = Wakeup::of(self.map, self.update).map_or_else(String::new, |w| w.name());
+        if self.schema_version < 5 && self.wakeup.is_empty() {
+            self.wakeup = wakeup;
+        } else if self.wakeup != wakeup {
+            return Err(Invalid {
+                column: "wakeup",
+                message: if wakeup.is_empty() {
+                    format!(
+                        "`{}` on {}/{}: must be empty for a count in a map",
+                        quoted(&self.wakeup),
+                        self.map,
+                        self.update
+                    )
+                } else {
+                    format!(
+                        "`{}` on {}/{}: its wakeup is `{wakeup}`",
+                        quoted(&self.wakeup),
+                        self.map,
+                        self.update
+                    )
+                },
+            });
+        }
         one_of("target", &self.target, &names(&Target::ALL, Target::name))?;
         one_of(
             "spawn",

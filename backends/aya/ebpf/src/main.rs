@@ -22,7 +22,10 @@
 use core::ffi::c_void;
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 
-use aya_ebpf::bindings::{BPF_F_CURRENT_CPU, BPF_NOEXIST};
+use aya_ebpf::bindings::{
+    BPF_F_CURRENT_CPU, BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
+    BPF_RINGBUF_HDR_SZ,
+};
 use aya_ebpf::helpers::{
     bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
     bpf_perf_event_output,
@@ -38,14 +41,15 @@ use aya_ebpf::Global;
 include!("../../../../common/src/abi.rs");
 
 /// Map kinds and update modes as `map::array`, `update::atomic`..., and
-/// the sizes of the ring buffer, the LRU maps and the per-CPU global's
-/// slots, from `storm_abi!`.
+/// the sizes of the ring buffer, the LRU maps, a wakeup batch and the
+/// per-CPU global's slots, from `storm_abi!`.
 macro_rules! rust_consts {
     (
         map { $($map:ident = $map_value:literal $_map:tt)+ }
         update { $($update:ident = $update_value:literal $_update:tt)+ }
         ringbuf_bytes = $bytes:expr;
         lru_entries = $lru_entries:expr;
+        wakeup_batch = $batch:expr;
         global_slot_bytes = $slot_bytes:expr;
         global_percpu_slots = $slots:expr;
     ) => {
@@ -57,6 +61,7 @@ macro_rules! rust_consts {
         }
         const STORM_RINGBUF_BYTES: u32 = $bytes;
         const STORM_LRU_ENTRIES: u32 = $lru_entries;
+        const STORM_WAKEUP_BATCH: u64 = $batch;
         const STORM_GLOBAL_PERCPU_SLOTS: usize = $slots;
         /// One CPU's slot of `global_percpu`: a cache line, so CPUs never share one.
         #[repr(C, align($slot_bytes))]
@@ -170,6 +175,29 @@ macro_rules! bump_hash {
     }};
 }
 
+/// Unread bytes of the ring at which a `batch_wakeup` program wakes the
+/// reader: a batch of records, each with the ring's 8-byte header.
+const WAKEUP_BYTES: u64 =
+    STORM_WAKEUP_BATCH * (size_of::<StormEvent>() as u64 + BPF_RINGBUF_HDR_SZ as u64);
+
+/// The wakeup flag a ring buffer record is submitted with: none for
+/// `stream` (the kernel wakes a reader that has caught up), never for
+/// `no_wakeup`, once a batch waits for `batch_wakeup`.
+#[inline(always)]
+fn ringbuf_wakeup<const UPDATE: u32>() -> u64 {
+    if UPDATE == update::no_wakeup {
+        u64::from(BPF_RB_NO_WAKEUP)
+    } else if UPDATE == update::batch_wakeup {
+        if RINGBUF.query(u64::from(BPF_RB_AVAIL_DATA)) >= WAKEUP_BYTES {
+            u64::from(BPF_RB_FORCE_WAKEUP)
+        } else {
+            u64::from(BPF_RB_NO_WAKEUP)
+        }
+    } else {
+        0
+    }
+}
+
 #[inline(always)]
 fn event() -> StormEvent {
     // SAFETY: plain helpers without arguments.
@@ -212,13 +240,20 @@ unsafe fn count<const MAP: u32, const UPDATE: u32, const BY_CGROUP: bool>(ctx: *
                 bump::<UPDATE>(&raw mut global_percpu[cpu].count);
             }
         }
+        map::ringbuf if UPDATE == update::output => {
+            // The record built on the stack and copied in.
+            if RINGBUF.output::<StormEvent>(event(), 0).is_err() {
+                atomic_inc(&raw mut dropped);
+            }
+        }
         map::ringbuf => match RINGBUF.reserve::<StormEvent>(0) {
             Some(mut entry) => {
                 entry.write(event());
-                entry.submit(0);
+                entry.submit(ringbuf_wakeup::<UPDATE>());
             }
             None => atomic_inc(&raw mut dropped),
         },
+        // `batch_wakeup` differs only in how the loader opens the buffer.
         map::perf_event_array => {
             let e = event();
             // aya-ebpf's PerfEventArray::output drops the helper's result;
@@ -279,8 +314,16 @@ macro_rules! for_each_strategy {
         $prog!($($args)*, percpu_hash, percpu, cgroup);
         $prog!($($args)*, ringbuf, stream, all);
         $prog!($($args)*, ringbuf, stream, cgroup);
+        $prog!($($args)*, ringbuf, output, all);
+        $prog!($($args)*, ringbuf, output, cgroup);
+        $prog!($($args)*, ringbuf, no_wakeup, all);
+        $prog!($($args)*, ringbuf, no_wakeup, cgroup);
+        $prog!($($args)*, ringbuf, batch_wakeup, all);
+        $prog!($($args)*, ringbuf, batch_wakeup, cgroup);
         $prog!($($args)*, perf_event_array, stream, all);
         $prog!($($args)*, perf_event_array, stream, cgroup);
+        $prog!($($args)*, perf_event_array, batch_wakeup, all);
+        $prog!($($args)*, perf_event_array, batch_wakeup, cgroup);
         $prog!($($args)*, lru_hash, atomic, all);
         $prog!($($args)*, lru_hash, atomic, cgroup);
         $prog!($($args)*, lru_hash, racy, all);
