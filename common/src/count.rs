@@ -7,11 +7,13 @@
 //! the same shape as another's needs no code here.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
 
 use crate::stream::{Buffer, Stream};
 use crate::{
-    sys, Counter, CounterError, LoadTimings, Loaded, MapKind, Reading, Slots, Strategy, Wakeup,
+    sys, Counter, CounterError, LoadTimings, Loaded, MapKind, ReadPath, Reading, Slots, Strategy,
+    Wakeup,
 };
 
 const KEY: [u8; 4] = 0u32.to_ne_bytes();
@@ -51,6 +53,9 @@ fn slots_fit(kind: MapKind, slots: usize, cpus: usize) -> Result<(), CounterErro
     })
 }
 
+/// `BPF_F_MMAPABLE`: the map's values can be mapped into user space.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+
 /// A map that holds a count at key 0 (a u32): ARRAY, HASH, their LRU and
 /// per-CPU kinds, a global's own `.data.*` section, or the object's `.bss`
 /// when it holds only a u64.
@@ -61,11 +66,70 @@ pub struct CountMap {
     /// Slots summed, and the bytes from one to the next.
     slots: usize,
     stride: usize,
+    /// The value mapped into memory, for [`ReadPath::Mmap`].
+    mapped: Option<Mapping>,
+}
+
+/// An array map's values mapped read-only into this process.
+struct Mapping {
+    at: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory, only read (volatile) through
+// `&self`; nothing ties it to the thread that made it.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    fn new(map: BorrowedFd<'_>, bytes: usize) -> Result<Mapping, CounterError> {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let len = bytes.div_ceil(page) * page;
+        // SAFETY: a fresh shared read-only mapping of the map's values, which
+        // the kernel keeps valid until munmap, even after the fd closes.
+        let at = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                map.as_raw_fd(),
+                0,
+            )
+        };
+        if at == libc::MAP_FAILED {
+            return Err(failed("mmap of the count's map")(io::Error::last_os_error()));
+        }
+        Ok(Mapping {
+            at: NonNull::new(at.cast()).expect("mmap succeeded"),
+            len,
+        })
+    }
+
+    /// The u64 at byte `at` (8-aligned, inside the mapping), as the
+    /// program last wrote it.
+    fn slot(&self, at: usize) -> u64 {
+        assert!(at + SLOT <= self.len && at % SLOT == 0);
+        // SAFETY: in bounds and aligned (checked above, the mapping is
+        // page-aligned); volatile, as BPF programs write it concurrently.
+        unsafe { self.at.as_ptr().add(at).cast::<u64>().read_volatile() }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `new` mapped, once.
+        unsafe { libc::munmap(self.at.as_ptr().cast(), self.len) };
+    }
 }
 
 impl CountMap {
-    /// The count of `kind` in `map`.
-    pub fn open(map: BorrowedFd<'_>, kind: MapKind) -> Result<CountMap, CounterError> {
+    /// The count of `kind` in `map`, read through `read`.
+    pub fn open(
+        map: BorrowedFd<'_>,
+        kind: MapKind,
+        read: ReadPath,
+    ) -> Result<CountMap, CounterError> {
         let info = sys::map_info(map)?;
         let refuse = |message: String| CounterError::Backend {
             backend: "common",
@@ -95,16 +159,29 @@ impl CountMap {
                 info.key_size, info.value_size
             )));
         }
+        let mapped = match read {
+            ReadPath::Syscall => None,
+            ReadPath::Mmap if info.map_flags & BPF_F_MMAPABLE == 0 => {
+                return Err(refuse(format!(
+                    "the {kind} map was created without BPF_F_MMAPABLE: it cannot be read by mmap"
+                )))
+            }
+            ReadPath::Mmap => Some(Mapping::new(map, value_bytes)?),
+        };
         Ok(CountMap {
             fd: map.try_clone_to_owned()?,
             value_bytes,
             slots,
             stride,
+            mapped,
         })
     }
 
     /// The count, summed over its slots; 0 where a hash has no entry yet.
     pub fn read(&self) -> Result<u64, CounterError> {
+        if let Some(mapped) = &self.mapped {
+            return Ok((0..self.slots).map(|i| mapped.slot(i * self.stride)).sum());
+        }
         let mut value = vec![0u8; self.value_bytes];
         let found = sys::lookup(self.fd.as_fd(), &KEY, &mut value).map_err(failed("map lookup"))?;
         Ok(if found {
@@ -140,9 +217,13 @@ pub enum Tally<B: Buffer> {
 }
 
 impl<B: Buffer> Tally<B> {
-    /// The count of `kind` in `map`.
-    pub fn map(map: BorrowedFd<'_>, kind: MapKind) -> Result<Tally<B>, CounterError> {
-        Ok(Tally::Map(CountMap::open(map, kind)?))
+    /// The count of `kind` in `map`, read through `read`.
+    pub fn map(
+        map: BorrowedFd<'_>,
+        kind: MapKind,
+        read: ReadPath,
+    ) -> Result<Tally<B>, CounterError> {
+        Ok(Tally::Map(CountMap::open(map, kind, read)?))
     }
 
     /// Starts counting `buffer`, whose reader the program wakes as
@@ -154,7 +235,7 @@ impl<B: Buffer> Tally<B> {
     ) -> Result<Tally<B>, CounterError> {
         Ok(Tally::Stream {
             // `dropped` is the only variable in `.bss`: an array's u64.
-            dropped: CountMap::open(bss, MapKind::Array)?,
+            dropped: CountMap::open(bss, MapKind::Array, ReadPath::Syscall)?,
             records: Stream::start(buffer, wakeup)?,
         })
     }
@@ -322,7 +403,8 @@ mod tests {
                     _ => (1, SLOT, SLOT),
                 };
                 let fd = create(*kind, 4, value_size as u32, 1);
-                let mut tally = Tally::<NoBuffer>::map(fd.as_fd(), *kind).unwrap();
+                let mut tally =
+                    Tally::<NoBuffer>::map(fd.as_fd(), *kind, ReadPath::Syscall).unwrap();
                 assert_eq!(tally.read().unwrap(), Reading::default(), "{kind}");
                 // Each slot's u64 first, then bytes the read must skip.
                 let value: Vec<u8> = (0..slots as u64)
@@ -342,19 +424,19 @@ mod tests {
         #[test]
         fn maps_that_hold_no_u64_count_are_refused() {
             let wide = create(MapKind::Array, 4, 16, 1);
-            assert!(CountMap::open(wide.as_fd(), MapKind::Array).is_err());
+            assert!(CountMap::open(wide.as_fd(), MapKind::Array, ReadPath::Syscall).is_err());
             let ring = create(MapKind::Ringbuf, 0, 0, 4096);
-            assert!(CountMap::open(ring.as_fd(), MapKind::Ringbuf).is_err());
+            assert!(CountMap::open(ring.as_fd(), MapKind::Ringbuf, ReadPath::Syscall).is_err());
             let array = create(MapKind::Array, 4, 8, 1);
             assert!(
-                CountMap::open(array.as_fd(), MapKind::Hash).is_err(),
+                CountMap::open(array.as_fd(), MapKind::Hash, ReadPath::Syscall).is_err(),
                 "an array is not a hash"
             );
             assert!(
-                CountMap::open(array.as_fd(), MapKind::GlobalPercpu).is_err(),
+                CountMap::open(array.as_fd(), MapKind::GlobalPercpu, ReadPath::Syscall).is_err(),
                 "one u64 is not a slot per CPU"
             );
-            assert!(CountMap::open(array.as_fd(), MapKind::Global).is_ok());
+            assert!(CountMap::open(array.as_fd(), MapKind::Global, ReadPath::Syscall).is_ok());
         }
     }
 }

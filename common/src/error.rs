@@ -2,7 +2,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::{AttachPoint, MapKind, UpdateMode};
+use crate::{AttachPoint, MapKind, ReadPath, UpdateMode};
 
 /// A strategy that makes no sense, rejected before anything is loaded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -11,6 +11,15 @@ pub enum InvalidStrategy {
     UpdateOnMap {
         map: MapKind,
         update: UpdateMode,
+        valid: String,
+    },
+    #[error(
+        "map `{map}` cannot be read by {read}: its count is not in a plain array's value (read \
+         paths: {valid})"
+    )]
+    ReadOnMap {
+        map: MapKind,
+        read: ReadPath,
         valid: String,
     },
     #[error("unknown {kind} `{given}`: expected one of {expected}")]

@@ -186,6 +186,19 @@ impl MapKind {
             .find(|kind| kind.object_name() == name)
     }
 
+    /// The ways user space can read the count: a lookup syscall for every
+    /// map (a buffer's `dropped` too), and a memory mapping for a count in
+    /// a plain array's value (an `array` or a global's section; the kernel
+    /// maps no per-CPU or hash map).
+    pub fn read_paths(self) -> &'static [ReadPath] {
+        const ARRAY: u32 = 2;
+        if !self.is_stream() && self.kernel_type() == ARRAY {
+            &[ReadPath::Syscall, ReadPath::Mmap]
+        } else {
+            &[ReadPath::Syscall]
+        }
+    }
+
     /// How the count lies in its map's value at key 0; `None` for the
     /// buffers, whose records are counted in user space.
     pub fn slots(self) -> Option<Slots> {
@@ -328,6 +341,23 @@ impl fmt::Display for Wakeup {
     }
 }
 
+named_enum!(
+    /// How user space reads a count.
+    ReadPath, "read path" {
+        /// The `BPF_MAP_LOOKUP_ELEM` syscall.
+        Syscall => "syscall",
+        /// Loads from the map's value mapped into memory (`BPF_F_MMAPABLE`): no syscall.
+        Mmap => "mmap",
+    }
+);
+
+#[allow(clippy::derivable_impls)]
+impl Default for ReadPath {
+    fn default() -> Self {
+        ReadPath::Syscall
+    }
+}
+
 /// Which events count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Filter {
@@ -361,6 +391,7 @@ pub struct Strategy {
     map: MapKind,
     update: UpdateMode,
     filter: Filter,
+    read: ReadPath,
 }
 
 impl Strategy {
@@ -387,7 +418,25 @@ impl Strategy {
             map,
             update,
             filter,
+            read: ReadPath::Syscall,
         })
+    }
+
+    /// The strategy read through `read`, where its map can be.
+    pub fn with_read(self, read: ReadPath) -> Result<Strategy, InvalidStrategy> {
+        let paths = self.map.read_paths();
+        if read != ReadPath::Syscall && !paths.contains(&read) {
+            return Err(InvalidStrategy::ReadOnMap {
+                map: self.map,
+                read,
+                valid: paths
+                    .iter()
+                    .map(|r| r.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Ok(Strategy { read, ..self })
     }
 
     /// Every valid map x update pair for one attach point and filter.
@@ -414,6 +463,9 @@ impl Strategy {
     }
     pub fn filter(&self) -> Filter {
         self.filter
+    }
+    pub fn read(&self) -> ReadPath {
+        self.read
     }
 
     /// When the reader of a buffer is woken; `None` for a count in a map.
@@ -456,7 +508,11 @@ impl fmt::Display for Strategy {
             self.map,
             self.update,
             self.filter.name()
-        )
+        )?;
+        match self.read {
+            ReadPath::Syscall => Ok(()),
+            read => write!(f, " (read by {read})"),
+        }
     }
 }
 

@@ -90,6 +90,7 @@ pub(crate) struct MapInfo {
     pub key_size: u32,
     pub value_size: u32,
     pub max_entries: u32,
+    pub map_flags: u32,
 }
 
 pub(crate) fn map_info(fd: BorrowedFd<'_>) -> io::Result<MapInfo> {
@@ -153,7 +154,8 @@ mod tests {
     #[test]
     fn layouts_match_the_kernel_uapi() {
         assert_eq!(mem::size_of::<Elem>(), 32);
-        assert_eq!(mem::size_of::<MapInfo>(), 20);
+        // struct bpf_map_info up to map_flags.
+        assert_eq!(mem::size_of::<MapInfo>(), 24);
     }
 
     #[test]

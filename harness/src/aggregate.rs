@@ -118,7 +118,7 @@ impl Aggregate {
     /// from a CSV, goes through `escape` for where the label is shown.
     pub fn label(&self, escape: impl Fn(&str) -> String) -> String {
         let r = &self.first;
-        format!("{} {} {}/{}", escape(&r.backend), r.attach, r.map, r.update)
+        format!("{} {} {}", escape(&r.backend), r.attach, r.strategy_name())
     }
 
     pub fn key(&self) -> Key {

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
+use bpfstorm_common::{AttachPoint, MapKind, ReadPath, UpdateMode};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -26,6 +26,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: boxing `run`'s arguments would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a matrix of strategies against exec storms; print a table and write a CSV.
@@ -100,6 +102,10 @@ fn map_kinds() -> impl TypedValueParser<Value = MapKind> {
 
 fn update_modes() -> impl TypedValueParser<Value = UpdateMode> {
     choices(UpdateMode::ALL, UpdateMode::name, UpdateMode::help)
+}
+
+fn read_paths() -> impl TypedValueParser<Value = ReadPath> {
+    choices(ReadPath::ALL, ReadPath::name, ReadPath::help)
 }
 
 fn targets() -> impl TypedValueParser<Value = Target> {
@@ -196,6 +202,16 @@ pub struct RunArgs {
     /// Update modes, comma-separated [default: every mode valid for each map]
     #[arg(long, value_delimiter = ',', value_parser = update_modes())]
     pub update: Vec<UpdateMode>,
+    /// How user space reads each count, comma-separated; `mmap` applies to
+    /// the maps whose count is in a plain array (array, global,
+    /// global_percpu), the others are read by `syscall`
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "syscall",
+        value_parser = read_paths()
+    )]
+    pub read: Vec<ReadPath>,
     /// Which execs count.
     #[arg(long, value_enum, default_value = "cgroup")]
     pub filter: FilterArg,
@@ -331,6 +347,7 @@ impl RunArgs {
             .list("map", &self.map)
             .list("matrix", &matrix)
             .list("update", &self.update)
+            .list("read", &self.read)
             .flag("filter", FilterKind::from(self.filter).name())
             .list("workers", &self.workers)
             .flag("execs", self.execs(true))
@@ -629,6 +646,7 @@ mod tests {
             ("attach", names(AttachPoint::ALL, AttachPoint::name)),
             ("map", names(MapKind::ALL, MapKind::name)),
             ("update", names(UpdateMode::ALL, UpdateMode::name)),
+            ("read", names(ReadPath::ALL, ReadPath::name)),
             ("target", names(&Target::ALL, Target::name)),
             ("spawn", names(&SpawnMethod::ALL, SpawnMethod::name)),
         ];

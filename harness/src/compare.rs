@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aggregate::{aggregate, distinct, Aggregate};
-use crate::export::csv::{Kernel, Key, Row, Timing};
+use crate::export::csv::{read_suffix, Kernel, Key, Row, Timing};
 use crate::export::escape;
 
 /// The most kernels the by-kernel view sets side by side; the rest are
@@ -331,13 +331,14 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
     out.push_str(&format!("\n{rule}\n"));
     for key in &strategies {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {}{} |",
             escape::name(&key.backend),
             key.attach,
             key.method,
             key.workers,
             key.map,
-            key.update
+            key.update,
+            read_suffix(key.read)
         ));
         for k in &kernels {
             let cell = by_cell.get(&Key {

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use bpfstorm_common::{AttachPoint, Filter, InvalidStrategy, MapKind, Strategy, UpdateMode};
+use bpfstorm_common::{
+    AttachPoint, Filter, InvalidStrategy, MapKind, ReadPath, Strategy, UpdateMode,
+};
 use clap::ValueEnum;
 
 use crate::backends;
@@ -38,7 +40,13 @@ pub fn run_options(args: &RunArgs, inside_guest: bool) -> Result<RunOptions, Pla
     }
     Ok(RunOptions {
         backends: backends::by_names(&args.backend),
-        strategies: strategies(&args.attach, &args.map, &args.update, args.matrix)?,
+        strategies: strategies(
+            &args.attach,
+            &args.map,
+            &args.update,
+            &args.read,
+            args.matrix,
+        )?,
         methods,
         precision: Precision {
             target: args.precision,
@@ -127,9 +135,10 @@ impl fmt::Display for Matrix {
     }
 }
 
-/// Every attach x map x update combination of the choices. An empty `maps`
-/// means the `matrix`'s maps, an empty `updates` every mode valid for each
-/// map (for the default matrix's own maps, the modes it takes); a mode named
+/// Every attach x map x update x read path combination of the choices. An
+/// empty `maps` means the `matrix`'s maps, an empty `updates` every mode
+/// valid for each map (for the default matrix's own maps, the modes it
+/// takes), an empty `reads` the syscall alone; a mode or read path named
 /// explicitly for maps that cannot take it is refused, saying what works,
 /// unless the maps were left to default (then the maps that take it are
 /// kept), so nothing the user asked for is silently dropped.
@@ -137,10 +146,16 @@ pub fn strategies(
     attach: &[AttachPoint],
     maps: &[MapKind],
     updates: &[UpdateMode],
+    reads: &[ReadPath],
     matrix: Matrix,
 ) -> Result<Vec<Strategy>, InvalidStrategy> {
     let all_maps = maps.is_empty();
     let maps = if all_maps { matrix.maps() } else { maps };
+    let reads = if reads.is_empty() {
+        &[ReadPath::Syscall]
+    } else {
+        reads
+    };
     let mut out = Vec::new();
     let mut first_error = None;
     for &a in attach {
@@ -152,12 +167,14 @@ pub fn strategies(
                 updates.to_vec()
             };
             for u in wanted {
-                match Strategy::new(a, m, u, Filter::All) {
-                    Ok(s) => out.push(s),
-                    Err(e) if all_maps => {
-                        first_error.get_or_insert(e);
+                for &r in reads {
+                    match Strategy::new(a, m, u, Filter::All).and_then(|s| s.with_read(r)) {
+                        Ok(s) => out.push(s),
+                        Err(e) if all_maps => {
+                            first_error.get_or_insert(e);
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Err(e) => return Err(e),
                 }
             }
         }
@@ -193,14 +210,28 @@ mod tests {
 
     #[test]
     fn default_matrix_is_every_valid_pair() {
-        let s = strategies(&[AttachPoint::TpSysEnterExecve], &[], &[], Matrix::Full).unwrap();
+        let s = strategies(
+            &[AttachPoint::TpSysEnterExecve],
+            &[],
+            &[],
+            &[],
+            Matrix::Full,
+        )
+        .unwrap();
         let pairs: usize = MapKind::ALL.iter().map(|m| m.valid_updates().len()).sum();
         assert_eq!(s.len(), pairs);
         assert!(
             s.iter().any(|s| s.update() == UpdateMode::Racy),
             "racy cells too"
         );
-        let s = strategies(&[AttachPoint::TpSysEnterExecve], &[], &[], Matrix::Default).unwrap();
+        let s = strategies(
+            &[AttachPoint::TpSysEnterExecve],
+            &[],
+            &[],
+            &[],
+            Matrix::Default,
+        )
+        .unwrap();
         let racy: Vec<MapKind> = s
             .iter()
             .filter(|s| s.update() == UpdateMode::Racy)
@@ -223,6 +254,7 @@ mod tests {
             &[AttachPoint::TpSysEnterExecve],
             &[MapKind::Hash],
             &[],
+            &[],
             Matrix::Default,
         )
         .unwrap();
@@ -235,6 +267,7 @@ mod tests {
             &[AttachPoint::TpSysEnterExecve],
             &[MapKind::Array, MapKind::Ringbuf],
             &[UpdateMode::Stream],
+            &[],
             Matrix::Full,
         )
         .unwrap_err();
@@ -248,6 +281,7 @@ mod tests {
                 &[AttachPoint::TpSysEnterExecve],
                 &[],
                 &[UpdateMode::Percpu],
+                &[],
                 matrix,
             )
             .unwrap();
@@ -269,11 +303,54 @@ mod tests {
     }
 
     #[test]
+    fn mmap_reads_go_to_the_maps_that_can_be_mapped() {
+        let both = [ReadPath::Syscall, ReadPath::Mmap];
+        let s = strategies(
+            &[AttachPoint::TpSysEnterExecve],
+            &[],
+            &[],
+            &both,
+            Matrix::Default,
+        )
+        .unwrap();
+        let mapped: Vec<String> = s
+            .iter()
+            .filter(|s| s.read() == ReadPath::Mmap)
+            .map(|s| format!("{}/{}", s.map(), s.update()))
+            .collect();
+        assert_eq!(
+            mapped,
+            [
+                "array/atomic",
+                "array/racy",
+                "global/atomic",
+                "global_percpu/percpu"
+            ]
+        );
+        let by_syscall = s.iter().filter(|s| s.read() == ReadPath::Syscall).count();
+        assert_eq!(by_syscall, 9, "every strategy is still read by syscall");
+        let err = strategies(
+            &[AttachPoint::TpSysEnterExecve],
+            &[MapKind::Array, MapKind::Hash],
+            &[],
+            &[ReadPath::Mmap],
+            Matrix::Default,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("map `hash` cannot be read by mmap"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn nothing_valid_is_an_error() {
         let err = strategies(
             &[AttachPoint::TpSysEnterExecve],
             &[MapKind::Array],
             &[UpdateMode::Percpu],
+            &[],
             Matrix::Full,
         )
         .unwrap_err();

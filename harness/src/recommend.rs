@@ -3,7 +3,7 @@
 //! buffers; a fifth, counting under contention, after a worker sweep), why,
 //! and what the choice gives up; an honest tie where intervals overlap.
 
-use bpfstorm_common::{gives_up, Wakeup};
+use bpfstorm_common::{gives_up, ReadPath, Wakeup};
 
 use crate::aggregate::{aggregate, Aggregate, Interval, Ranking};
 use crate::export::csv::{Row, Timing};
@@ -171,6 +171,20 @@ pub fn recommend(rows: &[Row]) -> Recommendation {
     }
 }
 
+/// What counting as `a` does gives up: its map's and update mode's price,
+/// and a mapped read's.
+fn what_it_gives_up(a: &Aggregate) -> String {
+    let r = &a.first;
+    let strategy = gives_up(r.map, r.update);
+    match r.read {
+        ReadPath::Syscall => strategy,
+        ReadPath::Mmap => format!(
+            "{strategy}; the map is created mappable (BPF_F_MMAPABLE) and read by plain loads, \
+             no syscall, which see each slot as it is then, not all of them at one instant"
+        ),
+    }
+}
+
 /// Markdown, or plain text for a terminal (no markup characters to read
 /// past; names shown as they are, control characters made visible).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,7 +263,7 @@ fn render(r: &Recommendation, style: Style) -> String {
                  eligible cell's interval.\n\nWhat it gives up: {}.\n",
                 style.strong(&style.label(best)),
                 next.unwrap_or_default(),
-                gives_up(best.first.map, best.first.update)
+                what_it_gives_up(best)
             ));
         } else {
             out.push_str(&format!(
@@ -267,7 +281,7 @@ fn render(r: &Recommendation, style: Style) -> String {
             // Backends of one strategy give up the same: one line for them.
             let mut lines: Vec<(String, Vec<String>)> = Vec::new();
             for t in std::iter::once(best).chain(&a.ties) {
-                let text = gives_up(t.first.map, t.first.update);
+                let text = what_it_gives_up(t);
                 match lines.iter_mut().find(|(known, _)| *known == text) {
                     Some((_, labels)) => labels.push(style.label(t)),
                     None => lines.push((text, vec![style.label(t)])),

@@ -131,6 +131,7 @@ pub fn run<'a>(
                 attach: strategy.attach(),
                 map: strategy.map(),
                 update: strategy.update(),
+                read: strategy.read(),
                 filter: opts.filter.name(),
                 method,
                 spec,

@@ -13,7 +13,7 @@ use bpfstorm::export::csv::SCHEMA_VERSION;
 use bpfstorm::export::read::newest_run;
 use bpfstorm::leaks;
 use bpfstorm::storm::Target;
-use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
+use bpfstorm_common::{AttachPoint, MapKind, ReadPath, UpdateMode};
 use clap::ValueEnum;
 use common::{bpfstorm, command, text};
 
@@ -86,6 +86,8 @@ fn bad_flags_are_refused_with_what_to_do() {
         ("--precision", "5%"),
         ("--max-time", "0"),
         ("--max-time", "never"),
+        ("--read", "mapped"),
+        ("--read", "MMAP"),
     ] {
         assert_usage_error(&["run", flag, bad], &format!("invalid value '{bad}'"));
     }
@@ -102,6 +104,13 @@ fn bad_flags_are_refused_with_what_to_do() {
         &["run", "--map", "array", "--update", "percpu"],
         "does not work on map `array`: use one of atomic, racy",
     );
+    for maps in ["hash", "array,percpu_array", "ringbuf"] {
+        let map = maps.rsplit(',').next().unwrap();
+        assert_usage_error(
+            &["run", "--map", maps, "--read", "mmap"],
+            &format!("map `{map}` cannot be read by mmap"),
+        );
+    }
     assert_usage_error(
         &["run", "--target", "fexecve", "--spawn", "posix_spawn"],
         "use the `fork` spawn method",
@@ -137,6 +146,8 @@ fn run_help_lists_every_choice_with_its_meaning() {
         ("percpu", UpdateMode::Percpu.help()),
         ("tp_btf_sys_enter", AttachPoint::TpBtfSysEnter.help()),
         ("noexec", Target::NotExecutable.help()),
+        ("syscall", ReadPath::Syscall.help()),
+        ("mmap", ReadPath::Mmap.help()),
     ] {
         let listed = help.lines().any(|line| {
             line.trim()
@@ -145,6 +156,8 @@ fn run_help_lists_every_choice_with_its_meaning() {
         });
         assert!(listed, "`- {name}: {meaning}` not in:\n{help}");
     }
+    assert!(help.contains("--read <READ>"), "{help}");
+    assert!(help.contains("[default: syscall]"), "{help}");
 }
 
 fn documented_columns() -> Vec<String> {
@@ -247,8 +260,10 @@ fn small_run_writes_an_exact_csv_in_the_documented_schema() {
     );
     for row in &rows {
         assert_eq!(&row[col("schema_version")], SCHEMA_VERSION.to_string());
-        // Counters in a map: no reader to wake.
+        // Counters in a map: no reader to wake; read by the syscall unless
+        // told otherwise.
         assert_eq!(&row[col("wakeup")], "");
+        assert_eq!(&row[col("read")], "syscall");
         assert_eq!(&row[col("method")], "storm");
         assert_eq!(&row[col("timing")], "native");
         assert_eq!(&row[col("status")], "ok");
@@ -302,6 +317,7 @@ fn hot_cells_count_exactly_and_report_their_precision() {
         assert_eq!(r.status, bpfstorm::export::csv::Status::Ok, "{}", r.error);
         assert_eq!(r.schema_version, SCHEMA_VERSION);
         assert_eq!(r.wakeup, "", "counters in a map wake no reader");
+        assert_eq!(r.read, ReadPath::Syscall, "the default read path");
         assert!(
             r.counted.unwrap() > 10_000,
             "a hot cell fires many events: {r:?}"

@@ -17,8 +17,10 @@ use bpfstorm::leaks;
 use bpfstorm::measure::{measure, Cell, FilterKind, MeasureError};
 use bpfstorm::storm::{run_storm, SpawnMethod, StormSpec, Target};
 use bpfstorm_common::{
-    AttachPoint, Backend, CounterError, Filter, MapKind, Reading, Strategy, UpdateMode,
+    AttachPoint, Backend, CounterError, Filter, MapKind, ReadPath, Reading, Strategy, UpdateMode,
 };
+use libbpf_rs::libbpf_sys::BPF_F_MMAPABLE;
+use libbpf_rs::{MapCore, MapHandle};
 
 fn each_backend() -> impl Iterator<Item = Box<dyn Backend>> {
     NAMES
@@ -262,6 +264,152 @@ fn every_strategy_counts_a_small_storm_and_resets_to_zero() {
             let ids = c.loaded().progs.clone();
             drop(c);
             cgroup.remove().unwrap();
+            let left = leaks::find(&ids);
+            assert!(left.is_clean(), "{what} left {left:?}");
+        }
+    }
+}
+
+/// Whether `backend` refuses to read a count through a mapping: aya 0.14
+/// cannot add `BPF_F_MMAPABLE` to a map before load, nor creates its data
+/// sections with it. Every other backend must map every count it can.
+fn refuses_mmap(backend: &str) -> bool {
+    backend == "aya"
+}
+
+/// `e` is the typed refusal of [`refuses_mmap`], naming what is missing.
+fn assert_mmap_refusal(what: &str, e: &CounterError) {
+    let text = e.to_string();
+    assert!(
+        e.is_unsupported()
+            && matches!(e, CounterError::Unsupported { errno: None, .. })
+            && text.contains("BPF_F_MMAPABLE")
+            && text.contains("aya 0.14"),
+        "{what}: expected the typed refusal naming BPF_F_MMAPABLE, got {e:?}"
+    );
+}
+
+/// The kernel's name and flags of each map a counter loaded.
+fn map_flags(maps: &[u32]) -> Vec<(String, u32)> {
+    maps.iter()
+        .map(|&id| {
+            let info = MapHandle::from_map_id(id)
+                .and_then(|m| m.info())
+                .unwrap_or_else(|e| panic!("map {id}: {e}"));
+            (info.name().unwrap().to_string(), info.info.map_flags)
+        })
+        .collect()
+}
+
+/// The flags of the `array` map among `maps`.
+fn array_flags(what: &str, maps: &[u32]) -> u32 {
+    let flags = map_flags(maps);
+    let arrays: Vec<u32> = flags
+        .iter()
+        .filter(|(name, _)| name == "array")
+        .map(|&(_, f)| f)
+        .collect();
+    assert_eq!(arrays.len(), 1, "{what}: one `array` map in {flags:?}");
+    arrays[0]
+}
+
+/// A count read through a mapping of its map (the array, the globals'
+/// sections) counts every exec of a storm as exactly as a lookup, resets
+/// to zero and counts again after it, in every backend that maps counts;
+/// the others refuse it, typed, before load. The array is created
+/// mappable only when it is read by mmap.
+#[test]
+fn mapped_reads_count_exactly_and_reset_to_zero() {
+    let spec = storm(2, 2_500);
+    let after_reset = storm(1, 100);
+    for backend in each_backend() {
+        let name = backend.name();
+        for (map, update) in [
+            (MapKind::Array, UpdateMode::Atomic),
+            (MapKind::Global, UpdateMode::Atomic),
+            (MapKind::GlobalPercpu, UpdateMode::Percpu),
+        ] {
+            let s = on_execve(map, update)
+                .with_read(ReadPath::Mmap)
+                .unwrap_or_else(|e| panic!("{map}/{update}: {e}"));
+            assert_eq!(s.read(), ReadPath::Mmap);
+            let what = format!("{name} {s}");
+            if refuses_mmap(name) {
+                match measure(backend.as_ref(), s, FilterKind::Cgroup, &spec) {
+                    Err(MeasureError::Counter(e)) => assert_mmap_refusal(&what, &e),
+                    Err(e) => panic!("{what}: refused, but not by the backend: {e}"),
+                    Ok(_) => panic!("{what}: measured, but the backend refuses it"),
+                }
+                let cgroup = StormCgroup::create(spec.pids_max()).unwrap();
+                match backend.open(&s.with_filter(Filter::Cgroup(cgroup.id()))) {
+                    Err(e) => assert_mmap_refusal(&what, &e),
+                    Ok(_) => panic!("{what}: loaded, but the backend refuses it"),
+                }
+                cgroup.remove().unwrap();
+                continue;
+            }
+
+            let c = run(backend.as_ref(), s, &spec);
+            assert_eq!(c.strategy.read(), ReadPath::Mmap, "{what}");
+            assert_eq!(c.storm.issued, 5_000, "{what}");
+            assert_eq!(c.storm.succeeded, 5_000, "{what}");
+            assert_eq!(c.reading.count, 5_000, "{what}: counted vs issued");
+            assert_eq!(c.reading.dropped, 0, "{what}");
+            assert_eq!(c.perf_sys_enter_execve, 5_000, "{what}: perf oracle");
+            assert_eq!(c.perf_sched_process_exec, 5_000, "{what}: perf oracle");
+            assert!(c.is_exact(), "{what}");
+            let read_us = c.read_us.expect("reads were timed");
+            assert!(
+                read_us.lo >= 0.0 && read_us.lo <= read_us.median && read_us.median <= read_us.hi,
+                "{what}: {read_us:?}"
+            );
+            println!(
+                "{what}: counted {} of 5000, read {:.3} us [{:.3}, {:.3}]",
+                c.reading.count, read_us.median, read_us.lo, read_us.hi
+            );
+
+            let cgroup = StormCgroup::create(spec.pids_max()).unwrap();
+            let s = s.with_filter(Filter::Cgroup(cgroup.id()));
+            let mut counter = backend.open(&s).unwrap_or_else(|e| panic!("{what}: {e}"));
+            if map == MapKind::Array {
+                let flags = array_flags(&what, &counter.loaded().maps);
+                assert_ne!(flags & BPF_F_MMAPABLE, 0, "{what}: flags {flags:#x}");
+            }
+            assert_eq!(counter.read().unwrap(), Reading::default(), "{what}");
+            run_storm(&spec, &cgroup, &mut || {}).unwrap();
+            let r = counter.read().unwrap();
+            assert_eq!((r.count, r.dropped), (5_000, 0), "{what}: {r:?}");
+            counter.reset().unwrap();
+            assert_eq!(
+                counter.read().unwrap(),
+                Reading::default(),
+                "{what}: after reset"
+            );
+            // The mapping sees what the program writes after the reset.
+            run_storm(&after_reset, &cgroup, &mut || {}).unwrap();
+            let r = counter.read().unwrap();
+            assert_eq!(
+                (r.count, r.dropped),
+                (100, 0),
+                "{what}: after reset and a storm: {r:?}"
+            );
+            let ids = counter.loaded().progs.clone();
+            drop(counter);
+            cgroup.remove().unwrap();
+            let left = leaks::find(&ids);
+            assert!(left.is_clean(), "{what} left {left:?}");
+        }
+
+        // Read by syscall, the array is created as before: not mappable.
+        if !refuses_mmap(name) {
+            let s = on_execve(MapKind::Array, UpdateMode::Atomic);
+            assert_eq!(s.read(), ReadPath::Syscall);
+            let what = format!("{name} {s}");
+            let counter = backend.open(&s).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let flags = array_flags(&what, &counter.loaded().maps);
+            assert_eq!(flags & BPF_F_MMAPABLE, 0, "{what}: flags {flags:#x}");
+            let ids = counter.loaded().progs.clone();
+            drop(counter);
             let left = leaks::find(&ids);
             assert!(left.is_clean(), "{what} left {left:?}");
         }

@@ -17,7 +17,7 @@ use bpfstorm::hot::Method;
 use bpfstorm::output::summary;
 use bpfstorm::recommend;
 use bpfstorm::semantics::{self, SemanticsRow};
-use bpfstorm_common::{AttachPoint, MapKind, UpdateMode, Wakeup};
+use bpfstorm_common::{AttachPoint, MapKind, ReadPath, UpdateMode, Wakeup};
 
 /// A real run CSV shipped with the repository (the committed baseline).
 fn baseline_bytes() -> Vec<u8> {
@@ -633,7 +633,8 @@ fn no_input_panics_hangs_or_grows_without_bound() {
     )
     .unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    // The v5 fixture (a `wakeup` column, buffers), damaged on a stream of its
+    // The v5 fixture (`wakeup` and `read` columns, buffers, a mapped read),
+    // damaged on a stream of its
     // own so the baseline's rounds stay as they were.
     let v5 = fs::read(fixture("run-schema-v5.csv")).unwrap();
     let mut v5_rng = Rng(0x2545_f491_4f6c_dd1d);
@@ -689,6 +690,12 @@ fn no_input_panics_hangs_or_grows_without_bound() {
                     let derived =
                         Wakeup::of(r.map, r.update).map_or_else(String::new, |w| w.name());
                     assert_eq!(r.wakeup, derived, "{}/{}", r.map, r.update);
+                    assert!(
+                        r.map.read_paths().contains(&r.read),
+                        "{} read by {}",
+                        r.map,
+                        r.read
+                    );
                 }
                 render_all(&rows, &base);
             }
@@ -836,17 +843,23 @@ fn derived_wakeup(map: &str, update: &str) -> &'static str {
 /// An older run CSV (v1 with `timing` added, v2, v3 or v4) as the current
 /// writer writes its rows: from v4, `method` after `filter` (`storm` in it)
 /// and the v4 columns at the end, empty; from v5, `wakeup` after `update`,
-/// holding what the row's map and update mode decide. Every older field
+/// holding what the row's map and update mode decide, and `read` after it,
+/// `syscall` (the only read path before v5). Every older field
 /// (`schema_version` included) is kept as it was, in its column.
 fn as_current(bytes: &[u8]) -> String {
     let mut reader = csv::Reader::from_reader(bytes);
     let mut header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    assert!(!header.iter().any(|h| h == "wakeup"), "a header before v5");
+    assert!(
+        !header.iter().any(|h| h == "wakeup" || h == "read"),
+        "a header before v5"
+    );
     let before_v4 = !header.iter().any(|h| h == "method");
     let col = |header: &[String], n: &str| header.iter().position(|h| h == n).unwrap();
     let (map, update) = (col(&header, "map"), col(&header, "update"));
     let wakeup = update + 1;
     header.insert(wakeup, "wakeup".into());
+    let read = wakeup + 1;
+    header.insert(read, "read".into());
     let method = col(&header, "filter") + 1;
     if before_v4 {
         header.insert(method, "method".into());
@@ -858,6 +871,7 @@ fn as_current(bytes: &[u8]) -> String {
         let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
         let derived = derived_wakeup(&fields[map], &fields[update]);
         fields.insert(wakeup, derived.into());
+        fields.insert(read, "syscall".into());
         if before_v4 {
             fields.insert(method, "storm".into());
             fields.extend(V4_END_COLUMNS.map(|_| String::new()));
@@ -873,6 +887,20 @@ fn assert_wakeups_derived(rows: &[Row]) {
         assert_eq!(
             r.wakeup,
             derived_wakeup(r.map.name(), r.update.name()),
+            "{} {}/{}",
+            r.schema_version,
+            r.map,
+            r.update
+        );
+    }
+}
+
+/// Every row of a file before v5 was read by the lookup syscall.
+fn assert_read_by_syscall(rows: &[Row]) {
+    for r in rows {
+        assert_eq!(
+            r.read,
+            ReadPath::Syscall,
             "{} {}/{}",
             r.schema_version,
             r.map,
@@ -923,6 +951,7 @@ fn a_v3_run_is_written_back_byte_for_byte() {
         );
     }
     assert_wakeups_derived(&rows);
+    assert_read_by_syscall(&rows);
     // Its buffers had their defaults: the ring buffer's adaptive wakeup, the
     // perf buffer's wakeup on every record.
     for (map, wakeup) in [
@@ -946,14 +975,17 @@ fn a_v3_run_is_written_back_byte_for_byte() {
     assert_eq!(out, expected);
     assert!(out.lines().skip(1).all(|l| l.starts_with("3,")), "{out}");
     assert!(
-        out.contains(",ringbuf,stream,adaptive,cgroup,storm,"),
+        out.contains(",ringbuf,stream,adaptive,syscall,cgroup,storm,"),
         "{out}"
     );
     assert!(
-        out.contains(",perf_event_array,stream,every_record,cgroup,storm,"),
+        out.contains(",perf_event_array,stream,every_record,syscall,cgroup,storm,"),
         "{out}"
     );
-    assert!(out.contains(",array,atomic,,cgroup,storm,"), "{out}");
+    assert!(
+        out.contains(",array,atomic,,syscall,cgroup,storm,"),
+        "{out}"
+    );
     // And what was written reads back to the same rows, and writes the same.
     let again = parse(out.as_bytes()).unwrap();
     assert_eq!(again, rows);
@@ -964,7 +996,7 @@ fn a_v3_run_is_written_back_byte_for_byte() {
 /// zero at the low end, its rounds, whether the methods agree) and a storm
 /// row reads to those values, keeps its version (4), and is written back
 /// under the v5 header: `wakeup` after `update`, empty for these counters,
-/// every v4 value as it was.
+/// `read` after it, `syscall`, every v4 value as it was.
 #[test]
 fn a_v4_run_with_hot_and_storm_rows_is_written_back_under_the_v5_header() {
     assert_eq!(SCHEMA_VERSION, 5);
@@ -976,6 +1008,7 @@ fn a_v4_run_with_hot_and_storm_rows_is_written_back_under_the_v5_header() {
     assert!(rows
         .iter()
         .all(|r| r.map == MapKind::Array && r.wakeup.is_empty()));
+    assert_read_by_syscall(&rows);
 
     let hot = &rows[0];
     assert_eq!(hot.method, Method::Hot);
@@ -1022,7 +1055,7 @@ fn a_v4_run_with_hot_and_storm_rows_is_written_back_under_the_v5_header() {
     assert_eq!(expected.lines().next(), Some(current_header().as_str()));
     assert_eq!(out, expected);
     assert!(out.lines().skip(1).all(|l| l.starts_with("4,")), "{out}");
-    assert!(out.contains(",array,atomic,,cgroup,hot,"), "{out}");
+    assert!(out.contains(",array,atomic,,syscall,cgroup,hot,"), "{out}");
     let again = parse(out.as_bytes()).unwrap();
     assert_eq!(again, rows);
     assert_eq!(String::from_utf8(written(&again)).unwrap(), out);
@@ -1047,10 +1080,11 @@ fn v4_buffer_rows_get_the_wakeup_their_update_mode_had() {
         assert_eq!(rows[1].wakeup, wakeup);
         assert_eq!(rows[1].schema_version, 4);
         assert_eq!(rows[0].wakeup, "");
+        assert_read_by_syscall(&rows);
         let out = String::from_utf8(written(&rows)).unwrap();
         assert_eq!(out, as_current(&bytes));
         assert!(
-            out.contains(&format!(",{map},stream,{wakeup},cgroup,storm,")),
+            out.contains(&format!(",{map},stream,{wakeup},syscall,cgroup,storm,")),
             "{out}"
         );
         assert_eq!(parse(out.as_bytes()).unwrap(), rows);
@@ -1069,17 +1103,23 @@ fn the_committed_v4_baseline_reads_with_its_wakeups() {
     assert_wakeups_derived(&rows);
     assert!(rows.iter().any(|r| r.wakeup == "adaptive"));
     assert!(rows.iter().any(|r| r.wakeup == "every_record"));
+    assert_read_by_syscall(&rows);
     let out = String::from_utf8(written(&rows)).unwrap();
     assert_eq!(out, as_current(&original));
     assert_eq!(parse(out.as_bytes()).unwrap(), rows);
 }
 
-/// The v5 header is v4's with `wakeup` after `update`, and nothing else.
+/// The v5 header is v4's with `wakeup` after `update` and `read` after
+/// `wakeup`, and nothing else.
 #[test]
-fn the_v5_header_adds_wakeup_after_update() {
+fn the_v5_header_adds_wakeup_and_read_after_update() {
     let v4 = header_of("run-schema-v4.csv");
     let v5 = current_header();
-    assert_eq!(v5, v4.replace(",update,filter,", ",update,wakeup,filter,"));
+    assert_eq!(
+        v5,
+        v4.replace(",update,filter,", ",update,wakeup,read,filter,")
+    );
+    assert_eq!(v5.split(',').count(), v4.split(',').count() + 2);
     assert_ne!(v5, v4);
     // It is the header the writer writes.
     let out = String::from_utf8(written(&[Row::default()])).unwrap();
@@ -1107,39 +1147,90 @@ fn wakeup_names_follow_map_and_update_mode() {
     assert_eq!(buffers, 6);
 }
 
-/// A v5 run, counters and buffers, hot and storm, is written back byte for
-/// byte: `wakeup` as it was read, the version (5) kept.
+/// A v5 run, counters and buffers, hot and storm, read by syscall and by
+/// mmap, is written back byte for byte: `wakeup` and `read` as they were
+/// read, the version (5) kept.
 #[test]
 fn a_v5_run_is_written_back_byte_for_byte() {
     let path = fixture("run-schema-v5.csv");
     let original = fs::read(&path).unwrap();
     let rows = read_run(&path).unwrap();
-    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.len(), 5);
     assert!(rows.iter().all(|r| r.schema_version == 5));
     assert_wakeups_derived(&rows);
-    let strategies: Vec<(MapKind, UpdateMode, &str, Method)> = rows
+    let strategies: Vec<(MapKind, UpdateMode, &str, ReadPath, Method)> = rows
         .iter()
-        .map(|r| (r.map, r.update, r.wakeup.as_str(), r.method))
+        .map(|r| (r.map, r.update, r.wakeup.as_str(), r.read, r.method))
         .collect();
     assert_eq!(
         strategies,
         [
-            (MapKind::Array, UpdateMode::Atomic, "", Method::Hot),
-            (MapKind::Array, UpdateMode::Atomic, "", Method::Storm),
+            (
+                MapKind::Array,
+                UpdateMode::Atomic,
+                "",
+                ReadPath::Syscall,
+                Method::Hot
+            ),
+            (
+                MapKind::Array,
+                UpdateMode::Atomic,
+                "",
+                ReadPath::Syscall,
+                Method::Storm
+            ),
             (
                 MapKind::Ringbuf,
                 UpdateMode::NoWakeup,
                 "poll_1ms",
+                ReadPath::Syscall,
                 Method::Hot
             ),
             (
                 MapKind::PerfEventArray,
                 UpdateMode::BatchWakeup,
                 "batch_64",
+                ReadPath::Syscall,
+                Method::Storm
+            ),
+            (
+                MapKind::Array,
+                UpdateMode::Atomic,
+                "",
+                ReadPath::Mmap,
                 Method::Storm
             ),
         ]
     );
+    // The mapped read: the syscall storm row's strategy and figures, but
+    // its own cell, named apart, with a read time below a microsecond kept
+    // to three decimals.
+    let (syscall, mapped) = (&rows[1], &rows[4]);
+    assert_ne!(mapped.key(), syscall.key());
+    assert_eq!(mapped.key().read, ReadPath::Mmap);
+    assert_eq!(syscall.key().read, ReadPath::Syscall);
+    assert_eq!(
+        (
+            mapped.read_us_ci95_lo,
+            mapped.read_us_median,
+            mapped.read_us_ci95_hi
+        ),
+        (Some(0.039), Some(0.042), Some(0.051))
+    );
+    assert_eq!(
+        *mapped,
+        Row {
+            read: ReadPath::Mmap,
+            read_us_median: Some(0.042),
+            read_us_ci95_lo: Some(0.039),
+            read_us_ci95_hi: Some(0.051),
+            ..syscall.clone()
+        }
+    );
+    assert_eq!(mapped.strategy_name(), "array/atomic/mmap");
+    assert_eq!(syscall.strategy_name(), "array/atomic");
+    let text = summaries(&rows);
+    assert!(text.contains("array/atomic/mmap"), "{text}");
     let polled = &rows[2];
     assert_eq!(polled.counted, Some(100000));
     assert_eq!(polled.ns_per_event_median, Some(86.6));
@@ -1148,8 +1239,9 @@ fn a_v5_run_is_written_back_byte_for_byte() {
     assert_ne!(polled.key(), rows[0].key());
 
     // The counters are the v4 fixture's rows: the same values, `wakeup`
-    // empty.
+    // empty, read by syscall.
     let v4 = read_run(&fixture("run-schema-v4.csv")).unwrap();
+    assert_eq!(v4.len(), 2);
     for (v5, v4) in rows.iter().zip(&v4) {
         assert_eq!(
             *v5,
@@ -1163,13 +1255,15 @@ fn a_v5_run_is_written_back_byte_for_byte() {
     let out = String::from_utf8(written(&rows)).unwrap();
     assert_eq!(out, String::from_utf8(original).unwrap());
     assert!(
-        out.contains(",ringbuf,no_wakeup,poll_1ms,cgroup,hot,"),
+        out.contains(",ringbuf,no_wakeup,poll_1ms,syscall,cgroup,hot,"),
         "{out}"
     );
     assert!(
-        out.contains(",perf_event_array,batch_wakeup,batch_64,cgroup,storm,"),
+        out.contains(",perf_event_array,batch_wakeup,batch_64,syscall,cgroup,storm,"),
         "{out}"
     );
+    assert!(out.contains(",array,atomic,,mmap,cgroup,storm,"), "{out}");
+    assert_eq!(parse(out.as_bytes()).unwrap(), rows);
 }
 
 /// A v5 row's `wakeup` must be the one its map and update mode decide: any
@@ -1466,6 +1560,8 @@ fn v1_and_v2_runs_read_to_the_current_row_and_round_trip() {
     // Nor v5's: each buffer's wakeup is the one its update mode had.
     assert_wakeups_derived(&v1);
     assert_wakeups_derived(&v2);
+    assert_read_by_syscall(&v1);
+    assert_read_by_syscall(&v2);
     // v1 has ring and perf buffers, v2 (the kernels run) ring buffers only.
     for (rows, wakeups) in [
         (&v1, &["", "adaptive", "every_record"][..]),
@@ -1512,7 +1608,7 @@ fn typed_columns_are_written_as_their_names() {
     let line = text.lines().nth(1).unwrap();
     assert!(line.starts_with("5,"), "{line}");
     assert!(
-        line.contains(",emulated,,aya,,lsm_bprm_committed_creds,perf_event_array,stream,every_record,cgroup,hot,tiny,fork,0,0,0,unsupported,no LSM,"),
+        line.contains(",emulated,,aya,,lsm_bprm_committed_creds,perf_event_array,stream,every_record,syscall,cgroup,hot,tiny,fork,0,0,0,unsupported,no LSM,"),
         "{line}"
     );
     // `methods_agree`, then the nine v4 columns after it, empty.
@@ -1525,13 +1621,34 @@ fn typed_columns_are_written_as_their_names() {
     };
     let text = String::from_utf8(written(std::slice::from_ref(&silent))).unwrap();
     assert!(
-        text.contains(",perf_event_array,stream,,cgroup,hot,"),
+        text.contains(",perf_event_array,stream,,syscall,cgroup,hot,"),
         "{text}"
     );
     let err = parse(text.as_bytes()).unwrap_err();
     assert!(
         matches!(&err, ReadError::Invalid { column, line: 2, .. } if column == "wakeup"),
         "{err:?}"
+    );
+    // A mapped read is written as its name, and reads back.
+    let mapped = Row {
+        backend: "libbpf".into(),
+        attach: AttachPoint::TpSysEnterExecve,
+        map: MapKind::GlobalPercpu,
+        update: UpdateMode::Percpu,
+        wakeup: String::new(),
+        read: ReadPath::Mmap,
+        status: Status::Ok,
+        error: String::new(),
+        ..silent
+    };
+    let text = String::from_utf8(written(std::slice::from_ref(&mapped))).unwrap();
+    assert!(
+        text.contains(",tp_sys_enter_execve,global_percpu,percpu,,mmap,cgroup,hot,"),
+        "{text}"
+    );
+    assert_eq!(
+        parse(text.as_bytes()).unwrap(),
+        std::slice::from_ref(&mapped)
     );
 
     let probe = ProbeRow {
@@ -1572,5 +1689,132 @@ fn an_update_mode_its_map_does_not_take_is_refused() {
             text.contains(&format!("`{update}` is not an update mode of {map}")),
             "{text}"
         );
+    }
+}
+
+/// The read paths each map takes, written out here rather than asked of
+/// `MapKind::read_paths`: a mapping for a count in a plain array's value
+/// (the `array` map and the globals' sections), the lookup syscall for all.
+fn derived_reads(map: &str) -> &'static [&'static str] {
+    match map {
+        "array" | "global" | "global_percpu" => &["syscall", "mmap"],
+        _ => &["syscall"],
+    }
+}
+
+#[test]
+fn read_paths_follow_the_map() {
+    let mut mapped = Vec::new();
+    for &map in MapKind::ALL {
+        let reads: Vec<&str> = map.read_paths().iter().map(|r| r.name()).collect();
+        assert_eq!(reads, derived_reads(map.name()), "{map}");
+        if reads.contains(&"mmap") {
+            mapped.push(map);
+        }
+    }
+    assert_eq!(
+        mapped,
+        [MapKind::Array, MapKind::Global, MapKind::GlobalPercpu]
+    );
+    assert_eq!(ReadPath::default(), ReadPath::Syscall);
+    assert_eq!("mmap".parse::<ReadPath>(), Ok(ReadPath::Mmap));
+    assert_eq!("syscall".parse::<ReadPath>(), Ok(ReadPath::Syscall));
+}
+
+/// A `read` its map cannot take (a mapping of a hash, a per-CPU map or a
+/// buffer), or that is no read path at all, is refused naming the column
+/// and the line; a mapped read of the array and the globals is read.
+#[test]
+fn a_read_path_its_map_cannot_take_is_refused() {
+    // Row 4, on line 6, is the fixture's mapped read of the array.
+    const MAPPED: usize = 4;
+    let mut refused = Vec::new();
+    for &map in MapKind::ALL {
+        for &update in map.valid_updates() {
+            let wakeup = derived_wakeup(map.name(), update.name());
+            let bytes = fixture_edited("run-schema-v5.csv", |i, f, col| {
+                if i == MAPPED {
+                    f[col("map")] = map.name().into();
+                    f[col("update")] = update.name().into();
+                    f[col("wakeup")] = wakeup.into();
+                }
+            });
+            if derived_reads(map.name()).contains(&"mmap") {
+                let rows = parse(&bytes).unwrap();
+                assert_eq!(
+                    (rows[MAPPED].map, rows[MAPPED].update, rows[MAPPED].read),
+                    (map, update, ReadPath::Mmap)
+                );
+                assert_eq!(rows[MAPPED].strategy_name(), format!("{map}/{update}/mmap"));
+                continue;
+            }
+            let err = parse(&bytes).unwrap_err();
+            assert!(
+                matches!(&err, ReadError::Invalid { column, line: 6, .. } if column == "read"),
+                "{map}/{update}: {err:?}"
+            );
+            let text = err.to_string();
+            assert!(text.contains("line 6, column `read`"), "{text}");
+            assert!(
+                text.contains(&format!(
+                    "`mmap` is not a read path of {map}, which takes: syscall"
+                )),
+                "{text}"
+            );
+            // The same row read by syscall is fine.
+            let bytes = fixture_edited("run-schema-v5.csv", |i, f, col| {
+                if i == MAPPED {
+                    f[col("map")] = map.name().into();
+                    f[col("update")] = update.name().into();
+                    f[col("wakeup")] = wakeup.into();
+                    f[col("read")] = "syscall".into();
+                }
+            });
+            assert_eq!(parse(&bytes).unwrap()[MAPPED].read, ReadPath::Syscall);
+            refused.push(map);
+        }
+    }
+    refused.dedup();
+    assert_eq!(
+        refused,
+        [
+            MapKind::Hash,
+            MapKind::PercpuArray,
+            MapKind::PercpuHash,
+            MapKind::Ringbuf,
+            MapKind::PerfEventArray,
+            MapKind::LruHash,
+            MapKind::LruPercpuHash,
+        ]
+    );
+
+    // Names that are no read path, on a map that takes both.
+    for (row, value) in [
+        (MAPPED, "bogus"),
+        (MAPPED, "MMAP"),
+        (MAPPED, " mmap"),
+        (MAPPED, "mmap "),
+        (MAPPED, ""),
+        (0, "bogus"),
+        (0, "Syscall"),
+        (0, ""),
+    ] {
+        let bytes = fixture_edited("run-schema-v5.csv", |i, f, col| {
+            if i == row {
+                f[col("read")] = value.into();
+            }
+        });
+        let err = parse(&bytes).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Invalid { column, line, .. }
+                if column == "read" && *line == row as u64 + 2),
+            "row {row} read={value:?}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("line {}, column `read`", row + 2)),
+            "{text}"
+        );
+        assert!(text.contains(&format!("`{value}`")), "{text}");
     }
 }

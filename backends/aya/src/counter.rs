@@ -10,7 +10,7 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use bpfstorm_common::count::{ensure_slots_fit, Tally, TallyCounter};
 use bpfstorm_common::stream;
 use bpfstorm_common::{
-    fdinfo, tracefs, AttachPoint, CounterError, LoadTimings, Loaded, Op, Strategy,
+    fdinfo, tracefs, AttachPoint, CounterError, LoadTimings, Loaded, Op, ReadPath, Strategy,
 };
 
 use crate::errors;
@@ -187,6 +187,16 @@ pub fn open(strategy: &Strategy) -> Result<AyaCounter, CounterError> {
         "wakeup_events, which aya 0.14's PerfEventArray::open cannot set (it opens every perf \
          buffer with WakeupPolicy::Events(1))",
     )?;
+    if strategy.read() == ReadPath::Mmap {
+        return Err(CounterError::Unsupported {
+            what: format!("{} read by mmap", strategy.map()),
+            reason: "aya 0.14 creates its maps with the flags compiled into the object (no \
+                     BPF_F_MMAPABLE can be added before load) and its data sections without \
+                     BPF_F_MMAPABLE, so no count can be mapped; the libbpf and c backends do it"
+                .into(),
+            errno: None,
+        });
+    }
 
     let started = Instant::now();
     // EbpfLoader::new() parses the kernel's BTF for CO-RE (libbpf does
@@ -240,7 +250,7 @@ pub fn open(strategy: &Strategy) -> Result<AyaCounter, CounterError> {
         let map = ebpf.take_map(kind.name()).expect("found above");
         Tally::stream(AyaBuffer::open(kind, map)?, wakeup, bss.as_fd())?
     } else {
-        Tally::map(map, kind)?
+        Tally::map(map, kind, strategy.read())?
     };
 
     let timings = LoadTimings {

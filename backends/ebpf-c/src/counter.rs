@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use bpfstorm_common::count::ensure_slots_fit;
 use bpfstorm_common::{
-    tracefs, Counter, CounterError, LoadTimings, Loaded, Op, Reading, Slots, Strategy, Wakeup,
-    POLL_INTERVAL,
+    tracefs, Counter, CounterError, LoadTimings, Loaded, Op, ReadPath, Reading, Slots, Strategy,
+    Wakeup, POLL_INTERVAL,
 };
 
 use crate::ffi::{self, Failure};
@@ -21,6 +21,7 @@ struct AbiStrategy {
     value_size: u32,
     wakeup_events: u32,
     poll_ms: i32,
+    mmap_read: u32,
     filter_cgroup_id: u64,
 }
 
@@ -45,6 +46,7 @@ impl AbiStrategy {
                 Some(Wakeup::Poll) => POLL_INTERVAL.as_millis() as i32,
                 _ => -1,
             },
+            mmap_read: u32::from(strategy.read() == ReadPath::Mmap),
             filter_cgroup_id: strategy.filter().cgroup_id().unwrap_or(0),
         }
     }
@@ -58,6 +60,7 @@ impl AbiStrategy {
             value_size: self.value_size,
             wakeup_events: self.wakeup_events,
             poll_ms: self.poll_ms,
+            mmap_read: self.mmap_read,
             filter_cgroup_id: self.filter_cgroup_id,
         }
     }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -208,6 +209,10 @@ struct bpfstorm_c {
 	size_t stride;
 	size_t value_bytes;
 	unsigned char *value;
+	/* The count's map mapped read-only at load, for `mmap_read`. */
+	bool mmap_read;
+	void *mapped;
+	size_t mapped_bytes;
 	struct stream stream;
 };
 
@@ -385,6 +390,16 @@ int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_
 	c->skel->rodata->filter_cgroup_id = strategy->filter_cgroup_id;
 	c->wakeup_events = strategy->wakeup_events;
 	c->stream.poll_ms = strategy->poll_ms;
+	c->mmap_read = strategy->mmap_read;
+	/* libbpf creates a global's section mappable itself; an array map is
+	 * mappable only when asked before load. */
+	if (c->mmap_read && !bpf_map__is_internal(c->map)) {
+		e = bpf_map__set_map_flags(c->map, bpf_map__map_flags(c->map) | BPF_F_MMAPABLE);
+		if (e) {
+			fail(err, errlen, e, NULL, "making %s mappable", strategy->map);
+			goto out;
+		}
+	}
 
 	if (is_stream(c->map))
 		goto out; /* counted in user space: no slots */
@@ -423,10 +438,22 @@ int bpfstorm_c_load(struct bpfstorm_c *c, char *err, size_t errlen)
 	struct capture cap;
 	int e;
 
+	long page = sysconf(_SC_PAGESIZE);
+
 	capture_begin(&cap);
 	e = bpfstorm__load(c->skel);
 	capture_end();
-	return e ? fail(err, errlen, e, &cap, "bpfstorm__load") : 0;
+	if (e)
+		return fail(err, errlen, e, &cap, "bpfstorm__load");
+	if (!c->mmap_read)
+		return 0;
+	c->mapped_bytes = (c->value_bytes + page - 1) / page * page;
+	c->mapped = mmap(NULL, c->mapped_bytes, PROT_READ, MAP_SHARED, bpf_map__fd(c->map), 0);
+	if (c->mapped == MAP_FAILED) {
+		c->mapped = NULL;
+		return fail(err, errlen, -errno, NULL, "mmap of %s", bpf_map__name(c->map));
+	}
+	return 0;
 }
 
 int bpfstorm_c_attach(struct bpfstorm_c *c, char *err, size_t errlen)
@@ -532,6 +559,12 @@ int bpfstorm_c_read(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *
 				    bpf_map__name(c->map));
 		return read_dropped(c, &out->dropped, err, errlen);
 	}
+	if (c->mapped) {
+		/* The program writes the slots as we read them. */
+		for (i = 0; i < c->nslots; i++)
+			out->count += *(volatile uint64_t *)((char *)c->mapped + i * c->stride);
+		return 0;
+	}
 	/* Any other map holds the count in u64 slots at key 0 (see `nslots`).
 	 * A hash has no entry until the first event. */
 	e = bpf_map__lookup_elem(c->map, &key, sizeof(key), c->value, c->value_bytes, 0);
@@ -606,6 +639,8 @@ void bpfstorm_c_destroy(struct bpfstorm_c *c)
 		return;
 	/* The poller goes first, then the link, then the object. */
 	stream_stop(&c->stream);
+	if (c->mapped)
+		munmap(c->mapped, c->mapped_bytes);
 	bpf_link__destroy(c->link);
 	bpfstorm__destroy(c->skel);
 	pthread_mutex_destroy(&c->stream.lock);

@@ -22,6 +22,7 @@ struct bpfstorm_c_strategy {
 	uint32_t value_size;	   /* the map's value size that holds them */
 	uint32_t wakeup_events;	   /* perf buffer: records per wakeup of its reader */
 	int32_t poll_ms;	   /* buffers: -1 to wait for wakeups, else poll this often */
+	uint32_t mmap_read;	   /* read the count from its map mapped into memory */
 	uint64_t filter_cgroup_id; /* for `cgroup` programs: the cgroup v2 id */
 };
 
@@ -50,8 +51,9 @@ int bpfstorm_c_attach(struct bpfstorm_c *c, char *err, size_t errlen);
 /* For ring and perf buffers: starts the thread that counts records as they
  * come. Does nothing for other maps. */
 int bpfstorm_c_start_stream(struct bpfstorm_c *c, char *err, size_t errlen);
-/* The count so far, read with the BPF_MAP_LOOKUP_ELEM syscall (so are
- * `dropped`, from .bss, for stream maps only). For buffers it first
+/* The count so far, read with the BPF_MAP_LOOKUP_ELEM syscall, or with
+ * `mmap_read` from the map's value mapped at load (`dropped`, from .bss,
+ * for stream maps only, always by syscall). For buffers it first
  * consumes every record already submitted, on the caller's thread, so a
  * read after the events is exact. */
 int bpfstorm_c_read(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *err,

@@ -3,9 +3,11 @@ use std::os::fd::AsFd;
 use std::ptr::NonNull;
 use std::time::Instant;
 
-use bpfstorm_common::count::{ensure_slots_fit, Tally, TallyCounter};
+use bpfstorm_common::count::{ensure_slots_fit, Tally, TallyCounter, BPF_F_MMAPABLE};
 use bpfstorm_common::stream;
-use bpfstorm_common::{btf, tracefs, CounterError, LoadTimings, Loaded, MapKind, Op, Strategy};
+use bpfstorm_common::{
+    btf, tracefs, CounterError, LoadTimings, Loaded, MapKind, Op, ReadPath, Strategy,
+};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, Map, MapCore, MapHandle, OpenObject, ProgramMut};
 
@@ -69,6 +71,13 @@ fn configure(
         if let Some(kind) = map.name().to_str().and_then(MapKind::from_object_name) {
             map.set_autocreate(kind == strategy.map())
                 .map_err(|e| errors::kernel(strategy, Op::Open, &e))?;
+            // libbpf maps a global's section itself; an array map is
+            // mapped only when created so.
+            if kind == strategy.map() && strategy.read() == ReadPath::Mmap && !kind.is_global() {
+                let flags = map.map_flags() | BPF_F_MMAPABLE;
+                map.set_map_flags(flags)
+                    .map_err(|e| errors::kernel(strategy, Op::Open, &e))?;
+            }
         }
     }
     let wanted = strategy.program_name();
@@ -153,7 +162,7 @@ pub fn open(strategy: &Strategy) -> Result<LibbpfCounter, CounterError> {
             maps.bss.as_fd(),
         )?
     } else {
-        Tally::map(map.as_fd(), strategy.map())?
+        Tally::map(map.as_fd(), strategy.map(), strategy.read())?
     };
 
     let timings = LoadTimings {

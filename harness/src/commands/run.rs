@@ -136,8 +136,8 @@ pub fn command(args: RunArgs) -> Result<ExitCode> {
         .count();
     if refused > 0 {
         errln!(
-            "{refused} cell(s) refused by their kernel (`unsupported here` above); \
-             `--kernel 6.1,6.12` runs them in Debian guest kernels"
+            "{refused} cell(s) refused by their kernel or backend (`unsupported here` above); \
+             `--kernel 6.1,6.12` runs what a kernel refused in Debian guest kernels"
         );
     }
     if failed > refused {

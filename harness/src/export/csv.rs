@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use bpfstorm_common::{
-    AttachPoint, LoadTimings, MapKind, ProgInsns, ProgStats, UpdateMode, Wakeup,
+    AttachPoint, LoadTimings, MapKind, ProgInsns, ProgStats, ReadPath, UpdateMode, Wakeup,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -156,6 +156,10 @@ pub struct Row {
     /// files, whose buffers had their default.
     #[serde(default)]
     pub wakeup: String,
+    /// (v5) How user space read the count: `syscall`, or `mmap` (array and
+    /// globals); `syscall` in older files, which knew no other.
+    #[serde(default, with = "named")]
+    pub read: ReadPath,
     pub filter: String,
     /// `hot` or `storm` (v4; earlier files hold storms only).
     #[serde(default)]
@@ -260,6 +264,21 @@ pub struct Row {
     pub filter_cost_ns_ci95_hi: Option<f64>,
 }
 
+/// How tables name a strategy: `map/update`, and `/mmap` after it where
+/// the count is read from memory.
+pub fn strategy_name(map: MapKind, update: UpdateMode, read: ReadPath) -> String {
+    format!("{map}/{update}{}", read_suffix(read))
+}
+
+/// What a strategy's name gains from its read path: nothing for the
+/// syscall every map takes.
+pub fn read_suffix(read: ReadPath) -> String {
+    match read {
+        ReadPath::Syscall => String::new(),
+        read => format!("/{read}"),
+    }
+}
+
 /// A kernel rows were measured on, and whether their times are this CPU's
 /// (a host can run the very kernel a guest boots).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -278,6 +297,7 @@ pub struct Key {
     pub attach: AttachPoint,
     pub map: MapKind,
     pub update: UpdateMode,
+    pub read: ReadPath,
     pub filter: String,
     pub method: Method,
     /// A sweep's points are cells of their own: contention is the finding.
@@ -331,6 +351,7 @@ pub struct CellId<'a> {
     pub attach: AttachPoint,
     pub map: MapKind,
     pub update: UpdateMode,
+    pub read: ReadPath,
     pub filter: &'a str,
     pub method: Method,
     pub spec: &'a StormSpec,
@@ -350,6 +371,11 @@ impl Row {
         }
     }
 
+    /// `map/update`, `/mmap` after it for a mapped read.
+    pub fn strategy_name(&self) -> String {
+        strategy_name(self.map, self.update, self.read)
+    }
+
     pub fn key(&self) -> Key {
         Key {
             kernel: Some(self.kernel_id()),
@@ -357,6 +383,7 @@ impl Row {
             attach: self.attach,
             map: self.map,
             update: self.update,
+            read: self.read,
             filter: self.filter.clone(),
             method: self.method,
             workers: Workers::of(self),
@@ -382,6 +409,7 @@ impl Row {
             map: id.map,
             update: id.update,
             wakeup: Wakeup::of(id.map, id.update).map_or_else(String::new, |w| w.name()),
+            read: id.read,
             filter: id.filter.to_string(),
             method: id.method,
             target: id.spec.target.to_string(),
@@ -435,9 +463,10 @@ impl Row {
             open_ms: Some(ms(timings.open)),
             load_ms: Some(ms(timings.load)),
             attach_ms: Some(ms(timings.attach)),
-            read_us_median: read_us.map(|e| round(e.median, 2)),
-            read_us_ci95_lo: read_us.map(|e| round(e.lo, 2)),
-            read_us_ci95_hi: read_us.map(|e| round(e.hi, 2)),
+            // Three digits: a mapped read takes tens of ns.
+            read_us_median: read_us.map(|e| round(e.median, 3)),
+            read_us_ci95_lo: read_us.map(|e| round(e.lo, 3)),
+            read_us_ci95_hi: read_us.map(|e| round(e.hi, 3)),
             map_bytes: Some(map_bytes),
             verified_insns: Some(insns.verified_insns),
             xlated_insns: Some(insns.xlated_insns),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::chart::{self, charts, Chart, Item};
-use super::csv::{Row, Timing};
+use super::csv::{read_suffix, Row, Timing};
 use super::escape::{code, name, terminal, text};
 use crate::aggregate::{aggregate, distinct, Aggregate, Interval, Ranking};
 use crate::hot::Method;
@@ -168,6 +168,7 @@ impl Report {
                     attach: a.first.attach,
                     map: a.first.map,
                     update: a.first.update,
+                    read: a.first.read,
                     interval: i,
                 })
             })
@@ -230,7 +231,7 @@ impl Report {
         for a in &cells {
             let r = &a.first;
             md.push_str(&format!(
-                "| {}{}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {}{}{} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 if labels.host && r.timing == Timing::Native {
                     format!("{} / ", text(&r.host))
                 } else {
@@ -247,6 +248,7 @@ impl Report {
                 r.workers,
                 r.map,
                 r.update,
+                read_suffix(r.read),
                 a.status,
                 a.counted.map_or("-".into(), |v| v.to_string()),
                 a.expected.map_or("-".into(), |v| v.to_string()),
@@ -254,7 +256,7 @@ impl Report {
                 a.missing.map_or("-".into(), |v| v.to_string()),
                 Interval::text(a.ns_per_event, 0),
                 Interval::text(a.ns_per_run, 0),
-                Interval::text(a.read_us, 1),
+                Interval::text(a.read_us, 2),
                 match (a.open_ms, a.load_ms, a.attach_ms) {
                     (Some(o), Some(l), Some(at)) => cell(Some(o + l + at), 1),
                     _ => "-".into(),

@@ -16,7 +16,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use bpfstorm_common::{AttachPoint, MapKind, UpdateMode, Wakeup};
+use bpfstorm_common::{AttachPoint, MapKind, ReadPath, UpdateMode, Wakeup};
 use serde::de::value::{Error as ValueError, StrDeserializer};
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use thiserror::Error;
@@ -193,6 +193,27 @@ fn one_of(column: &'static str, value: &str, allowed: &[&str]) -> Result<(), Inv
     }
 }
 
+/// `value` (a strategy name of kind `what`) is one `map` takes.
+fn taken_by_map<T: Copy + PartialEq + Display>(
+    column: &'static str,
+    what: &str,
+    map: MapKind,
+    value: T,
+    taken: &[T],
+) -> Result<(), Invalid> {
+    if taken.contains(&value) {
+        return Ok(());
+    }
+    let taken: Vec<String> = taken.iter().map(T::to_string).collect();
+    Err(Invalid {
+        column,
+        message: format!(
+            "`{value}` is not {what} of {map}, which takes: {}",
+            taken.join(", ")
+        ),
+    })
+}
+
 /// Every name of a kind (attach points, map kinds, ...).
 fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
     all.iter().map(|&t| name(t)).collect()
@@ -264,6 +285,7 @@ impl Checked for Row {
         ("attach", parsed::<AttachPoint>),
         ("map", parsed::<MapKind>),
         ("update", parsed::<UpdateMode>),
+        ("read", parsed::<ReadPath>),
         ("status", variant::<Status>),
         ("method", parsed::<Method>),
     ];
@@ -271,17 +293,20 @@ impl Checked for Row {
     fn check(&mut self) -> Result<(), Invalid> {
         check_cell(self.schema_version, &self.backend)?;
         one_of("filter", &self.filter, FILTERS)?;
-        if !self.map.valid_updates().contains(&self.update) {
-            return Err(Invalid {
-                column: "update",
-                message: format!(
-                    "`{}` is not an update mode of {}, which takes: {}",
-                    self.update,
-                    self.map,
-                    names(self.map.valid_updates(), UpdateMode::name).join(", ")
-                ),
-            });
-        }
+        taken_by_map(
+            "update",
+            "an update mode",
+            self.map,
+            self.update,
+            self.map.valid_updates(),
+        )?;
+        taken_by_map(
+            "read",
+            "a read path",
+            self.map,
+            self.read,
+            self.map.read_paths(),
+        )?;
         // The update mode decides the wakeup; files before v5 left it out.
         let wakeup = Wakeup::of(self.map, self.update).map_or_else(String::new, |w| w.name());
         if self.schema_version < 5 && self.wakeup.is_empty() {

@@ -278,7 +278,7 @@ fn contention(cells: &[Aggregate], shared: Shared, view: View) -> String {
         if !shared.attach {
             line.push(r.attach.to_string());
         }
-        line.push(format!("{}/{}", r.map, r.update));
+        line.push(r.strategy_name());
         for &n in &counts {
             line.push(Interval::text(curve.at(n), 0));
         }
@@ -381,10 +381,9 @@ pub fn filter_cost(rows: &[Row]) -> Option<String> {
         .zip(workers)
         .map(|(r, n)| {
             format!(
-                " on {} {}/{}, {}",
+                " on {} {}, {}",
                 t(&r.backend),
-                r.map,
-                r.update,
+                r.strategy_name(),
                 contention::workers(n)
             )
         })
@@ -563,7 +562,7 @@ fn wide(cells: &[Aggregate], shared: Shared, paint: Paint) -> String {
                     (Some(o), Some(l), Some(at)) => format!("{:.1}", o + l + at),
                     _ => "-".into(),
                 },
-                Interval::text(a.read_us, 1),
+                Interval::text(a.read_us, 2),
                 e2e,
                 r.map_bytes
                     .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1024.0)),
@@ -714,7 +713,7 @@ fn narrow(cells: &[Aggregate], shared: Shared, width: usize, paint: Paint) -> St
             if !shared.backend {
                 line.push((t(&r.backend), Style::Plain));
             }
-            line.push((format!("{}/{}", r.map, r.update), Style::Plain));
+            line.push((r.strategy_name(), Style::Plain));
             line.push(verdict(a, true));
             line.push((Interval::text(a.ns_per_event, 0), Style::Plain));
             if ranked {
