@@ -324,6 +324,30 @@ impl Wakeup {
         matches!(self, Wakeup::Batch(_) | Wakeup::Poll)
     }
 
+    /// The policy a CSV's `wakeup` column names, whatever batch or poll
+    /// interval the bpfstorm that wrote it used.
+    pub fn from_name(name: &str) -> Option<Wakeup> {
+        let number = |digits: &str| {
+            let all_digits = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            digits.parse::<u32>().ok().filter(|&n| all_digits && n > 0)
+        };
+        match name {
+            "adaptive" => Some(Wakeup::Adaptive),
+            "every_record" => Some(Wakeup::EveryRecord),
+            _ => match name.strip_prefix("batch_") {
+                Some(n) => number(n).map(Wakeup::Batch),
+                None => {
+                    number(name.strip_prefix("poll_")?.strip_suffix("ms")?).map(|_| Wakeup::Poll)
+                }
+            },
+        }
+    }
+
+    /// Whether both are the same policy, whatever their numbers.
+    pub fn same_kind(self, other: Wakeup) -> bool {
+        std::mem::discriminant(&self) == std::mem::discriminant(&other)
+    }
+
     /// Its name in the CSV's `wakeup` column.
     pub fn name(self) -> String {
         match self {
@@ -620,6 +644,24 @@ mod tests {
             gives_up(MapKind::Array, UpdateMode::Atomic),
             MapKind::Array.gives_up()
         );
+        // Names read back to their policy, numbers of other builds too.
+        for w in [
+            Wakeup::Adaptive,
+            Wakeup::EveryRecord,
+            Wakeup::Batch(WAKEUP_BATCH),
+            Wakeup::Poll,
+        ] {
+            assert_eq!(Wakeup::from_name(&w.name()), Some(w));
+        }
+        assert_eq!(Wakeup::from_name("batch_7"), Some(Wakeup::Batch(7)));
+        assert_eq!(Wakeup::from_name("poll_25ms"), Some(Wakeup::Poll));
+        for bad in [
+            "", "batch_0", "batch_+7", "batch_", "poll_ms", "poll_5s", "Adaptive",
+        ] {
+            assert_eq!(Wakeup::from_name(bad), None, "{bad}");
+        }
+        assert!(Wakeup::Batch(7).same_kind(Wakeup::Batch(64)));
+        assert!(!Wakeup::Poll.same_kind(Wakeup::Adaptive));
         for &map in MapKind::ALL {
             assert_eq!(map.classic_update(), map.valid_updates()[0]);
             assert_eq!(

@@ -202,9 +202,10 @@ pub struct RunArgs {
     /// Update modes, comma-separated [default: every mode valid for each map]
     #[arg(long, value_delimiter = ',', value_parser = update_modes())]
     pub update: Vec<UpdateMode>,
-    /// How user space reads each count, comma-separated; `mmap` applies to
-    /// the maps whose count is in a plain array (array, global,
-    /// global_percpu), the others are read by `syscall`
+    /// How user space reads each count, comma-separated; `mmap` applies
+    /// only to the maps whose count is in a plain array (array, global,
+    /// global_percpu): alone it measures just those, `syscall,mmap` reads
+    /// them both ways and every other map by syscall
     #[arg(
         long,
         value_delimiter = ',',

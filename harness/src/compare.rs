@@ -267,7 +267,7 @@ pub fn render_markdown(
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for c in changes {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} |\n",
             c.key
                 .kernel
                 .as_ref()
@@ -278,6 +278,7 @@ pub fn render_markdown(
             c.key.workers,
             c.key.map,
             c.key.update,
+            read_suffix(c.key.read),
             ns(c.base.as_ref()),
             ns(c.new.as_ref()),
             c.change_pct.map_or("-".into(), |p| format!("{p:+.1}%")),

@@ -329,6 +329,16 @@ mod tests {
         );
         let by_syscall = s.iter().filter(|s| s.read() == ReadPath::Syscall).count();
         assert_eq!(by_syscall, 9, "every strategy is still read by syscall");
+        let alone = strategies(
+            &[AttachPoint::TpSysEnterExecve],
+            &[],
+            &[],
+            &[ReadPath::Mmap],
+            Matrix::Default,
+        )
+        .unwrap();
+        assert_eq!(alone.len(), 4, "mmap alone: the mappable maps only");
+        assert!(alone.iter().all(|s| s.read() == ReadPath::Mmap));
         let err = strategies(
             &[AttachPoint::TpSysEnterExecve],
             &[MapKind::Array, MapKind::Hash],

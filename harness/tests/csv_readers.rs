@@ -1271,6 +1271,20 @@ fn a_v5_run_is_written_back_byte_for_byte() {
 /// Rows of an older version in the file get theirs filled in when empty, and
 /// are held to it when not.
 #[test]
+fn a_v5_wakeup_of_another_batch_or_poll_interval_reads() {
+    // A bpfstorm built with another batch or poll interval wrote them.
+    for (row, value) in [(2, "poll_10ms"), (3, "batch_32")] {
+        let bytes = fixture_edited("run-schema-v5.csv", |i, f, col| {
+            if i == row {
+                f[col("wakeup")] = value.into();
+            }
+        });
+        let rows = parse(&bytes).unwrap();
+        assert_eq!(rows[row].wakeup, value);
+    }
+}
+
+#[test]
 fn a_v5_wakeup_that_disagrees_with_its_update_mode_is_refused() {
     assert_eq!(
         fixture_edited("run-schema-v5.csv", |_, _, _| {}),
@@ -1281,7 +1295,8 @@ fn a_v5_wakeup_that_disagrees_with_its_update_mode_is_refused() {
         // ringbuf/no_wakeup
         (2, "wakeup", "adaptive", "poll_1ms"),
         (2, "wakeup", "", "poll_1ms"),
-        (2, "wakeup", "poll_10ms", "poll_1ms"),
+        (2, "wakeup", "poll_0ms", "poll_1ms"),
+        (2, "wakeup", "poll_1s", "poll_1ms"),
         (2, "wakeup", "POLL_1MS", "poll_1ms"),
         (2, "wakeup", "every_record", "poll_1ms"),
         (2, "update", "stream", "adaptive"),
@@ -1289,7 +1304,9 @@ fn a_v5_wakeup_that_disagrees_with_its_update_mode_is_refused() {
         (2, "update", "batch_wakeup", "batch_64"),
         // perf_event_array/batch_wakeup
         (3, "wakeup", "every_record", "batch_64"),
-        (3, "wakeup", "batch_32", "batch_64"),
+        (3, "wakeup", "batch_", "batch_64"),
+        (3, "wakeup", "batch_+32", "batch_64"),
+        (3, "wakeup", "poll_1ms", "batch_64"),
         (3, "wakeup", "", "batch_64"),
         (3, "update", "stream", "every_record"),
         // counters: a map holds the count, nothing wakes a reader

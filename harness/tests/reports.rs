@@ -310,7 +310,7 @@ fn report_refuses_what_is_not_a_run_csv() {
 fn export_json_holds_every_row_and_the_folded_cells() {
     let json = fs::read_to_string(real_run().with_file_name(JSON)).unwrap();
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
     let rows = read_run(real_run()).unwrap();
     let exported = json["rows"].as_array().unwrap();
     assert_eq!(exported.len(), rows.len());
@@ -321,6 +321,13 @@ fn export_json_holds_every_row_and_the_folded_cells() {
     let cells = json["cells"].as_array().unwrap();
     assert_eq!(cells.len(), rows.len() / 3);
     assert!(cells.iter().all(|c| c["repetitions"] == 3), "{cells:?}");
+    // What tells cells of one strategy apart is in each.
+    for c in cells {
+        for field in ["method", "workers", "wakeup", "read"] {
+            assert!(!c[field].is_null(), "{field} in {c}");
+        }
+        assert_eq!(c["read"], "syscall", "{c}");
+    }
 }
 
 #[test]

@@ -7,8 +7,9 @@ use super::csv::{Row, Status, Timing};
 use crate::aggregate::{aggregate, Aggregate, Interval};
 
 /// The layout of this document; the rows carry the CSV's own
-/// `schema_version`.
-pub const SCHEMA_VERSION: u32 = 1;
+/// `schema_version`. v2: cells name their method, workers, wakeup and read
+/// path, which tell cells of one strategy apart.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct Document<'a> {
@@ -45,7 +46,11 @@ struct Cell {
     attach: String,
     map: String,
     update: String,
+    wakeup: String,
+    read: String,
     filter: String,
+    method: String,
+    workers: u32,
     target: String,
     spawn: String,
     repetitions: usize,
@@ -80,7 +85,11 @@ impl From<Aggregate> for Cell {
             attach: r.attach.to_string(),
             map: r.map.to_string(),
             update: r.update.to_string(),
+            wakeup: r.wakeup,
+            read: r.read.to_string(),
             filter: r.filter,
+            method: r.method.to_string(),
+            workers: r.workers,
             target: r.target,
             spawn: r.spawn,
             repetitions: a.repetitions,

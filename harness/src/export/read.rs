@@ -307,11 +307,18 @@ impl Checked for Row {
             self.read,
             self.map.read_paths(),
         )?;
-        // The update mode decides the wakeup; files before v5 left it out.
-        let wakeup = Wakeup::of(self.map, self.update).map_or_else(String::new, |w| w.name());
+        // The update mode decides the wakeup (its batch or poll interval
+        // may differ between versions); files before v5 left it out.
+        let derived = Wakeup::of(self.map, self.update);
+        let wakeup = derived.map_or_else(String::new, |w| w.name());
+        let agrees = match (derived, Wakeup::from_name(&self.wakeup)) {
+            (None, _) => self.wakeup.is_empty(),
+            (Some(derived), Some(written)) => derived.same_kind(written),
+            (Some(_), None) => false,
+        };
         if self.schema_version < 5 && self.wakeup.is_empty() {
             self.wakeup = wakeup;
-        } else if self.wakeup != wakeup {
+        } else if !agrees {
             return Err(Invalid {
                 column: "wakeup",
                 message: if wakeup.is_empty() {

@@ -5,9 +5,11 @@
 //! `--wide` prints every column, one line per cell. Units in the headers,
 //! an interval on every timing, and only the ranking the noise allows.
 
+use bpfstorm_common::Wakeup;
+
 use crate::aggregate::{aggregate, distinct, Aggregate, Interval, Ranking};
 use crate::contention::{self, ascending};
-use crate::export::csv::{Kernel, Row, Status, Timing};
+use crate::export::csv::{read_suffix, Kernel, Row, Status, Timing};
 use crate::export::escape::terminal as t;
 use crate::hot::Method;
 use crate::output::table::{Align, Paint, Style, Table};
@@ -542,7 +544,7 @@ fn wide(cells: &[Aggregate], shared: Shared, paint: Paint) -> String {
         };
         line.extend([
             r.map.to_string(),
-            r.update.to_string(),
+            format!("{}{}", r.update, read_suffix(r.read)),
             count(a.counted),
             count(a.expected),
             count(a.dropped),
@@ -608,8 +610,10 @@ const NOT_RANKED: &str = "times above are QEMU's software emulation, not this CP
 const VERSUS: &str = "vs cheapest";
 const E2E: &str = "e2e ns/exec";
 
-/// The cells a ratio compares: one attach point's counters, or its streams
-/// (a stream pays for a record and a wakeup; it answers another question).
+/// The cells a ratio compares: one attach point's counters, its streams
+/// woken as records come (a stream pays for a record and a wakeup; it
+/// answers another question), or its streams seen late (batched or polled,
+/// which trade the wakeup for latency; `recommend` ranks them apart too).
 fn groups(cells: &[Aggregate], attach_shared: bool) -> Vec<(String, Vec<&Aggregate>)> {
     let mut out = Vec::new();
     let methods = distinct(cells.iter().map(|a| a.first.method));
@@ -617,12 +621,12 @@ fn groups(cells: &[Aggregate], attach_shared: bool) -> Vec<(String, Vec<&Aggrega
     for method in &methods {
         for &count in &workers {
             for attach in distinct(cells.iter().map(|a| a.first.attach)) {
-                for (stream, kind) in [(false, "counters"), (true, "streams")] {
+                for kind in ["counters", "streams", "streams seen late"] {
                     let members: Vec<&Aggregate> = cells
                         .iter()
                         .filter(|a| a.first.method == *method && a.first.attach == attach)
                         .filter(|a| a.first.workers == count)
-                        .filter(|a| a.first.map.is_stream() == stream)
+                        .filter(|a| delivery(a) == kind)
                         .collect();
                     if members.is_empty() {
                         continue;
@@ -644,6 +648,15 @@ fn groups(cells: &[Aggregate], attach_shared: bool) -> Vec<(String, Vec<&Aggrega
         }
     }
     out
+}
+
+/// How a cell's count reaches user space, as its group is named.
+fn delivery(a: &Aggregate) -> &'static str {
+    match Wakeup::of(a.first.map, a.first.update) {
+        None => "counters",
+        Some(w) if w.is_deferred() => "streams seen late",
+        Some(_) => "streams",
+    }
 }
 
 /// The group's exact cell with the lowest ns/event: what the others are
