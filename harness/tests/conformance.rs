@@ -478,8 +478,9 @@ fn one_run_compares_c_and_libbpf_in_one_table() {
     let header = reader.headers().unwrap().clone();
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    // array/atomic, array/racy, ringbuf/stream; each on both backends.
-    assert_eq!(rows.len(), 6);
+    // array/atomic, array/racy and ringbuf's four modes (a map named gets
+    // every mode it takes); each on both backends.
+    assert_eq!(rows.len(), 12);
     for row in &rows {
         assert_eq!(&row[col("status")], "ok", "{row:?}");
         let heap: i64 = row[col("loader_heap_bytes")].parse().unwrap();
