@@ -252,8 +252,8 @@ impl UpdateMode {
 }
 
 /// What counting with `update` on `map` gives up besides its measured
-/// figures (see [`Strategy::gives_up`]): the map's price, and for a buffer
-/// when its reader is woken and how the record is written.
+/// figures: the map's price, and for a buffer when its reader is woken and
+/// how the record is written.
 pub fn gives_up(map: MapKind, update: UpdateMode) -> String {
     let wakeup = match Wakeup::of(map, update) {
         None => return map.gives_up().to_string(),
@@ -449,7 +449,7 @@ impl Strategy {
     /// The strategy read through `read`, where its map can be.
     pub fn with_read(self, read: ReadPath) -> Result<Strategy, InvalidStrategy> {
         let paths = self.map.read_paths();
-        if read != ReadPath::Syscall && !paths.contains(&read) {
+        if !paths.contains(&read) {
             return Err(InvalidStrategy::ReadOnMap {
                 map: self.map,
                 read,
@@ -495,12 +495,6 @@ impl Strategy {
     /// When the reader of a buffer is woken; `None` for a count in a map.
     pub fn wakeup(&self) -> Option<Wakeup> {
         Wakeup::of(self.map, self.update)
-    }
-
-    /// What counting this way gives up besides its measured figures: the
-    /// map's price, and the update mode's where it is a buffer's choice.
-    pub fn gives_up(&self) -> String {
-        gives_up(self.map, self.update)
     }
 
     pub fn with_filter(self, filter: Filter) -> Strategy {

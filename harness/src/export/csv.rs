@@ -264,6 +264,12 @@ pub struct Row {
     pub filter_cost_ns_ci95_hi: Option<f64>,
 }
 
+/// The `wakeup` column of `update` on `map`: its policy's name, empty for
+/// a count in a map.
+pub fn wakeup_column(map: MapKind, update: UpdateMode) -> String {
+    Wakeup::of(map, update).map_or_else(String::new, Wakeup::name)
+}
+
 /// How tables name a strategy: `map/update`, and `/mmap` after it where
 /// the count is read from memory.
 pub fn strategy_name(map: MapKind, update: UpdateMode, read: ReadPath) -> String {
@@ -408,7 +414,7 @@ impl Row {
             attach: id.attach,
             map: id.map,
             update: id.update,
-            wakeup: Wakeup::of(id.map, id.update).map_or_else(String::new, |w| w.name()),
+            wakeup: wakeup_column(id.map, id.update),
             read: id.read,
             filter: id.filter.to_string(),
             method: id.method,

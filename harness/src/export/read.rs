@@ -21,7 +21,7 @@ use serde::de::value::{Error as ValueError, StrDeserializer};
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use thiserror::Error;
 
-use super::csv::{ProbeRow, Row, Status, Timing, SCHEMA_VERSION};
+use super::csv::{wakeup_column, ProbeRow, Row, Status, Timing, SCHEMA_VERSION};
 use super::escape;
 use crate::aggregate::try_aggregate;
 use crate::hot::Method;
@@ -310,7 +310,7 @@ impl Checked for Row {
         // The update mode decides the wakeup (its batch or poll interval
         // may differ between versions); files before v5 left it out.
         let derived = Wakeup::of(self.map, self.update);
-        let wakeup = derived.map_or_else(String::new, |w| w.name());
+        let wakeup = wakeup_column(self.map, self.update);
         let agrees = match (derived, Wakeup::from_name(&self.wakeup)) {
             (None, _) => self.wakeup.is_empty(),
             (Some(derived), Some(written)) => derived.same_kind(written),
