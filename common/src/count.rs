@@ -27,6 +27,12 @@ fn failed(op: &'static str) -> impl FnOnce(io::Error) -> CounterError {
     }
 }
 
+/// The machine's possible CPUs, which size per-CPU values and the LRU
+/// maps' free lists (see [`MapKind::entries_for`]).
+pub fn possible_cpus() -> Result<usize, CounterError> {
+    Ok(sys::possible_cpus()?)
+}
+
 /// Refuses a per-CPU count with a slot per CPU in its value
 /// (`global_percpu`) on a machine with more possible CPUs than slots: the
 /// program would not count on the others.
@@ -56,19 +62,40 @@ fn slots_fit(kind: MapKind, slots: usize, cpus: usize) -> Result<(), CounterErro
 /// `BPF_F_MMAPABLE`: the map's values can be mapped into user space.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
-/// A map that holds a count at key 0 (a u32): ARRAY, HASH, their LRU and
-/// per-CPU kinds, a global's own `.data.*` section, or the object's `.bss`
-/// when it holds only a u64.
+/// A map that holds a count at key 0 (a u32), or spread over keys 0..K:
+/// ARRAY, HASH, their LRU and per-CPU kinds, a global's own `.data.*`
+/// section, or the object's `.bss` when it holds only a u64.
 pub struct CountMap {
     fd: OwnedFd,
-    /// Bytes of the value a lookup returns.
+    /// Bytes of the value a lookup returns for one key.
     value_bytes: usize,
     /// Slots summed, and the bytes from one to the next.
     slots: usize,
     stride: usize,
-    /// The value mapped into memory, for [`ReadPath::Mmap`].
-    mapped: Option<Mapping>,
+    /// Keys 0..keys hold the count.
+    keys: u32,
+    /// Whether every key is there from the start, in order (an array), so
+    /// a batched read can stop at the last one instead of asking once more.
+    preallocated: bool,
+    /// Whether a reset deletes the keys (a keyed hash, which a full map
+    /// refuses or evicts) rather than writing zeros to them.
+    resets_by_delete: bool,
+    read: ReadPath,
+    /// The values mapped into memory, for [`ReadPath::Mmap`], and the
+    /// bytes from one key's to the next.
+    mapped: Option<(Mapping, usize)>,
 }
+
+/// A count summed over its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sum {
+    pub count: u64,
+    /// Keys whose value is not zero.
+    pub keys_live: u64,
+}
+
+/// Keys a batched read asks for at once.
+const BATCH_KEYS: usize = 4096;
 
 /// An array map's values mapped read-only into this process.
 struct Mapping {
@@ -124,11 +151,12 @@ impl Drop for Mapping {
 }
 
 impl CountMap {
-    /// The count of `kind` in `map`, read through `read`.
+    /// The count of `kind` in `map`, at keys 0..`keys`, read through `read`.
     pub fn open(
         map: BorrowedFd<'_>,
         kind: MapKind,
         read: ReadPath,
+        keys: u32,
     ) -> Result<CountMap, CounterError> {
         let info = sys::map_info(map)?;
         let refuse = |message: String| CounterError::Backend {
@@ -159,71 +187,156 @@ impl CountMap {
                 info.key_size, info.value_size
             )));
         }
+        // An array has no keys past its entries; a hash is asked for all.
+        let keys = if kind.inserts_keys() {
+            keys
+        } else {
+            keys.min(info.max_entries)
+        };
         let mapped = match read {
-            ReadPath::Syscall => None,
+            ReadPath::Syscall | ReadPath::Batch => None,
             ReadPath::Mmap if info.map_flags & BPF_F_MMAPABLE == 0 => {
                 return Err(refuse(format!(
                     "the {kind} map was created without BPF_F_MMAPABLE: it cannot be read by mmap"
                 )))
             }
-            ReadPath::Mmap => Some(Mapping::new(map, value_bytes)?),
+            // An array's values lie one after another, each 8-aligned.
+            ReadPath::Mmap => {
+                let entry = value_bytes.next_multiple_of(SLOT);
+                Some((Mapping::new(map, entry * keys as usize)?, entry))
+            }
         };
         Ok(CountMap {
             fd: map.try_clone_to_owned()?,
             value_bytes,
             slots,
             stride,
+            keys,
+            preallocated: !kind.inserts_keys(),
+            resets_by_delete: keys > 1 && kind.inserts_keys(),
+            read,
             mapped,
         })
     }
 
-    /// The count, summed over its slots; 0 where a hash has no entry yet.
-    pub fn read(&self) -> Result<u64, CounterError> {
-        if let Some(mapped) = &self.mapped {
-            return Ok((0..self.slots).map(|i| mapped.slot(i * self.stride)).sum());
-        }
-        let mut value = vec![0u8; self.value_bytes];
-        let found = sys::lookup(self.fd.as_fd(), &KEY, &mut value).map_err(failed("map lookup"))?;
-        Ok(if found {
-            (0..self.slots)
-                .map(|i| {
-                    let at = i * self.stride;
-                    u64::from_ne_bytes(value[at..at + SLOT].try_into().expect("8 bytes"))
-                })
-                .sum()
-        } else {
-            0
-        })
+    /// The slots of one key's value, summed.
+    fn sum(&self, value: &[u8]) -> u64 {
+        (0..self.slots)
+            .map(|i| {
+                let at = i * self.stride;
+                u64::from_ne_bytes(value[at..at + SLOT].try_into().expect("8 bytes"))
+            })
+            .sum()
     }
 
-    /// Writes zeros to the slots: arrays cannot delete, and a hash counts
-    /// on from a zero entry as from none.
+    /// The count, summed over its keys and slots; 0 where a hash has no
+    /// entry yet.
+    pub fn read(&self) -> Result<Sum, CounterError> {
+        let mut total = Sum {
+            count: 0,
+            keys_live: 0,
+        };
+        let mut add = |count: u64| {
+            total.count += count;
+            total.keys_live += u64::from(count > 0);
+        };
+        match (&self.mapped, self.read) {
+            (Some((mapped, entry)), _) => {
+                for key in 0..self.keys as usize {
+                    add((0..self.slots)
+                        .map(|i| mapped.slot(key * entry + i * self.stride))
+                        .sum());
+                }
+            }
+            (None, ReadPath::Batch) => {
+                let chunk = (self.keys as usize).clamp(1, BATCH_KEYS);
+                let mut keys = vec![0u8; chunk * KEY.len()];
+                let mut values = vec![0u8; chunk * self.value_bytes];
+                let mut token = sys::BatchToken::default();
+                let mut seen = 0;
+                loop {
+                    let (n, more) = sys::lookup_batch(
+                        self.fd.as_fd(),
+                        &mut token,
+                        KEY.len(),
+                        &mut keys,
+                        &mut values,
+                    )
+                    .map_err(failed("batched map lookup"))?;
+                    for value in values.chunks_exact(self.value_bytes).take(n) {
+                        add(self.sum(value));
+                    }
+                    seen += n;
+                    if !more || (self.preallocated && seen >= self.keys as usize) {
+                        break;
+                    }
+                }
+            }
+            (None, _) => {
+                let mut value = vec![0u8; self.value_bytes];
+                for key in 0..self.keys {
+                    if sys::lookup(self.fd.as_fd(), &key.to_ne_bytes(), &mut value)
+                        .map_err(failed("map lookup"))?
+                    {
+                        add(self.sum(&value));
+                    }
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Sets the count back to zero: writes zeros to the slots (arrays
+    /// cannot delete, and a hash of one key counts on from a zero entry as
+    /// from none), or deletes a keyed hash's keys, so a full map is empty
+    /// again.
     pub fn reset(&self) -> Result<(), CounterError> {
         let zeros = vec![0u8; self.value_bytes];
-        sys::update(self.fd.as_fd(), &KEY, &zeros).map_err(failed("map update"))
+        for key in 0..self.keys {
+            let key = key.to_ne_bytes();
+            if self.resets_by_delete {
+                sys::delete(self.fd.as_fd(), &key).map_err(failed("map delete"))?;
+            } else {
+                sys::update(self.fd.as_fd(), &key, &zeros).map_err(failed("map update"))?;
+            }
+        }
+        Ok(())
     }
 }
 
 /// The count of a loaded strategy, read the same way whatever the loader.
 pub enum Tally<B: Buffer> {
-    /// A map that holds the count.
-    Map(CountMap),
+    /// A map that holds the count, and for a count spread over keys, the
+    /// events the program found no slot for (its `dropped` global, the
+    /// only variable in `.bss`).
+    Map {
+        count: CountMap,
+        dropped: Option<CountMap>,
+    },
     /// A buffer's records, and what the program could not hand over (its
-    /// `dropped` global, the only variable in `.bss`).
+    /// `dropped` global).
     Stream {
         records: Stream<B>,
         dropped: CountMap,
     },
 }
 
+/// `dropped`, the only variable in the object's `.bss`: an array's u64.
+fn dropped(bss: BorrowedFd<'_>) -> Result<CountMap, CounterError> {
+    CountMap::open(bss, MapKind::Array, ReadPath::Syscall, 1)
+}
+
 impl<B: Buffer> Tally<B> {
-    /// The count of `kind` in `map`, read through `read`.
+    /// The count of `strategy` in `map`; `bss` is the object's `.bss`.
     pub fn map(
         map: BorrowedFd<'_>,
-        kind: MapKind,
-        read: ReadPath,
+        strategy: &Strategy,
+        bss: BorrowedFd<'_>,
     ) -> Result<Tally<B>, CounterError> {
-        Ok(Tally::Map(CountMap::open(map, kind, read)?))
+        Ok(Tally::Map {
+            count: CountMap::open(map, strategy.map(), strategy.read(), strategy.keys().count)?,
+            dropped: strategy.is_keyed().then(|| dropped(bss)).transpose()?,
+        })
     }
 
     /// Starts counting `buffer`, whose reader the program wakes as
@@ -234,25 +347,32 @@ impl<B: Buffer> Tally<B> {
         bss: BorrowedFd<'_>,
     ) -> Result<Tally<B>, CounterError> {
         Ok(Tally::Stream {
-            // `dropped` is the only variable in `.bss`: an array's u64.
-            dropped: CountMap::open(bss, MapKind::Array, ReadPath::Syscall)?,
+            dropped: dropped(bss)?,
             records: Stream::start(buffer, wakeup)?,
         })
     }
 
     pub fn read(&mut self) -> Result<Reading, CounterError> {
         match self {
-            // Only stream programs can drop: nothing else to read.
-            Tally::Map(map) => Ok(Reading {
-                count: map.read()?,
-                ..Reading::default()
-            }),
+            Tally::Map { count, dropped } => {
+                let sum = count.read()?;
+                Ok(Reading {
+                    count: sum.count,
+                    keys_live: sum.keys_live,
+                    dropped: match dropped {
+                        Some(dropped) => dropped.read()?.count,
+                        None => 0,
+                    },
+                    ..Reading::default()
+                })
+            }
             Tally::Stream { records, dropped } => {
                 let counts = records.drain()?;
                 Ok(Reading {
                     count: counts.records,
-                    dropped: dropped.read()?,
+                    dropped: dropped.read()?.count,
                     lost_records: counts.lost_records,
+                    keys_live: 0,
                 })
             }
         }
@@ -260,7 +380,10 @@ impl<B: Buffer> Tally<B> {
 
     pub fn reset(&mut self) -> Result<(), CounterError> {
         match self {
-            Tally::Map(map) => map.reset(),
+            Tally::Map { count, dropped } => {
+                count.reset()?;
+                dropped.as_ref().map_or(Ok(()), CountMap::reset)
+            }
             Tally::Stream { records, dropped } => {
                 records.reset()?;
                 dropped.reset()
@@ -347,18 +470,30 @@ mod tests {
 
     /// BPF_MAP_CREATE (root needed, as for every kernel-facing test here).
     fn create(kind: MapKind, key_size: u32, value_size: u32, max_entries: u32) -> OwnedFd {
+        create_with(kind, key_size, value_size, max_entries, 0)
+    }
+
+    fn create_with(
+        kind: MapKind,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+    ) -> OwnedFd {
         #[repr(C)]
         struct MapCreate {
             map_type: u32,
             key_size: u32,
             value_size: u32,
             max_entries: u32,
+            map_flags: u32,
         }
         let attr = MapCreate {
             map_type: kind.kernel_type(),
             key_size,
             value_size,
             max_entries,
+            map_flags,
         };
         // SAFETY: bpf(2) reads `attr`.
         let fd = unsafe {
@@ -403,8 +538,15 @@ mod tests {
                     _ => (1, SLOT, SLOT),
                 };
                 let fd = create(*kind, 4, value_size as u32, 1);
-                let mut tally =
-                    Tally::<NoBuffer>::map(fd.as_fd(), *kind, ReadPath::Syscall).unwrap();
+                let strategy = Strategy::new(
+                    crate::AttachPoint::default(),
+                    *kind,
+                    kind.classic_update(),
+                    crate::Filter::All,
+                )
+                .unwrap();
+                let bss = create(MapKind::Array, 4, 8, 1);
+                let mut tally = Tally::<NoBuffer>::map(fd.as_fd(), &strategy, bss.as_fd()).unwrap();
                 assert_eq!(tally.read().unwrap(), Reading::default(), "{kind}");
                 // Each slot's u64 first, then bytes the read must skip.
                 let value: Vec<u8> = (0..slots as u64)
@@ -416,27 +558,81 @@ mod tests {
                     .collect();
                 sys::update(fd.as_fd(), &KEY, &value).unwrap();
                 let sum = (0..slots as u64).map(|i| i + 5).sum::<u64>();
-                assert_eq!(tally.read().unwrap().count, sum, "{kind}");
+                let reading = tally.read().unwrap();
+                assert_eq!((reading.count, reading.keys_live), (sum, 1), "{kind}");
                 tally.reset().unwrap();
-                assert_eq!(tally.read().unwrap().count, 0, "{kind}");
+                assert_eq!(tally.read().unwrap(), Reading::default(), "{kind}");
+            }
+        }
+
+        /// Keys 0..64 of a map with room for 48: every read path sums the
+        /// keys there are, and a reset empties a hash, zeroes an array.
+        #[test]
+        fn keyed_counts_sum_every_key_by_each_read_path() {
+            const KEYS: u32 = 64;
+            const ENTRIES: u32 = 48;
+            let cpus = sys::possible_cpus().unwrap();
+            for &kind in MapKind::ALL.iter().filter(|k| k.takes_keys()) {
+                let per_key = if kind.is_per_cpu() { cpus } else { 1 };
+                let mappable = kind.read_paths().contains(&ReadPath::Mmap);
+                let flags = if mappable { BPF_F_MMAPABLE } else { 0 };
+                let fd = create_with(kind, 4, 8, ENTRIES, flags);
+                // Key k holds k in each of its slots; hashes get every
+                // other key, arrays have them all.
+                let stored: Vec<u32> = (0..ENTRIES)
+                    .filter(|k| !kind.inserts_keys() || k % 2 == 0)
+                    .collect();
+                for &key in &stored {
+                    let value: Vec<u8> = (0..per_key)
+                        .flat_map(|_| u64::from(key).to_ne_bytes())
+                        .collect();
+                    sys::update(fd.as_fd(), &key.to_ne_bytes(), &value).unwrap();
+                }
+                let sum = stored.iter().map(|&k| u64::from(k)).sum::<u64>() * per_key as u64;
+                let live = stored.iter().filter(|&&k| k > 0).count() as u64;
+                for &read in kind.read_paths() {
+                    let map = CountMap::open(fd.as_fd(), kind, read, KEYS).unwrap();
+                    let what = format!("{kind} by {read}");
+                    assert_eq!(
+                        map.read().unwrap(),
+                        Sum {
+                            count: sum,
+                            keys_live: live
+                        },
+                        "{what}"
+                    );
+                }
+                CountMap::open(fd.as_fd(), kind, ReadPath::Syscall, KEYS)
+                    .unwrap()
+                    .reset()
+                    .unwrap();
+                let mut value = vec![0u8; 8 * per_key];
+                let left = sys::lookup(fd.as_fd(), &2u32.to_ne_bytes(), &mut value).unwrap();
+                assert_eq!(left, !kind.inserts_keys(), "{kind}: key 2 after reset");
+                assert!(value.iter().all(|&b| b == 0), "{kind}");
+                for &read in kind.read_paths() {
+                    let map = CountMap::open(fd.as_fd(), kind, read, KEYS).unwrap();
+                    assert_eq!(map.read().unwrap().count, 0, "{kind} by {read}");
+                }
             }
         }
         #[test]
         fn maps_that_hold_no_u64_count_are_refused() {
             let wide = create(MapKind::Array, 4, 16, 1);
-            assert!(CountMap::open(wide.as_fd(), MapKind::Array, ReadPath::Syscall).is_err());
+            let open = |fd: &OwnedFd, kind| CountMap::open(fd.as_fd(), kind, ReadPath::Syscall, 1);
+            assert!(open(&wide, MapKind::Array).is_err());
             let ring = create(MapKind::Ringbuf, 0, 0, 4096);
-            assert!(CountMap::open(ring.as_fd(), MapKind::Ringbuf, ReadPath::Syscall).is_err());
+            assert!(open(&ring, MapKind::Ringbuf).is_err());
             let array = create(MapKind::Array, 4, 8, 1);
             assert!(
-                CountMap::open(array.as_fd(), MapKind::Hash, ReadPath::Syscall).is_err(),
+                open(&array, MapKind::Hash).is_err(),
                 "an array is not a hash"
             );
             assert!(
-                CountMap::open(array.as_fd(), MapKind::GlobalPercpu, ReadPath::Syscall).is_err(),
+                open(&array, MapKind::GlobalPercpu).is_err(),
                 "one u64 is not a slot per CPU"
             );
-            assert!(CountMap::open(array.as_fd(), MapKind::Global, ReadPath::Syscall).is_ok());
+            assert!(open(&array, MapKind::Global).is_ok());
         }
     }
 }

@@ -49,16 +49,20 @@ impl LoadTimings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reading {
     pub count: u64,
-    /// Events the program saw but could not hand over, as the program
-    /// itself counted them: its `dropped` global, bumped when
-    /// `bpf_ringbuf_reserve` or `bpf_perf_event_output` fails. Always 0
-    /// for maps that are not streams (nothing there can fail to hand over).
+    /// Events the program saw but could not count, as the program itself
+    /// counted them: its `dropped` global, bumped when
+    /// `bpf_ringbuf_reserve` or `bpf_perf_event_output` fails, or when a
+    /// count spread over keys finds no slot (a key past an array's
+    /// entries, or a full hash refusing a new key). Always 0 for a count
+    /// at one key (nothing there can fail).
     pub dropped: u64,
     /// Perf buffer only, a cross-check of `dropped`: the "lost" records
     /// the kernel wrote into the perf buffer, as consumed so far. They
     /// arrive late, or never when the buffer stays full, so this may trail
     /// `dropped`. 0 for every other map.
     pub lost_records: u64,
+    /// Keys whose count is not zero (a count in a map; 0 for buffers).
+    pub keys_live: u64,
 }
 
 impl Reading {
@@ -69,6 +73,7 @@ impl Reading {
             count: self.count.saturating_sub(earlier.count),
             dropped: self.dropped.saturating_sub(earlier.dropped),
             lost_records: self.lost_records.saturating_sub(earlier.lost_records),
+            keys_live: self.keys_live,
         }
     }
 }
@@ -142,15 +147,25 @@ mod tests {
             count: 10,
             dropped: 1,
             lost_records: 0,
+            keys_live: 3,
         };
         let after = Reading {
             count: 25,
             dropped: 4,
             lost_records: 2,
+            keys_live: 5,
         };
         let d = after.since(&before);
         assert_eq!((d.count, d.dropped, d.lost_records), (15, 3, 2));
-        assert_eq!(before.since(&after), Reading::default());
+        // Keys live are a state, not a count: the later reading's.
+        assert_eq!(d.keys_live, 5);
+        assert_eq!(
+            before.since(&after),
+            Reading {
+                keys_live: 3,
+                ..Reading::default()
+            }
+        );
     }
 
     #[test]

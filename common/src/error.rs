@@ -14,14 +14,28 @@ pub enum InvalidStrategy {
         valid: String,
     },
     #[error(
-        "map `{map}` cannot be read by {read}: its count is not in a plain array's value (read \
-         paths: {valid})"
+        "map `{map}` cannot be read by {read}: it is read by {valid} (mmap needs the count in a \
+         plain array's value, batch a count in a map)"
     )]
     ReadOnMap {
         map: MapKind,
         read: ReadPath,
         valid: String,
     },
+    #[error(
+        "map `{map}` cannot count at {keys} keys: only the maps looked up by key (array, hash \
+         and their per-CPU and LRU kinds) take --keys"
+    )]
+    KeysOnMap { map: MapKind, keys: u32 },
+    #[error("--keys must be at least 1")]
+    NoKeys,
+    #[error("--max-entries must be at least 1")]
+    NoEntries,
+    #[error(
+        "--max-entries sizes the maps of a count over keys: add --keys with a count above 1, for \
+         a map that takes keys"
+    )]
+    EntriesWithoutKeys,
     #[error("unknown {kind} `{given}`: expected one of {expected}")]
     UnknownName {
         kind: &'static str,

@@ -19,6 +19,6 @@ pub use error::{CounterError, InvalidStrategy, Op};
 pub use introspect::{Introspection, Loaded};
 pub use prog_info::ProgInsns;
 pub use strategy::{
-    gives_up, AttachPoint, Filter, MapKind, ReadPath, Slots, Strategy, UpdateMode, Wakeup,
+    gives_up, AttachPoint, Filter, Keys, MapKind, ReadPath, Slots, Strategy, UpdateMode, Wakeup,
     GLOBAL_PERCPU_SLOTS, GLOBAL_SLOT_BYTES, POLL_INTERVAL, WAKEUP_BATCH,
 };

@@ -105,6 +105,8 @@ macro_rules! strategy_enums {
         global_slot_bytes = $slot_bytes:expr;
         global_percpu_slots = $slots:expr;
     ) => {
+        /// Entries of the LRU maps of one key.
+        const LRU_ENTRIES: u32 = $lru_entries;
         /// Records a `batch_wakeup` reader is woken for at once.
         pub const WAKEUP_BATCH: u32 = $batch;
         /// Bytes of each CPU's slot of `global_percpu`: a cache line, so
@@ -186,16 +188,61 @@ impl MapKind {
             .find(|kind| kind.object_name() == name)
     }
 
-    /// The ways user space can read the count: a lookup syscall for every
-    /// map (a buffer's `dropped` too), and a memory mapping for a count in
-    /// a plain array's value (an `array` or a global's section; the kernel
-    /// maps no per-CPU or hash map).
+    /// The ways user space can read the count: a lookup syscall per key
+    /// for every map (a buffer's `dropped` too), batched lookups for a
+    /// count in a map, and a memory mapping for a count in a plain array's
+    /// value (an `array` or a global's section; the kernel maps no per-CPU
+    /// or hash map).
     pub fn read_paths(self) -> &'static [ReadPath] {
-        const ARRAY: u32 = 2;
-        if !self.is_stream() && self.kernel_type() == ARRAY {
-            &[ReadPath::Syscall, ReadPath::Mmap]
-        } else {
+        if self.is_stream() {
             &[ReadPath::Syscall]
+        } else if self.kernel_type() == ARRAY_TYPE {
+            &[ReadPath::Syscall, ReadPath::Batch, ReadPath::Mmap]
+        } else {
+            &[ReadPath::Syscall, ReadPath::Batch]
+        }
+    }
+
+    /// Whether the count can be spread over keys (`--keys`): the maps
+    /// looked up by key, not the globals or the buffers.
+    pub fn takes_keys(self) -> bool {
+        !self.is_stream() && !self.is_global()
+    }
+
+    /// Whether a key is inserted on its first event (and can fail to be,
+    /// or push another out), rather than being there from the start.
+    pub fn inserts_keys(self) -> bool {
+        self.takes_keys() && !matches!(self, MapKind::Array | MapKind::PercpuArray)
+    }
+
+    /// Whether a full map pushes out its least recently used key, count
+    /// and all, to make room for a new one.
+    pub fn evicts(self) -> bool {
+        matches!(self, MapKind::LruHash | MapKind::LruPercpuHash)
+    }
+
+    /// The entries the object's map has for one key (`None` for globals
+    /// and buffers): one, or for the LRU maps enough that CPUs racing to
+    /// insert it never evict it.
+    pub fn single_key_entries(self) -> Option<u32> {
+        match self {
+            _ if !self.takes_keys() => None,
+            _ if self.evicts() => Some(LRU_ENTRIES),
+            _ => Some(1),
+        }
+    }
+
+    /// The entries a map counting `keys` keys gets unless told otherwise:
+    /// one per key, and for the LRU maps one batch of free entries more
+    /// per CPU (the kernel hands them out 128 at a time, and evicts when
+    /// its shared free list runs short of a batch), so that no key is
+    /// evicted while there is room for all.
+    pub fn entries_for(self, keys: u32, possible_cpus: usize) -> u32 {
+        if self.evicts() {
+            let batches = LRU_LOCAL_FREE * u32::try_from(possible_cpus).unwrap_or(u32::MAX);
+            keys.saturating_add(batches).max(LRU_ENTRIES)
+        } else {
+            keys
         }
     }
 
@@ -232,6 +279,13 @@ impl MapKind {
         MapKind::GlobalPercpu,
     ];
 }
+
+/// `BPF_MAP_TYPE_ARRAY`.
+const ARRAY_TYPE: u32 = 2;
+
+/// Free LRU entries the kernel moves to a CPU at a time
+/// (`LOCAL_FREE_TARGET`, kernel/bpf/bpf_lru_list.c).
+const LRU_LOCAL_FREE: u32 = 128;
 
 /// Where a count's u64 slots lie in its map's value; a read sums them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,8 +422,10 @@ impl fmt::Display for Wakeup {
 named_enum!(
     /// How user space reads a count.
     ReadPath, "read path" {
-        /// The `BPF_MAP_LOOKUP_ELEM` syscall.
+        /// A `BPF_MAP_LOOKUP_ELEM` syscall per key.
         Syscall => "syscall",
+        /// `BPF_MAP_LOOKUP_BATCH`: every key's value in one syscall (up to 4096 keys a call).
+        Batch => "batch",
         /// Loads from the map's value mapped into memory (`BPF_F_MMAPABLE`): no syscall.
         Mmap => "mmap",
     }
@@ -416,6 +472,26 @@ pub struct Strategy {
     update: UpdateMode,
     filter: Filter,
     read: ReadPath,
+    keys: Keys,
+}
+
+/// How many keys a count is spread over, and the entries of its map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Keys {
+    /// Keys live at once: the program counts an event at its task's tgid
+    /// mod `count`. 1: the one key 0 of the classic program.
+    pub count: u32,
+    /// Entries the loader gives the map; `None`: the object's own (one
+    /// key, or a global or a buffer, which have no keys).
+    pub max_entries: Option<u32>,
+}
+
+impl Keys {
+    /// The classic program's single key.
+    pub const ONE: Keys = Keys {
+        count: 1,
+        max_entries: None,
+    };
 }
 
 impl Strategy {
@@ -443,7 +519,30 @@ impl Strategy {
             update,
             filter,
             read: ReadPath::Syscall,
+            keys: Keys::ONE,
         })
+    }
+
+    /// The strategy counting at `keys` keys in a map of `max_entries`
+    /// (see [`MapKind::entries_for`] for the size that holds them all);
+    /// one key takes the object's own map.
+    pub fn with_keys(self, keys: u32, max_entries: u32) -> Result<Strategy, InvalidStrategy> {
+        let keys = match keys {
+            0 => return Err(InvalidStrategy::NoKeys),
+            1 => Keys::ONE,
+            _ if !self.map.takes_keys() => {
+                return Err(InvalidStrategy::KeysOnMap {
+                    map: self.map,
+                    keys,
+                })
+            }
+            _ if max_entries == 0 => return Err(InvalidStrategy::NoEntries),
+            count => Keys {
+                count,
+                max_entries: Some(max_entries),
+            },
+        };
+        Ok(Strategy { keys, ..self })
     }
 
     /// The strategy read through `read`, where its map can be.
@@ -491,6 +590,29 @@ impl Strategy {
     pub fn read(&self) -> ReadPath {
         self.read
     }
+    pub fn keys(&self) -> Keys {
+        self.keys
+    }
+
+    /// Whether the count is spread over more than one key.
+    pub fn is_keyed(&self) -> bool {
+        self.keys.count > 1
+    }
+
+    /// Entries of the map that holds the count, as the loader creates it;
+    /// `None` for globals and buffers.
+    pub fn map_entries(&self) -> Option<u32> {
+        self.keys
+            .max_entries
+            .or_else(|| self.map.single_key_entries())
+    }
+
+    /// Whether every event must be accounted for, counted or reported
+    /// dropped: not where the update races on purpose, nor where a full
+    /// LRU map evicts keys (the counts it loses are measured, not an error).
+    pub fn is_exact(&self) -> bool {
+        self.update.is_exact() && !(self.is_keyed() && self.map.evicts())
+    }
 
     /// When the reader of a buffer is woken; `None` for a count in a map.
     pub fn wakeup(&self) -> Option<Wakeup> {
@@ -503,16 +625,19 @@ impl Strategy {
 
     /// The BPF program specialised for this strategy, named alike in every
     /// backend: `<attach>__<map>__<update>__<filter>`, e.g.
-    /// `tp_sys_enter_execve__array__atomic__all`. Each program has its map,
-    /// update and filter compiled in; only a `cgroup` one reads a global
-    /// (the cgroup id, set before load).
+    /// `tp_sys_enter_execve__array__atomic__all`, and `__keyed` after it
+    /// when the count is spread over keys. Each program has its map,
+    /// update, filter and keying compiled in; only a `cgroup` one reads the
+    /// cgroup id, and only a `keyed` one the number of keys (globals set
+    /// before load).
     pub fn program_name(&self) -> String {
         format!(
-            "{}__{}__{}__{}",
+            "{}__{}__{}__{}{}",
             self.attach,
             self.map,
             self.update,
-            self.filter.name()
+            self.filter.name(),
+            if self.is_keyed() { "__keyed" } else { "" }
         )
     }
 }
@@ -527,6 +652,13 @@ impl fmt::Display for Strategy {
             self.update,
             self.filter.name()
         )?;
+        if let Keys {
+            count,
+            max_entries: Some(entries),
+        } = self.keys
+        {
+            write!(f, " ({count} keys, {entries} entries)")?;
+        }
         match self.read {
             ReadPath::Syscall => Ok(()),
             read => write!(f, " (read by {read})"),

@@ -8,9 +8,11 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_ANY: u64 = 0;
 
 /// bpf(`cmd`, `attr`): its return value, or errno as an error.
@@ -134,6 +136,80 @@ pub(crate) fn update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Resul
     bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
 }
 
+/// BPF_MAP_DELETE_ELEM of `key`; `Ok(false)` when it was absent.
+pub(crate) fn delete(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
+    let mut attr = Elem {
+        map_fd: fd_u32(map.as_raw_fd())?,
+        key: key.as_ptr() as u64,
+        value: 0,
+        flags: 0,
+    };
+    match bpf(BPF_MAP_DELETE_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `batch` member of `union bpf_attr`.
+#[repr(C, align(8))]
+struct Batch {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// Where a batched lookup goes on from: the kernel's opaque position
+/// (a bucket, or the next key), as large as any map's here needs.
+#[derive(Default)]
+pub(crate) struct BatchToken {
+    at: [u8; 8],
+    started: bool,
+}
+
+/// BPF_MAP_LOOKUP_BATCH: up to as many entries as `keys` has room for
+/// (`key_size` bytes each) into `keys` and `values`, going on from
+/// `token`, which it moves past them. Returns how many came and whether
+/// the map has more.
+pub(crate) fn lookup_batch(
+    map: BorrowedFd<'_>,
+    token: &mut BatchToken,
+    key_size: usize,
+    keys: &mut [u8],
+    values: &mut [u8],
+) -> io::Result<(usize, bool)> {
+    let mut out = [0u8; 8];
+    let mut attr = Batch {
+        in_batch: if token.started {
+            token.at.as_ptr() as u64
+        } else {
+            0
+        },
+        out_batch: out.as_mut_ptr() as u64,
+        keys: keys.as_mut_ptr() as u64,
+        values: values.as_mut_ptr() as u64,
+        count: u32::try_from(keys.len() / key_size).unwrap_or(u32::MAX),
+        map_fd: fd_u32(map.as_raw_fd())?,
+        elem_flags: 0,
+        flags: 0,
+    };
+    let more = match bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) {
+        Ok(_) => true,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+        Err(e) => return Err(e),
+    };
+    *token = BatchToken {
+        at: out,
+        started: true,
+    };
+    Ok((attr.count as usize, more))
+}
+
 /// The number of possible CPUs, which sizes per-CPU values: the highest
 /// index in `/sys/devices/system/cpu/possible` ("0-3,5") plus one.
 pub(crate) fn possible_cpus() -> io::Result<usize> {
@@ -154,6 +230,7 @@ mod tests {
     #[test]
     fn layouts_match_the_kernel_uapi() {
         assert_eq!(mem::size_of::<Elem>(), 32);
+        assert_eq!(mem::size_of::<Batch>(), 56);
         // struct bpf_map_info up to map_flags.
         assert_eq!(mem::size_of::<MapInfo>(), 24);
     }

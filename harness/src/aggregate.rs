@@ -130,9 +130,9 @@ impl Aggregate {
         self.status == Status::Ok
     }
 
-    /// Measured exact, with an update mode that must be: what may be ranked.
+    /// Measured exact, with a strategy that must be: what may be ranked.
     pub fn is_exact_counter(&self) -> bool {
-        self.is_ok() && self.exact == Some(true) && self.first.update.is_exact()
+        self.is_ok() && self.exact == Some(true) && self.first.expects_exact()
     }
 }
 

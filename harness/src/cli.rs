@@ -176,6 +176,20 @@ fn worker_count(given: &str) -> Result<WorkerCount, String> {
     }
 }
 
+/// The most keys a count is spread over: reading them one syscall each
+/// takes about a second.
+pub const MAX_KEYS: u32 = 1 << 20;
+/// The largest map `--max-entries` makes.
+pub const MAX_ENTRIES: u32 = 1 << 24;
+
+fn keys() -> impl TypedValueParser<Value = u32> {
+    clap::value_parser!(u32).range(1..=i64::from(MAX_KEYS))
+}
+
+fn entries() -> impl TypedValueParser<Value = u32> {
+    clap::value_parser!(u32).range(1..=i64::from(MAX_ENTRIES))
+}
+
 fn execs() -> impl TypedValueParser<Value = u64> {
     clap::value_parser!(u64).range(1..=MAX_EXECS_PER_WORKER)
 }
@@ -213,6 +227,19 @@ pub struct RunArgs {
         value_parser = read_paths()
     )]
     pub read: Vec<ReadPath>,
+    /// Keys each count is spread over, 1 to 1048576, comma-separated (e.g.
+    /// 1,64,4096,65536): the program counts an exec at its process's tgid
+    /// mod K. Applies to the maps looked up by key (array, hash and their
+    /// per-CPU and LRU kinds); the others are measured at 1 key only, and
+    /// left out when 1 is not in the list [default: 1]
+    #[arg(long, value_delimiter = ',', value_parser = keys())]
+    pub keys: Vec<u32>,
+    /// Entries of each keyed map, 1 to 16777216 [default: one per key,
+    /// and for the LRU maps 128 more per CPU]. Fewer than --keys shows what
+    /// a full map does: an array or hash counts what finds no slot as
+    /// dropped, an LRU map evicts keys and loses their counts
+    #[arg(long, requires = "keys", value_parser = entries())]
+    pub max_entries: Option<u32>,
     /// Which execs count.
     #[arg(long, value_enum, default_value = "cgroup")]
     pub filter: FilterArg,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aggregate::{aggregate, distinct, Aggregate};
-use crate::export::csv::{read_suffix, Kernel, Key, Row, Timing};
+use crate::export::csv::{Kernel, Key, Row, Timing};
 use crate::export::escape;
 
 /// The most kernels the by-kernel view sets side by side; the rest are
@@ -67,8 +67,9 @@ pub fn judge(base: &Aggregate, new: &Aggregate, threshold_pct: f64) -> (Option<f
         );
     }
     let (base_timing, new_timing) = (base.first.timing, new.first.timing);
-    // Racy updates lose counts by design; only exact strategies must stay exact.
-    if base.first.update.is_exact() {
+    // Racy updates and full LRU maps lose counts by design; only exact
+    // strategies must stay exact.
+    if base.first.expects_exact() {
         match (base.exact, new.exact) {
             (Some(true), Some(false)) => {
                 return (
@@ -278,7 +279,7 @@ pub fn render_markdown(
             c.key.workers,
             c.key.map,
             c.key.update,
-            read_suffix(c.key.read),
+            c.key.variant.suffix(),
             ns(c.base.as_ref()),
             ns(c.new.as_ref()),
             c.change_pct.map_or("-".into(), |p| format!("{p:+.1}%")),
@@ -339,7 +340,7 @@ pub fn render_by_kernel(rows: &[Row]) -> String {
             key.workers,
             key.map,
             key.update,
-            read_suffix(key.read)
+            key.variant.suffix()
         ));
         for k in &kernels {
             let cell = by_cell.get(&Key {

@@ -36,7 +36,7 @@ pub fn curves(cells: &[Aggregate]) -> Vec<Curve<'_>> {
             key.attach,
             key.map,
             key.update,
-            key.read,
+            key.variant,
             key.filter,
         )
     };

@@ -22,6 +22,34 @@ pub enum PlanError {
     Storm(#[from] StormError),
     #[error(transparent)]
     NoTrigger(#[from] NoTrigger),
+    #[error(transparent)]
+    Machine(#[from] bpfstorm_common::CounterError),
+}
+
+/// The keys each count is spread over (`--keys`, `--max-entries`).
+pub struct Keying<'a> {
+    /// Empty: the single key.
+    pub keys: &'a [u32],
+    /// `None`: each map sized for its keys (`MapKind::entries_for`).
+    pub max_entries: Option<u32>,
+    pub possible_cpus: usize,
+}
+
+impl Keying<'_> {
+    /// The classic single key.
+    pub const ONE: Keying<'static> = Keying {
+        keys: &[],
+        max_entries: None,
+        possible_cpus: 1,
+    };
+
+    fn keys(&self) -> &[u32] {
+        if self.keys.is_empty() {
+            &[1]
+        } else {
+            self.keys
+        }
+    }
 }
 
 /// The run `args` ask for, with the defaults of where it runs: a guest
@@ -46,6 +74,15 @@ pub fn run_options(args: &RunArgs, inside_guest: bool) -> Result<RunOptions, Pla
             &args.update,
             &args.read,
             args.matrix,
+            &Keying {
+                keys: &args.keys,
+                max_entries: args.max_entries,
+                possible_cpus: if args.keys.iter().any(|&k| k > 1) {
+                    bpfstorm_common::count::possible_cpus()?
+                } else {
+                    1
+                },
+            },
         )?,
         methods,
         precision: Precision {
@@ -135,19 +172,21 @@ impl fmt::Display for Matrix {
     }
 }
 
-/// Every attach x map x update x read path combination of the choices. An
-/// empty `maps` means the `matrix`'s maps, an empty `updates` every mode
-/// valid for each map (for the default matrix's own maps, the modes it
-/// takes), an empty `reads` the syscall alone; a mode or read path named
-/// explicitly for maps that cannot take it is refused, saying what works,
-/// unless the maps were left to default (then the maps that take it are
-/// kept), so nothing the user asked for is silently dropped.
+/// Every attach x map x update x read path x keys combination of the
+/// choices. An empty `maps` means the `matrix`'s maps, an empty `updates`
+/// every mode valid for each map (for the default matrix's own maps, the
+/// modes it takes), an empty `reads` the syscall alone. A map takes the
+/// modes, read paths and key counts it has among those named; one named
+/// explicitly that has none of them is refused, saying what works, unless
+/// the maps were left to default (then the maps that take them are kept),
+/// so nothing the user asked for is silently dropped.
 pub fn strategies(
     attach: &[AttachPoint],
     maps: &[MapKind],
     updates: &[UpdateMode],
     reads: &[ReadPath],
     matrix: Matrix,
+    keying: &Keying<'_>,
 ) -> Result<Vec<Strategy>, InvalidStrategy> {
     let all_maps = maps.is_empty();
     let maps = if all_maps { matrix.maps() } else { maps };
@@ -163,26 +202,101 @@ pub fn strategies(
             let wanted: Vec<UpdateMode> = if updates.is_empty() {
                 let valid = m.valid_updates().iter().copied();
                 valid.filter(|&u| !all_maps || matrix.takes(m, u)).collect()
+            } else if updates.iter().any(|u| m.valid_updates().contains(u)) {
+                // A map takes the modes it has among those named.
+                updates
+                    .iter()
+                    .copied()
+                    .filter(|u| m.valid_updates().contains(u))
+                    .collect()
             } else {
                 updates.to_vec()
             };
             for u in wanted {
                 for &r in reads {
-                    match Strategy::new(a, m, u, Filter::All).and_then(|s| s.with_read(r)) {
-                        Ok(s) => out.push(s),
-                        Err(e) if all_maps => {
-                            first_error.get_or_insert(e);
+                    // Read by another path asked for, a map without this
+                    // one is what the user asked for.
+                    let paths = m.read_paths();
+                    if !paths.contains(&r) && reads.iter().any(|r| paths.contains(r)) {
+                        continue;
+                    }
+                    for &k in keying.keys() {
+                        // Measured at its one key, a map without keys is
+                        // what the user asked for.
+                        if k > 1 && !m.takes_keys() && keying.keys().contains(&1) {
+                            continue;
                         }
-                        Err(e) => return Err(e),
+                        let entries = keying
+                            .max_entries
+                            .unwrap_or_else(|| m.entries_for(k, keying.possible_cpus));
+                        match Strategy::new(a, m, u, Filter::All)
+                            .and_then(|s| s.with_read(r))
+                            .and_then(|s| s.with_keys(k, entries))
+                        {
+                            Ok(s) if out.contains(&s) => {}
+                            Ok(s) => out.push(s),
+                            Err(e) if all_maps => {
+                                first_error.get_or_insert(e);
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
                 }
             }
         }
     }
+    if keying.max_entries.is_some() && !out.iter().any(Strategy::is_keyed) {
+        return Err(InvalidStrategy::EntriesWithoutKeys);
+    }
+    if !all_maps {
+        unused_choice(&out, attach, maps, updates, reads, keying)?;
+    }
     match (out.is_empty(), first_error) {
         (true, Some(e)) => Err(e),
         _ => Ok(out),
     }
+}
+
+/// Refuses a mode, read path or key count named for maps named with
+/// `--map` where none of them takes it (it would be dropped silently),
+/// with the first map's reason.
+fn unused_choice(
+    out: &[Strategy],
+    attach: &[AttachPoint],
+    maps: &[MapKind],
+    updates: &[UpdateMode],
+    reads: &[ReadPath],
+    keying: &Keying<'_>,
+) -> Result<(), InvalidStrategy> {
+    let Some(&a) = attach.first() else {
+        return Ok(());
+    };
+    let classic = |m: MapKind| Strategy::new(a, m, m.classic_update(), Filter::All);
+    let refusal = |build: &dyn Fn(MapKind) -> Result<Strategy, InvalidStrategy>| {
+        maps.iter()
+            .find_map(|&m| build(m).err())
+            .map_or(Ok(()), Err)
+    };
+    for &u in updates
+        .iter()
+        .filter(|&&u| !out.iter().any(|s| s.update() == u))
+    {
+        refusal(&|m| Strategy::new(a, m, u, Filter::All))?;
+    }
+    for &r in reads
+        .iter()
+        .filter(|&&r| !out.iter().any(|s| s.read() == r))
+    {
+        refusal(&|m| classic(m)?.with_read(r))?;
+    }
+    for &k in keying
+        .keys
+        .iter()
+        .filter(|&&k| !out.iter().any(|s| s.keys().count == k))
+    {
+        refusal(&|m| classic(m)?.with_keys(k, 1))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -216,6 +330,7 @@ mod tests {
             &[],
             &[],
             Matrix::Full,
+            &Keying::ONE,
         )
         .unwrap();
         let pairs: usize = MapKind::ALL.iter().map(|m| m.valid_updates().len()).sum();
@@ -230,6 +345,7 @@ mod tests {
             &[],
             &[],
             Matrix::Default,
+            &Keying::ONE,
         )
         .unwrap();
         let racy: Vec<MapKind> = s
@@ -256,6 +372,7 @@ mod tests {
             &[],
             &[],
             Matrix::Default,
+            &Keying::ONE,
         )
         .unwrap();
         assert_eq!(hash.len(), 2, "a map named gets every valid mode: {hash:?}");
@@ -269,9 +386,79 @@ mod tests {
             &[UpdateMode::Stream],
             &[],
             Matrix::Full,
+            &Keying::ONE,
         )
         .unwrap_err();
         assert!(err.to_string().contains("map `array`"), "{err}");
+        // Each map takes the modes it has among those named.
+        let both = strategies(
+            &[AttachPoint::TpSysEnterExecve],
+            &[MapKind::Array, MapKind::PercpuArray],
+            &[UpdateMode::Atomic, UpdateMode::Percpu],
+            &[],
+            Matrix::Default,
+            &Keying::ONE,
+        )
+        .unwrap();
+        let names: Vec<String> = both.iter().map(|s| s.program_name()).collect();
+        // A choice no named map takes is refused, not dropped.
+        for (maps, updates, reads, keys, max_entries, error) in [
+            (
+                &[MapKind::Array, MapKind::Hash][..],
+                &[UpdateMode::Atomic, UpdateMode::Percpu][..],
+                &[][..],
+                &[][..],
+                None,
+                "update mode `percpu` does not work on map `array`",
+            ),
+            (
+                &[MapKind::Hash],
+                &[],
+                &[ReadPath::Syscall, ReadPath::Mmap],
+                &[],
+                None,
+                "map `hash` cannot be read by mmap",
+            ),
+            (
+                &[MapKind::Global, MapKind::Ringbuf],
+                &[],
+                &[],
+                &[1, 64],
+                None,
+                "map `global` cannot count at 64 keys",
+            ),
+            (
+                &[MapKind::Hash],
+                &[],
+                &[],
+                &[1],
+                Some(16),
+                "--max-entries sizes",
+            ),
+        ] {
+            let err = strategies(
+                &[AttachPoint::TpSysEnterExecve],
+                maps,
+                updates,
+                reads,
+                Matrix::Default,
+                &Keying {
+                    keys,
+                    max_entries,
+                    possible_cpus: 2,
+                },
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(error), "{err}");
+        }
+        assert_eq!(
+            names,
+            [
+                "tp_sys_enter_execve__array__atomic__all",
+                "tp_sys_enter_execve__percpu_array__percpu__all"
+            ]
+        );
     }
 
     #[test]
@@ -283,6 +470,7 @@ mod tests {
                 &[UpdateMode::Percpu],
                 &[],
                 matrix,
+                &Keying::ONE,
             )
             .unwrap();
             s.iter().map(|s| s.map().to_string()).collect::<Vec<_>>()
@@ -303,6 +491,92 @@ mod tests {
     }
 
     #[test]
+    fn keys_go_to_the_maps_looked_up_by_key_sized_for_them() {
+        let keying = |keys: &'static [u32], max_entries| Keying {
+            keys,
+            max_entries,
+            possible_cpus: 4,
+        };
+        let s = strategies(
+            &[AttachPoint::TpSysEnterExecve],
+            &[],
+            &[],
+            &[],
+            Matrix::Full,
+            &keying(&[64], None),
+        )
+        .unwrap();
+        let cells: Vec<String> = s
+            .iter()
+            .map(|s| format!("{}/{} {:?}", s.map(), s.update(), s.map_entries()))
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                "array/atomic Some(64)",
+                "array/racy Some(64)",
+                "hash/atomic Some(64)",
+                "hash/racy Some(64)",
+                "percpu_array/percpu Some(64)",
+                "percpu_hash/percpu Some(64)",
+                "lru_hash/atomic Some(1024)",
+                "lru_hash/racy Some(1024)",
+                "lru_percpu_hash/percpu Some(1024)",
+            ],
+            "keys alone: the maps that take them; LRU at 64 + 128 x 4 CPUs, at least 1024"
+        );
+        assert!(s.iter().all(|s| s.is_keyed()));
+        let both = strategies(
+            &[AttachPoint::TpSysEnterExecve],
+            &[MapKind::LruHash, MapKind::Ringbuf],
+            &[],
+            &[],
+            Matrix::Default,
+            &keying(&[1, 4096], Some(16)),
+        )
+        .unwrap();
+        let cells: Vec<String> = both
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} {:?}",
+                    s.program_name(),
+                    s.keys().count,
+                    s.map_entries()
+                )
+            })
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                "tp_sys_enter_execve__lru_hash__atomic__all 1 Some(1024)",
+                "tp_sys_enter_execve__lru_hash__atomic__all__keyed 4096 Some(16)",
+                "tp_sys_enter_execve__lru_hash__racy__all 1 Some(1024)",
+                "tp_sys_enter_execve__lru_hash__racy__all__keyed 4096 Some(16)",
+                "tp_sys_enter_execve__ringbuf__stream__all 1 None",
+                "tp_sys_enter_execve__ringbuf__output__all 1 None",
+                "tp_sys_enter_execve__ringbuf__no_wakeup__all 1 None",
+                "tp_sys_enter_execve__ringbuf__batch_wakeup__all 1 None",
+            ],
+            "a map without keys is measured at 1 key only"
+        );
+        let err = strategies(
+            &[AttachPoint::TpSysEnterExecve],
+            &[MapKind::Global],
+            &[],
+            &[],
+            Matrix::Default,
+            &keying(&[64], None),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("map `global` cannot count at 64 keys"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn mmap_reads_go_to_the_maps_that_can_be_mapped() {
         let both = [ReadPath::Syscall, ReadPath::Mmap];
         let s = strategies(
@@ -311,6 +585,7 @@ mod tests {
             &[],
             &both,
             Matrix::Default,
+            &Keying::ONE,
         )
         .unwrap();
         let mapped: Vec<String> = s
@@ -335,6 +610,7 @@ mod tests {
             &[],
             &[ReadPath::Mmap],
             Matrix::Default,
+            &Keying::ONE,
         )
         .unwrap();
         assert_eq!(alone.len(), 4, "mmap alone: the mappable maps only");
@@ -345,6 +621,7 @@ mod tests {
             &[],
             &[ReadPath::Mmap],
             Matrix::Default,
+            &Keying::ONE,
         )
         .unwrap_err();
         assert!(
@@ -362,6 +639,7 @@ mod tests {
             &[UpdateMode::Percpu],
             &[],
             Matrix::Full,
+            &Keying::ONE,
         )
         .unwrap_err();
         assert!(

@@ -1,9 +1,11 @@
-//! `bpfstorm recommend`: from a run, what to choose for three jobs (a
-//! fourth, streaming seen late, after a run with batched or polled
-//! buffers; a fifth, counting under contention, after a worker sweep), why,
-//! and what the choice gives up; an honest tie where intervals overlap.
+//! `bpfstorm recommend`: from a run, what to choose for three jobs (and,
+//! after a run that measured them, counting per key at each key count,
+//! streaming seen late, and counting under contention), why, and what the
+//! choice gives up; an honest tie where intervals overlap. Where the
+//! cheapest count and the cheapest read differ, how often user space reads
+//! decides between them: the break-even is said.
 
-use bpfstorm_common::{gives_up, ReadPath, Wakeup};
+use bpfstorm_common::{gives_up, MapKind, ReadPath, Wakeup};
 
 use crate::aggregate::{aggregate, Aggregate, Interval, Ranking};
 use crate::export::csv::{Row, Timing};
@@ -17,6 +19,9 @@ pub enum Goal {
     ExactCount,
     /// An exact count that user space reads cheaply.
     CheapRead,
+    /// An exact count at each of this many keys (a run with `--keys`),
+    /// every event counted (no key refused for want of room).
+    PerKey(u32),
     /// Every event delivered to user space, which is woken as records come.
     Streaming,
     /// Every event delivered to user space, which may see records late
@@ -29,20 +34,13 @@ pub enum Goal {
 }
 
 impl Goal {
-    pub const ALL: [Goal; 5] = [
-        Goal::ExactCount,
-        Goal::CheapRead,
-        Goal::Streaming,
-        Goal::StreamingDeferred,
-        Goal::Contended,
-    ];
-
     /// The heading; under contention it names the count ranked at, from
     /// the `best` cell when there is one.
     fn title(self, best: Option<&Aggregate>) -> String {
         match (self, best) {
             (Goal::ExactCount, _) => "Exact counting at the lowest in-kernel cost".into(),
             (Goal::CheapRead, _) => "Exact counting with the cheapest read from user space".into(),
+            (Goal::PerKey(keys), _) => format!("Exact counting per key ({keys} keys)"),
             (Goal::Streaming, _) => {
                 "Per-event streaming to user space, woken as records come".into()
             }
@@ -63,10 +61,18 @@ impl Goal {
         let wakeup = Wakeup::of(a.first.map, a.first.update);
         let delivered = a.dropped == Some(0);
         // Emulated times (guest kernels) say nothing about this CPU's cost.
-        a.is_exact_counter()
+        let keys = a.first.keys.get();
+        a.is_ok()
+            && a.exact == Some(true)
+            && a.first.update.is_exact()
             && a.first.timing == Timing::Native
             && match (self, wakeup) {
-                (Goal::ExactCount | Goal::CheapRead | Goal::Contended, w) => w.is_none(),
+                (Goal::ExactCount | Goal::CheapRead | Goal::Contended, w) => {
+                    w.is_none() && keys == 1 && a.is_exact_counter()
+                }
+                // Exact once what found no room is counted in is not a
+                // count of every event.
+                (Goal::PerKey(k), _) => keys == k && delivered && a.first.expects_exact(),
                 (Goal::Streaming, Some(w)) => delivered && !w.is_deferred(),
                 (Goal::StreamingDeferred, Some(w)) => delivered && w.is_deferred(),
                 (Goal::Streaming | Goal::StreamingDeferred, None) => false,
@@ -76,9 +82,11 @@ impl Goal {
     /// The figure to minimise, with its 95% interval.
     fn figure(self, a: &Aggregate) -> Option<Interval> {
         match self {
-            Goal::ExactCount | Goal::Streaming | Goal::StreamingDeferred | Goal::Contended => {
-                a.ns_per_event
-            }
+            Goal::ExactCount
+            | Goal::PerKey(_)
+            | Goal::Streaming
+            | Goal::StreamingDeferred
+            | Goal::Contended => a.ns_per_event,
             Goal::CheapRead => a.read_us,
         }
     }
@@ -99,6 +107,8 @@ pub struct Advice {
     pub ties: Vec<Aggregate>,
     /// The next cheapest eligible cell, what the best is set against.
     pub next: Option<Aggregate>,
+    /// Counting per key only: the eligible cell read the fastest.
+    pub cheapest_read: Option<Aggregate>,
 }
 
 /// The advice for every goal, and what it could not weigh.
@@ -124,15 +134,21 @@ pub fn recommend(rows: &[Row]) -> Recommendation {
     let deferred = cells
         .iter()
         .any(|a| Wakeup::of(a.first.map, a.first.update).is_some_and(Wakeup::is_deferred));
-    let asked = |goal: Goal| match goal {
-        Goal::Contended => swept,
-        Goal::StreamingDeferred => deferred,
-        _ => true,
-    };
-    let advice = Goal::ALL
+    let mut key_counts: Vec<u32> = cells
         .iter()
-        .filter(|&&goal| asked(goal))
-        .map(|&goal| {
+        .map(|a| a.first.keys.get())
+        .filter(|&k| k > 1)
+        .collect();
+    key_counts.sort_unstable();
+    key_counts.dedup();
+    let goals = [Goal::ExactCount, Goal::CheapRead]
+        .into_iter()
+        .chain(key_counts.into_iter().map(Goal::PerKey))
+        .chain([Goal::Streaming])
+        .chain(deferred.then_some(Goal::StreamingDeferred))
+        .chain(swept.then_some(Goal::Contended));
+    let advice = goals
+        .map(|goal| {
             let mut eligible: Vec<(&Aggregate, Interval)> = cells
                 .iter()
                 .filter(|a| ranked(goal, a) && goal.eligible(a))
@@ -145,6 +161,7 @@ pub fn recommend(rows: &[Row]) -> Recommendation {
                     best: None,
                     ties: Vec::new(),
                     next: None,
+                    cheapest_read: None,
                 };
             };
             let ties = eligible[1..]
@@ -152,11 +169,20 @@ pub fn recommend(rows: &[Row]) -> Recommendation {
                 .filter(|(_, figure)| figure.lo <= best_figure.hi)
                 .map(|(a, _)| (*a).clone())
                 .collect();
+            let cheapest_read = match goal {
+                Goal::PerKey(_) => eligible
+                    .iter()
+                    .filter_map(|(a, _)| Some((*a, a.read_us?)))
+                    .min_by(|a, b| a.1.point.total_cmp(&b.1.point))
+                    .map(|(a, _)| a.clone()),
+                _ => None,
+            };
             Advice {
                 goal,
                 best: Some(best.clone()),
                 next: eligible.get(1).map(|(a, _)| (*a).clone()),
                 ties,
+                cheapest_read,
             }
         })
         .collect();
@@ -172,17 +198,145 @@ pub fn recommend(rows: &[Row]) -> Recommendation {
 }
 
 /// What counting as `a` does gives up: its map's and update mode's price,
-/// and a mapped read's.
+/// its keys', and its read path's.
 fn what_it_gives_up(a: &Aggregate) -> String {
     let r = &a.first;
-    let strategy = gives_up(r.map, r.update);
+    let keys = r.keys.get();
+    let mut text = if keys > 1 {
+        format!(
+            "{}; a key per event from the task's tgid (mod {keys}), and a read that visits every \
+             key",
+            keyed_gives_up(r.map)
+        )
+    } else {
+        gives_up(r.map, r.update)
+    };
+    if keys > 1 {
+        let entries = r.max_entries.unwrap_or(keys);
+        if r.map.evicts() && entries < r.map.entries_for(keys, r.cpus) {
+            text.push_str(
+                "; with fewer entries than its keys plus 128 per CPU, it evicts keys, counts \
+                 and all, before it is full",
+            );
+        } else if entries < keys {
+            text.push_str("; with fewer entries than keys, events find no slot (counted dropped)");
+        }
+    }
     match r.read {
-        ReadPath::Syscall => strategy,
-        ReadPath::Mmap => format!(
-            "{strategy}; the map is created mappable (BPF_F_MMAPABLE) and read by plain loads, \
-             no syscall, which see each slot as it is then, not all of them at one instant"
+        ReadPath::Syscall => {}
+        ReadPath::Batch => text.push_str(
+            "; read with BPF_MAP_LOOKUP_BATCH (kernel 5.6 and later), one syscall per 4096 keys",
+        ),
+        ReadPath::Mmap => text.push_str(
+            "; the map is created mappable (BPF_F_MMAPABLE) and read by plain loads, no \
+             syscall, which see each slot as it is then, not all of them at one instant",
         ),
     }
+    text
+}
+
+/// What a map gives up when its count is spread over keys (its own
+/// `gives_up` speaks of one key).
+fn keyed_gives_up(map: MapKind) -> &'static str {
+    match (map.inserts_keys(), map.is_per_cpu(), map.evicts()) {
+        (false, false, _) => {
+            "a slot per key, preallocated; CPUs contend only on a key they count at once"
+        }
+        (false, true, _) => {
+            "a slot per key on every CPU, preallocated, and a read that sums every CPU's slot of \
+             every key"
+        }
+        (true, false, false) => {
+            "a hash lookup per event and an insert per new key; a full map refuses new keys"
+        }
+        (true, true, false) => {
+            "memory per CPU for every key, a hash lookup per event and an insert per new key; a \
+             full map refuses new keys"
+        }
+        (true, false, true) => {
+            "a hash lookup and LRU bookkeeping per event; a full map evicts its least recently \
+             used key, count included"
+        }
+        (true, true, true) => {
+            "memory per CPU for every key, a hash lookup and LRU bookkeeping per event; a full \
+             map evicts keys, counts included"
+        }
+    }
+}
+
+/// The best cell for `goal`, where the run has one.
+fn best_for(r: &Recommendation, goal: Goal) -> Option<&Aggregate> {
+    r.advice.iter().find(|a| a.goal == goal)?.best.as_ref()
+}
+
+/// Per key or one counter: what spreading the count over `keys` keys
+/// costs against the cheapest single counter, and the cheapest read there.
+fn per_key_vs_one(r: &Recommendation, a: &Advice, keys: u32, style: Style) -> Option<String> {
+    let keyed = a.best.as_ref()?;
+    let one = best_for(r, Goal::ExactCount)?;
+    let (k, o) = (keyed.ns_per_event?, one.ns_per_event?);
+    let cost = match k.apart_from(&o) {
+        Some((ratio, u)) => format!("costs {ratio:.2} +- {u:.2} times"),
+        None => "is within the noise of".to_string(),
+    };
+    let live = keyed.first.keys_live.map_or(String::new(), |n| {
+        format!(" ({n} of them live at its last read)")
+    });
+    let mut text = format!(
+        "{}: {} at {keys} keys{live} {cost} the cheapest single counter, {} ({} ns/event).",
+        style.strong("Per key or one counter"),
+        style.label(keyed),
+        style.label(one),
+        Interval::text(Some(o), 1)
+    );
+    if let Some(read) = &a.cheapest_read {
+        text.push_str(&format!(
+            " Read fastest at {keys} keys: {}, {} us/read (the single counter: {} us/read).",
+            style.label(read),
+            Interval::text(read.read_us, 2),
+            Interval::text(one.read_us, 2)
+        ));
+    }
+    text.push('\n');
+    Some(text)
+}
+
+/// Read rarely or often: where the cheapest count per event and the
+/// cheapest read are different cells, how many events per read make the
+/// one cost as much as the other in all.
+fn read_often(r: &Recommendation, style: Style) -> Option<String> {
+    let counts = best_for(r, Goal::ExactCount)?;
+    let reads = best_for(r, Goal::CheapRead)?;
+    // Set side by side only where nothing else differs: a hook's or a
+    // loader's cost is not the counter's.
+    let (a, b) = (&counts.first, &reads.first);
+    if (&a.backend, a.attach, a.workers) != (&b.backend, b.attach, b.workers) {
+        return None;
+    }
+    let (ce, re) = (counts.ns_per_event?, reads.ns_per_event?);
+    let (cr, rr) = (counts.read_us?, reads.read_us?);
+    // Dearer per event and cheaper per read, or there is nothing to weigh.
+    if re.point <= ce.point || rr.point >= cr.point {
+        return None;
+    }
+    let events_per_read = (cr.point - rr.point) * 1e3 / (re.point - ce.point);
+    let noise = match (re.overlaps(&ce), rr.overlaps(&cr)) {
+        (false, false) => "",
+        (true, _) => " Their ns/event intervals overlap: where it lies is inside the noise.",
+        (false, true) => " Their read intervals overlap: where it lies is inside the noise.",
+    };
+    Some(format!(
+        "{}: {} costs {} ns/event and {} us/read; {} costs {} ns/event and {} us/read. Read \
+         more often than once every {events_per_read:.0} events, the second costs less in all; \
+         less often, the first (from the medians).{noise}\n",
+        style.strong("Read rarely or often"),
+        style.label(counts),
+        Interval::text(Some(ce), 1),
+        Interval::text(Some(cr), 2),
+        style.label(reads),
+        Interval::text(Some(re), 1),
+        Interval::text(Some(rr), 2),
+    ))
 }
 
 /// Markdown, or plain text for a terminal (no markup characters to read
@@ -291,6 +445,15 @@ fn render(r: &Recommendation, style: Style) -> String {
                 out.push_str(&format!("- {}: {text}.\n", labels.join(", ")));
             }
         }
+        let beside = match a.goal {
+            Goal::CheapRead => read_often(r, style),
+            Goal::PerKey(keys) => per_key_vs_one(r, a, keys, style),
+            _ => None,
+        };
+        if let Some(text) = beside {
+            out.push('\n');
+            out.push_str(&text);
+        }
     }
     out.push_str(&format!(
         "\nRanked by the {} method's cells{}{}. Racy updates are never recommended: they lose \
@@ -321,9 +484,10 @@ fn render(r: &Recommendation, style: Style) -> String {
 
 #[cfg(test)]
 mod tests {
-    use bpfstorm_common::{MapKind, UpdateMode};
+    use bpfstorm_common::UpdateMode;
 
     use super::*;
+    use crate::export::csv::KeyCount;
 
     fn cell(map: MapKind, update: UpdateMode, ns: f64, lo: f64, hi: f64) -> Row {
         Row {
@@ -509,6 +673,87 @@ mod tests {
             "{md}"
         );
         assert!(md.contains(MapKind::Array.gives_up()), "{md}");
+    }
+
+    #[test]
+    fn per_key_counting_is_ranked_apart_and_set_against_one_counter() {
+        let keyed = |map, keys, max_entries, ns: f64, dropped| Row {
+            keys: KeyCount(keys),
+            max_entries: Some(max_entries),
+            dropped: Some(dropped),
+            read_us_median: Some(ns / 10.0),
+            read_us_ci95_lo: Some(ns / 10.0 - 1.0),
+            read_us_ci95_hi: Some(ns / 10.0 + 1.0),
+            ..cell(map, UpdateMode::Atomic, ns, ns - 5.0, ns + 5.0)
+        };
+        let rows = [
+            cell(MapKind::Array, UpdateMode::Atomic, 50.0, 45.0, 55.0),
+            keyed(MapKind::Hash, 64, 64, 120.0, 0),
+            keyed(MapKind::Array, 64, 64, 60.0, 0),
+            // Cheapest, but a full hash refused keys: not every event counted.
+            keyed(MapKind::Hash, 4096, 16, 20.0, 7),
+            keyed(MapKind::Array, 4096, 4096, 90.0, 0),
+        ];
+        let r = recommend(&rows);
+        let goals: Vec<Goal> = r.advice.iter().map(|a| a.goal).collect();
+        assert_eq!(
+            goals,
+            [
+                Goal::ExactCount,
+                Goal::CheapRead,
+                Goal::PerKey(64),
+                Goal::PerKey(4096),
+                Goal::Streaming
+            ]
+        );
+        assert_eq!(
+            pick(&r.advice[0]),
+            (Some(MapKind::Array), vec![]),
+            "one key"
+        );
+        assert_eq!(pick(&r.advice[2]), (Some(MapKind::Array), vec![]));
+        assert_eq!(pick(&r.advice[3]), (Some(MapKind::Array), vec![]));
+        let md = render_markdown(&r);
+        assert!(
+            md.contains(
+                "**Per key or one counter**: libbpf tp_sys_enter_execve array/atomic/k64 at 64 \
+                 keys is within the noise of the cheapest single counter"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("array/atomic/k4096 at 4096 keys costs 1.80 +- "),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "Read fastest at 64 keys: libbpf tp_sys_enter_execve array/atomic/k64, 6.00"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("a read that visits every key"), "{md}");
+    }
+
+    #[test]
+    fn the_break_even_of_reads_is_said_where_count_and_read_differ() {
+        let both = |map, update, ns: f64, us: f64| Row {
+            read_us_median: Some(us),
+            read_us_ci95_lo: Some(us * 0.9),
+            read_us_ci95_hi: Some(us * 1.1),
+            ..cell(map, update, ns, ns - 2.0, ns + 2.0)
+        };
+        let rows = [
+            both(MapKind::PercpuArray, UpdateMode::Percpu, 50.0, 7.0),
+            both(MapKind::Array, UpdateMode::Atomic, 100.0, 2.0),
+        ];
+        let text = render_terminal(&recommend(&rows));
+        // (7 - 2) us / (100 - 50) ns = 100 events per read.
+        assert!(
+            text.contains("Read more often than once every 100 events, the second costs less"),
+            "{text}"
+        );
+        let same = [both(MapKind::Array, UpdateMode::Atomic, 100.0, 2.0)];
+        assert!(!render_terminal(&recommend(&same)).contains("Read rarely or often"));
     }
 
     #[test]

@@ -131,6 +131,8 @@ pub fn run<'a>(
                 attach: strategy.attach(),
                 map: strategy.map(),
                 update: strategy.update(),
+                keys: strategy.keys(),
+                map_entries: strategy.map_entries(),
                 read: strategy.read(),
                 filter: opts.filter.name(),
                 method,
@@ -247,7 +249,7 @@ fn filter_cost(opts: &RunOptions, bias: f64) -> Option<Result<Estimate, MeasureE
     }
     let strategy = opts
         .hot_strategies()
-        .find(|s| !s.map().is_stream() && s.update().is_exact())?;
+        .find(|s| !s.map().is_stream() && !s.is_keyed() && s.is_exact())?;
     let backend = opts.backends.first()?;
     Some(hot::filter_cost(
         backend.as_ref(),

@@ -112,6 +112,19 @@ fn bad_flags_are_refused_with_what_to_do() {
         );
     }
     assert_usage_error(
+        &["run", "--map", "ringbuf", "--read", "batch"],
+        "map `ringbuf` cannot be read by batch",
+    );
+    assert_usage_error(
+        &["run", "--map", "global", "--keys", "64"],
+        "map `global` cannot count at 64 keys",
+    );
+    assert_usage_error(&["run", "--keys", "0"], "invalid value '0'");
+    assert_usage_error(
+        &["run", "--max-entries", "4"],
+        "the following required arguments were not provided",
+    );
+    assert_usage_error(
         &["run", "--target", "fexecve", "--spawn", "posix_spawn"],
         "use the `fork` spawn method",
     );

@@ -416,6 +416,77 @@ fn mapped_reads_count_exactly_and_reset_to_zero() {
     }
 }
 
+/// The keyed programs count an exec at its process's tgid mod K. Each
+/// exec of a storm is a fresh process, so its 2,000 execs cover all 64
+/// keys: every map that takes keys counts each exec once, by each read
+/// path it has (aya maps none); a hash with room for 16 of 4,096 keys
+/// counts what it refused as dropped, so counted + dropped is still the
+/// oracle; an LRU map that small evicts keys and loses their counts, which
+/// the cell reports as missing, not as an error.
+#[test]
+fn keyed_counts_cover_every_key_and_account_for_a_full_map() {
+    let spec = storm(2, 1_000);
+    let cpus = bpfstorm_common::count::possible_cpus().unwrap();
+    for backend in each_backend() {
+        let name = backend.name();
+        for &map in MapKind::ALL.iter().filter(|m| m.takes_keys()) {
+            for &read in map.read_paths() {
+                if read == ReadPath::Mmap && refuses_mmap(name) {
+                    continue; // checked to be refused in mapped_reads_...
+                }
+                let s = on_execve(map, map.classic_update())
+                    .with_read(read)
+                    .and_then(|s| s.with_keys(64, map.entries_for(64, cpus)))
+                    .unwrap();
+                let what = format!("{name} {s}");
+                let c = run(backend.as_ref(), s, &spec);
+                assert!(c.strategy.program_name().ends_with("__keyed"), "{what}");
+                assert_eq!(c.storm.succeeded, 2_000, "{what}");
+                assert_eq!(c.perf_sys_enter_execve, 2_000, "{what}: perf oracle");
+                assert_eq!(
+                    (c.reading.count, c.reading.dropped),
+                    (2_000, 0),
+                    "{what}: counted, dropped"
+                );
+                assert_eq!(c.reading.keys_live, 64, "{what}: keys live");
+                assert!(c.is_exact(), "{what}");
+            }
+        }
+
+        let small = |map: MapKind| {
+            on_execve(map, map.classic_update())
+                .with_keys(4096, 16)
+                .unwrap()
+        };
+        let s = small(MapKind::Hash);
+        let what = format!("{name} {s}");
+        let c = run(backend.as_ref(), s, &spec);
+        assert_eq!(c.perf_sys_enter_execve, 2_000, "{what}: perf oracle");
+        assert_eq!(
+            c.reading.count + c.reading.dropped,
+            2_000,
+            "{what}: {:?}",
+            c.reading
+        );
+        assert!(c.reading.dropped > 0, "{what}: a full map refuses keys");
+        assert!(c.reading.keys_live <= 16, "{what}: {:?}", c.reading);
+        assert!(c.is_exact(), "{what}: every event accounted for");
+
+        let s = small(MapKind::LruHash);
+        assert!(!s.is_exact(), "an LRU map may lose counts");
+        let what = format!("{name} {s}");
+        let c = run(backend.as_ref(), s, &spec);
+        assert_eq!(c.perf_sys_enter_execve, 2_000, "{what}: perf oracle");
+        assert_eq!(c.reading.dropped, 0, "{what}: an LRU map never refuses");
+        assert!(c.reading.keys_live <= 16, "{what}: {:?}", c.reading);
+        assert!(
+            c.reading.count < 1_000 && c.missing() > 1_000,
+            "{what}: evictions lose counts: {:?}",
+            c.reading
+        );
+    }
+}
+
 #[test]
 fn every_backend_reports_its_version() {
     for backend in each_backend() {

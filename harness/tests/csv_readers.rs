@@ -9,7 +9,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bpfstorm::compare::{self, MAX_KERNEL_COLUMNS};
-use bpfstorm::export::csv::{CsvReport, ProbeRow, Row, Status, Timing, SCHEMA_VERSION};
+use bpfstorm::export::csv::{
+    CsvReport, Key, KeyCount, ProbeRow, Row, Status, Timing, Variant, SCHEMA_VERSION,
+};
 use bpfstorm::export::read::{
     parse_rows, parse_run, read_capped, read_rows, read_run, ReadError, MAX_CSV_BYTES,
 };
@@ -633,12 +635,16 @@ fn no_input_panics_hangs_or_grows_without_bound() {
     )
     .unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    // The v5 fixture (`wakeup` and `read` columns, buffers, a mapped read),
-    // damaged on a stream of its
-    // own so the baseline's rounds stay as they were.
+    // The v5 fixture (`wakeup` and `read` columns, buffers, a mapped read)
+    // and the v6 one (`keys`, `max_entries`, `keys_live`, batched reads),
+    // each damaged on a stream of its own so the baseline's rounds stay as
+    // they were.
     let v5 = fs::read(fixture("run-schema-v5.csv")).unwrap();
     let mut v5_rng = Rng(0x2545_f491_4f6c_dd1d);
+    let v6 = fs::read(fixture("run-schema-v6.csv")).unwrap();
+    let mut v6_rng = Rng(0x5851_f42d_4c95_7f2d);
     let (mut accepted, mut refused) = (0, 0);
+    let (mut v6_accepted, mut v6_refused) = (0, 0);
     for round in 0..600 {
         let bytes = if round % 10 == 0 {
             // Random bytes, some of them CSV-like.
@@ -684,31 +690,35 @@ fn no_input_panics_hangs_or_grows_without_bound() {
             let md = semantics::render_kernels(&rows);
             assert!(!outside_code(&md).contains("<script>"), "{md}");
         }
-        match parse(&mutate(&mut v5_rng, &v5)) {
-            Ok(rows) => {
-                for r in &rows {
-                    let derived =
-                        Wakeup::of(r.map, r.update).map_or_else(String::new, |w| w.name());
-                    assert_eq!(r.wakeup, derived, "{}/{}", r.map, r.update);
-                    assert!(
-                        r.map.read_paths().contains(&r.read),
-                        "{} read by {}",
-                        r.map,
-                        r.read
-                    );
+        for (clean, rng, counts) in [
+            (&v5, &mut v5_rng, None),
+            (&v6, &mut v6_rng, Some((&mut v6_accepted, &mut v6_refused))),
+        ] {
+            let ok = match parse(&mutate(rng, clean)) {
+                Ok(rows) => {
+                    rows.iter().for_each(assert_read_consistently);
+                    render_all(&rows, &base);
+                    true
                 }
-                render_all(&rows, &base);
-            }
-            Err(e) => {
-                let text = e.to_string();
-                assert!(text.len() < 2048, "errors stay short: {text}");
-                assert!(!text.contains('\x1b') && !text.contains('\n'), "{text}");
+                Err(e) => {
+                    let text = e.to_string();
+                    assert!(text.len() < 2048, "errors stay short: {text}");
+                    assert!(!text.contains('\x1b') && !text.contains('\n'), "{text}");
+                    false
+                }
+            };
+            if let Some((accepted, refused)) = counts {
+                *if ok { accepted } else { refused } += 1;
             }
         }
     }
     assert!(
         accepted > 10 && refused > 10,
         "{accepted} read, {refused} refused"
+    );
+    assert!(
+        v6_accepted > 10 && v6_refused > 10,
+        "v6: {v6_accepted} read, {v6_refused} refused"
     );
     assert!(
         started.elapsed() < Duration::from_secs(60),
@@ -789,6 +799,19 @@ fn written<R: serde::Serialize + Default + Clone>(rows: &[R]) -> Vec<u8> {
     fs::read(report.path()).unwrap()
 }
 
+/// The value in `column` of data row `row` (0-based) of CSV `text`.
+fn field(text: &str, row: usize, column: &str) -> String {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let at = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == column)
+        .unwrap_or_else(|| panic!("no column `{column}`"));
+    let record = reader.records().nth(row).unwrap().unwrap();
+    record[at].to_string()
+}
+
 /// A file under `harness/tests/data`.
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -821,9 +844,10 @@ fn header_of(name: &str) -> String {
     text.lines().next().unwrap().to_string()
 }
 
-/// The header line of the current schema (v5), as the v5 fixture has it.
+/// The header line of the current schema (v6), as the v6 fixture (a real
+/// run's) has it.
 fn current_header() -> String {
-    header_of("run-schema-v5.csv")
+    header_of("run-schema-v6.csv")
 }
 
 /// What the `wakeup` column holds for a strategy, written out here rather
@@ -840,41 +864,66 @@ fn derived_wakeup(map: &str, update: &str) -> &'static str {
     }
 }
 
-/// An older run CSV (v1 with `timing` added, v2, v3 or v4) as the current
-/// writer writes its rows: from v4, `method` after `filter` (`storm` in it)
-/// and the v4 columns at the end, empty; from v5, `wakeup` after `update`,
-/// holding what the row's map and update mode decide, and `read` after it,
-/// `syscall` (the only read path before v5). Every older field
-/// (`schema_version` included) is kept as it was, in its column.
+/// An older run CSV (v3, v4 or v5) as the current writer writes its rows:
+/// from v4, `method` after `filter` (`storm` in it) and the v4 columns at
+/// the end, empty; from v5, `wakeup` after `update`, holding what the row's
+/// map and update mode decide, and `read` after it, `syscall` (the only read
+/// path before v5); from v6, `keys` after `read` (`1`: a single key),
+/// `max_entries` after it, empty, and `keys_live` after `perf_lost_records`,
+/// empty. Every older field (`schema_version` included) is kept as it was,
+/// in its column.
 fn as_current(bytes: &[u8]) -> String {
     let mut reader = csv::Reader::from_reader(bytes);
     let mut header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert!(
-        !header.iter().any(|h| h == "wakeup" || h == "read"),
-        "a header before v5"
+        !header
+            .iter()
+            .any(|h| h == "keys" || h == "max_entries" || h == "keys_live"),
+        "a header before v6"
     );
+    let before_v5 = !header.iter().any(|h| h == "wakeup" || h == "read");
     let before_v4 = !header.iter().any(|h| h == "method");
     let col = |header: &[String], n: &str| header.iter().position(|h| h == n).unwrap();
     let (map, update) = (col(&header, "map"), col(&header, "update"));
-    let wakeup = update + 1;
-    header.insert(wakeup, "wakeup".into());
-    let read = wakeup + 1;
-    header.insert(read, "read".into());
-    let method = col(&header, "filter") + 1;
-    if before_v4 {
-        header.insert(method, "method".into());
-        header.extend(V4_END_COLUMNS.map(String::from));
+    // The columns added since, in the order they are inserted: where each
+    // goes in the header as it stands by then.
+    let mut added: Vec<(usize, &str)> = Vec::new();
+    let mut add = |header: &mut Vec<String>, at: usize, name: &'static str| {
+        header.insert(at, name.into());
+        added.push((at, name));
+    };
+    if before_v5 {
+        add(&mut header, update + 1, "wakeup");
+        add(&mut header, update + 2, "read");
     }
+    if before_v4 {
+        let method = col(&header, "filter") + 1;
+        add(&mut header, method, "method");
+        for name in V4_END_COLUMNS {
+            let end = header.len();
+            add(&mut header, end, name);
+        }
+    }
+    let read = col(&header, "read");
+    add(&mut header, read + 1, "keys");
+    add(&mut header, read + 2, "max_entries");
+    let keys_live = col(&header, "perf_lost_records") + 1;
+    add(&mut header, keys_live, "keys_live");
+
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(&header).unwrap();
     for record in reader.records() {
         let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
-        let derived = derived_wakeup(&fields[map], &fields[update]);
-        fields.insert(wakeup, derived.into());
-        fields.insert(read, "syscall".into());
-        if before_v4 {
-            fields.insert(method, "storm".into());
-            fields.extend(V4_END_COLUMNS.map(|_| String::new()));
+        let wakeup = derived_wakeup(&fields[map], &fields[update]);
+        for &(at, name) in &added {
+            let value = match name {
+                "wakeup" => wakeup,
+                "read" => "syscall",
+                "method" => "storm",
+                "keys" => "1",
+                _ => "",
+            };
+            fields.insert(at, value.into());
         }
         writer.write_record(&fields).unwrap();
     }
@@ -909,6 +958,23 @@ fn assert_read_by_syscall(rows: &[Row]) {
     }
 }
 
+/// Every row of a file before v6 counted in a single key: `keys` 1, no
+/// `max_entries` or `keys_live`, a cell named as before.
+fn assert_single_key(rows: &[Row]) {
+    for r in rows {
+        assert_eq!(
+            (r.keys.get(), r.max_entries, r.keys_live),
+            (1, None, None),
+            "{} {}/{}",
+            r.schema_version,
+            r.map,
+            r.update
+        );
+        assert_eq!(r.variant().keys, 1);
+        assert_eq!(r.variant().max_entries, None);
+    }
+}
+
 /// `r` with every value v4 added as a file before v4 reads it: a storm,
 /// none of the new figures.
 fn as_before_v4(r: &Row) -> Row {
@@ -933,10 +999,10 @@ fn as_before_v4(r: &Row) -> Row {
 }
 
 /// A v3 run (a copy of the v3 baseline, kept as a fixture) reads as storm
-/// rows with the v4 figures empty and each buffer's wakeup filled in from
-/// its update mode, and is written back under the current (v5) header with
-/// every v3 value unchanged, in its column: the version a row says it was
-/// measured under (3) is kept, not rewritten.
+/// rows with the v4 figures empty, each buffer's wakeup filled in from its
+/// update mode and a single key, and is written back under the current
+/// header with every v3 value unchanged, in its column: the version a row
+/// says it was measured under (3) is kept, not rewritten.
 #[test]
 fn a_v3_run_is_written_back_byte_for_byte() {
     let original = fs::read(fixture("run-schema-v3.csv")).unwrap();
@@ -952,6 +1018,7 @@ fn a_v3_run_is_written_back_byte_for_byte() {
     }
     assert_wakeups_derived(&rows);
     assert_read_by_syscall(&rows);
+    assert_single_key(&rows);
     // Its buffers had their defaults: the ring buffer's adaptive wakeup, the
     // perf buffer's wakeup on every record.
     for (map, wakeup) in [
@@ -975,15 +1042,15 @@ fn a_v3_run_is_written_back_byte_for_byte() {
     assert_eq!(out, expected);
     assert!(out.lines().skip(1).all(|l| l.starts_with("3,")), "{out}");
     assert!(
-        out.contains(",ringbuf,stream,adaptive,syscall,cgroup,storm,"),
+        out.contains(",ringbuf,stream,adaptive,syscall,1,,cgroup,storm,"),
         "{out}"
     );
     assert!(
-        out.contains(",perf_event_array,stream,every_record,syscall,cgroup,storm,"),
+        out.contains(",perf_event_array,stream,every_record,syscall,1,,cgroup,storm,"),
         "{out}"
     );
     assert!(
-        out.contains(",array,atomic,,syscall,cgroup,storm,"),
+        out.contains(",array,atomic,,syscall,1,,cgroup,storm,"),
         "{out}"
     );
     // And what was written reads back to the same rows, and writes the same.
@@ -995,11 +1062,12 @@ fn a_v3_run_is_written_back_byte_for_byte() {
 /// A v4 run with a hot row (its precision, its throughput interval below
 /// zero at the low end, its rounds, whether the methods agree) and a storm
 /// row reads to those values, keeps its version (4), and is written back
-/// under the v5 header: `wakeup` after `update`, empty for these counters,
-/// `read` after it, `syscall`, every v4 value as it was.
+/// under the current header: `wakeup` after `update`, empty for these
+/// counters, `read` after it, `syscall`, a single key and no `max_entries`
+/// or `keys_live`, every v4 value as it was.
 #[test]
-fn a_v4_run_with_hot_and_storm_rows_is_written_back_under_the_v5_header() {
-    assert_eq!(SCHEMA_VERSION, 5);
+fn a_v4_run_with_hot_and_storm_rows_is_written_back_under_the_current_header() {
+    assert_eq!(SCHEMA_VERSION, 6);
     let path = fixture("run-schema-v4.csv");
     let original = fs::read(&path).unwrap();
     let rows = read_run(&path).unwrap();
@@ -1009,6 +1077,7 @@ fn a_v4_run_with_hot_and_storm_rows_is_written_back_under_the_v5_header() {
         .iter()
         .all(|r| r.map == MapKind::Array && r.wakeup.is_empty()));
     assert_read_by_syscall(&rows);
+    assert_single_key(&rows);
 
     let hot = &rows[0];
     assert_eq!(hot.method, Method::Hot);
@@ -1055,7 +1124,10 @@ fn a_v4_run_with_hot_and_storm_rows_is_written_back_under_the_v5_header() {
     assert_eq!(expected.lines().next(), Some(current_header().as_str()));
     assert_eq!(out, expected);
     assert!(out.lines().skip(1).all(|l| l.starts_with("4,")), "{out}");
-    assert!(out.contains(",array,atomic,,syscall,cgroup,hot,"), "{out}");
+    assert!(
+        out.contains(",array,atomic,,syscall,1,,cgroup,hot,"),
+        "{out}"
+    );
     let again = parse(out.as_bytes()).unwrap();
     assert_eq!(again, rows);
     assert_eq!(String::from_utf8(written(&again)).unwrap(), out);
@@ -1081,10 +1153,11 @@ fn v4_buffer_rows_get_the_wakeup_their_update_mode_had() {
         assert_eq!(rows[1].schema_version, 4);
         assert_eq!(rows[0].wakeup, "");
         assert_read_by_syscall(&rows);
+        assert_single_key(&rows);
         let out = String::from_utf8(written(&rows)).unwrap();
         assert_eq!(out, as_current(&bytes));
         assert!(
-            out.contains(&format!(",{map},stream,{wakeup},syscall,cgroup,storm,")),
+            out.contains(&format!(",{map},stream,{wakeup},syscall,1,,cgroup,storm,")),
             "{out}"
         );
         assert_eq!(parse(out.as_bytes()).unwrap(), rows);
@@ -1092,8 +1165,8 @@ fn v4_buffer_rows_get_the_wakeup_their_update_mode_had() {
 }
 
 /// The committed baseline (v4) still reads: its 108 rows keep version 4,
-/// its buffers get the wakeup they ran with, and it is written back under the
-/// v5 header with nothing else changed.
+/// its buffers get the wakeup they ran with, every count a single key, and
+/// it is written back under the current header with nothing else changed.
 #[test]
 fn the_committed_v4_baseline_reads_with_its_wakeups() {
     let original = baseline_bytes();
@@ -1104,6 +1177,7 @@ fn the_committed_v4_baseline_reads_with_its_wakeups() {
     assert!(rows.iter().any(|r| r.wakeup == "adaptive"));
     assert!(rows.iter().any(|r| r.wakeup == "every_record"));
     assert_read_by_syscall(&rows);
+    assert_single_key(&rows);
     let out = String::from_utf8(written(&rows)).unwrap();
     assert_eq!(out, as_current(&original));
     assert_eq!(parse(out.as_bytes()).unwrap(), rows);
@@ -1114,16 +1188,38 @@ fn the_committed_v4_baseline_reads_with_its_wakeups() {
 #[test]
 fn the_v5_header_adds_wakeup_and_read_after_update() {
     let v4 = header_of("run-schema-v4.csv");
-    let v5 = current_header();
+    let v5 = header_of("run-schema-v5.csv");
     assert_eq!(
         v5,
         v4.replace(",update,filter,", ",update,wakeup,read,filter,")
     );
     assert_eq!(v5.split(',').count(), v4.split(',').count() + 2);
     assert_ne!(v5, v4);
-    // It is the header the writer writes.
+}
+
+/// The v6 header is v5's with `keys` and `max_entries` after `read` and
+/// `keys_live` after `perf_lost_records`, and nothing else; it is the header
+/// the writer writes.
+#[test]
+fn the_v6_header_adds_keys_max_entries_and_keys_live() {
+    let v5 = header_of("run-schema-v5.csv");
+    let v6 = current_header();
+    assert_eq!(
+        v6,
+        v5.replace(",read,filter,", ",read,keys,max_entries,filter,")
+            .replace(
+                ",perf_lost_records,expected_oracle,",
+                ",perf_lost_records,keys_live,expected_oracle,"
+            )
+    );
+    assert_eq!(v6.split(',').count(), v5.split(',').count() + 3);
     let out = String::from_utf8(written(&[Row::default()])).unwrap();
-    assert_eq!(out.lines().next(), Some(v5.as_str()));
+    assert_eq!(out.lines().next(), Some(v6.as_str()));
+    // A default row is a single key, its map's size and live keys unknown.
+    assert_eq!(
+        ["keys", "max_entries", "keys_live"].map(|c| field(&out, 0, c)),
+        ["1", "", ""]
+    );
 }
 
 /// The `wakeup` column's names are the ones `Wakeup::of` gives for every
@@ -1148,16 +1244,18 @@ fn wakeup_names_follow_map_and_update_mode() {
 }
 
 /// A v5 run, counters and buffers, hot and storm, read by syscall and by
-/// mmap, is written back byte for byte: `wakeup` and `read` as they were
-/// read, the version (5) kept.
+/// mmap, reads with a single key and is written back under the current
+/// header: `wakeup` and `read` as they were read, `keys` 1, `max_entries`
+/// and `keys_live` empty, the version (5) kept, every v5 value as it was.
 #[test]
-fn a_v5_run_is_written_back_byte_for_byte() {
+fn a_v5_run_is_written_back_under_the_current_header() {
     let path = fixture("run-schema-v5.csv");
     let original = fs::read(&path).unwrap();
     let rows = read_run(&path).unwrap();
     assert_eq!(rows.len(), 5);
     assert!(rows.iter().all(|r| r.schema_version == 5));
     assert_wakeups_derived(&rows);
+    assert_single_key(&rows);
     let strategies: Vec<(MapKind, UpdateMode, &str, ReadPath, Method)> = rows
         .iter()
         .map(|r| (r.map, r.update, r.wakeup.as_str(), r.read, r.method))
@@ -1207,8 +1305,8 @@ fn a_v5_run_is_written_back_byte_for_byte() {
     // to three decimals.
     let (syscall, mapped) = (&rows[1], &rows[4]);
     assert_ne!(mapped.key(), syscall.key());
-    assert_eq!(mapped.key().read, ReadPath::Mmap);
-    assert_eq!(syscall.key().read, ReadPath::Syscall);
+    assert_eq!(mapped.key().variant.read, ReadPath::Mmap);
+    assert_eq!(syscall.key().variant.read, ReadPath::Syscall);
     assert_eq!(
         (
             mapped.read_us_ci95_lo,
@@ -1253,17 +1351,25 @@ fn a_v5_run_is_written_back_byte_for_byte() {
     }
 
     let out = String::from_utf8(written(&rows)).unwrap();
-    assert_eq!(out, String::from_utf8(original).unwrap());
+    let expected = as_current(&original);
+    assert_eq!(expected.lines().next(), Some(current_header().as_str()));
+    assert_eq!(out, expected);
+    assert!(out.lines().skip(1).all(|l| l.starts_with("5,")), "{out}");
     assert!(
-        out.contains(",ringbuf,no_wakeup,poll_1ms,syscall,cgroup,hot,"),
+        out.contains(",ringbuf,no_wakeup,poll_1ms,syscall,1,,cgroup,hot,"),
         "{out}"
     );
     assert!(
-        out.contains(",perf_event_array,batch_wakeup,batch_64,syscall,cgroup,storm,"),
+        out.contains(",perf_event_array,batch_wakeup,batch_64,syscall,1,,cgroup,storm,"),
         "{out}"
     );
-    assert!(out.contains(",array,atomic,,mmap,cgroup,storm,"), "{out}");
-    assert_eq!(parse(out.as_bytes()).unwrap(), rows);
+    assert!(
+        out.contains(",array,atomic,,mmap,1,,cgroup,storm,"),
+        "{out}"
+    );
+    let again = parse(out.as_bytes()).unwrap();
+    assert_eq!(again, rows);
+    assert_eq!(String::from_utf8(written(&again)).unwrap(), out);
 }
 
 /// A v5 row's `wakeup` must be the one its map and update mode decide: any
@@ -1503,34 +1609,42 @@ fn v4_columns_are_checked_and_errors_name_them() {
     assert_eq!(rows[1].throughput_ns_per_event_ci95_lo, Some(-9.5));
     assert!(rows[1].precision_reached.unwrap().is_sign_positive());
 
-    // Version 5 is this bpfstorm's: a counter row relabelled 5 reads (its
-    // empty `wakeup` is the one an array has).
-    let bytes = v4_edited(|i, f, col| {
-        if i == 1 {
-            f[col("schema_version")] = "5".into();
-        }
-    });
-    let rows = parse(&bytes).unwrap();
-    assert_eq!(
-        rows.iter().map(|r| r.schema_version).collect::<Vec<_>>(),
-        [4, 5]
-    );
+    // Versions 5 and 6 are read too: a counter row relabelled either reads
+    // (its empty `wakeup` is the one an array has; with no `keys` column it
+    // is a single key).
+    for version in [5, 6] {
+        let bytes = v4_edited(|i, f, col| {
+            if i == 1 {
+                f[col("schema_version")] = version.to_string();
+            }
+        });
+        let rows = parse(&bytes).unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.schema_version).collect::<Vec<_>>(),
+            [4, version]
+        );
+        assert_single_key(&rows);
+    }
 
     // A file from a later bpfstorm: the version, not a column, is the problem.
-    for fixture_name in ["run-schema-v4.csv", "run-schema-v5.csv"] {
+    for fixture_name in [
+        "run-schema-v4.csv",
+        "run-schema-v5.csv",
+        "run-schema-v6.csv",
+    ] {
         let bytes = fixture_edited(fixture_name, |i, f, col| {
             if i == 1 {
-                f[col("schema_version")] = "6".into();
+                f[col("schema_version")] = "7".into();
             }
         });
         let err = parse(&bytes).unwrap_err();
         assert!(
-            matches!(&err, ReadError::Version { line: 3, found, .. } if found == "6"),
+            matches!(&err, ReadError::Version { line: 3, found, .. } if found == "7"),
             "{fixture_name}: {err:?}"
         );
         let text = err.to_string();
-        assert!(text.contains("schema version `6`"), "{text}");
-        assert!(text.contains("reads versions 1 to 5 only"), "{text}");
+        assert!(text.contains("schema version `7`"), "{text}");
+        assert!(text.contains("reads versions 1 to 6 only"), "{text}");
     }
 }
 
@@ -1579,6 +1693,9 @@ fn v1_and_v2_runs_read_to_the_current_row_and_round_trip() {
     assert_wakeups_derived(&v2);
     assert_read_by_syscall(&v1);
     assert_read_by_syscall(&v2);
+    // Nor v6's: every count a single key.
+    assert_single_key(&v1);
+    assert_single_key(&v2);
     // v1 has ring and perf buffers, v2 (the kernels run) ring buffers only.
     for (rows, wakeups) in [
         (&v1, &["", "adaptive", "every_record"][..]),
@@ -1623,22 +1740,22 @@ fn typed_columns_are_written_as_their_names() {
     };
     let text = String::from_utf8(written(std::slice::from_ref(&row))).unwrap();
     let line = text.lines().nth(1).unwrap();
-    assert!(line.starts_with("5,"), "{line}");
+    assert!(line.starts_with("6,"), "{line}");
     assert!(
-        line.contains(",emulated,,aya,,lsm_bprm_committed_creds,perf_event_array,stream,every_record,syscall,cgroup,hot,tiny,fork,0,0,0,unsupported,no LSM,"),
+        line.contains(",emulated,,aya,,lsm_bprm_committed_creds,perf_event_array,stream,every_record,syscall,1,,cgroup,hot,tiny,fork,0,0,0,unsupported,no LSM,"),
         "{line}"
     );
     // `methods_agree`, then the nine v4 columns after it, empty.
     assert!(line.ends_with(",false,,,,,,,,,"), "{line}");
     assert_eq!(parse(text.as_bytes()).unwrap(), std::slice::from_ref(&row));
-    // A v5 buffer row must say when its reader is woken.
+    // A buffer row (v5 on) must say when its reader is woken.
     let silent = Row {
         wakeup: String::new(),
         ..row
     };
     let text = String::from_utf8(written(std::slice::from_ref(&silent))).unwrap();
     assert!(
-        text.contains(",perf_event_array,stream,,syscall,cgroup,hot,"),
+        text.contains(",perf_event_array,stream,,syscall,1,,cgroup,hot,"),
         "{text}"
     );
     let err = parse(text.as_bytes()).unwrap_err();
@@ -1660,13 +1777,39 @@ fn typed_columns_are_written_as_their_names() {
     };
     let text = String::from_utf8(written(std::slice::from_ref(&mapped))).unwrap();
     assert!(
-        text.contains(",tp_sys_enter_execve,global_percpu,percpu,,mmap,cgroup,hot,"),
+        text.contains(",tp_sys_enter_execve,global_percpu,percpu,,mmap,1,,cgroup,hot,"),
         "{text}"
     );
     assert_eq!(
         parse(text.as_bytes()).unwrap(),
         std::slice::from_ref(&mapped)
     );
+    // A count spread over keys (v6) is written with its keys, its map's
+    // entries and the keys that held a count, and reads back.
+    let keyed = Row {
+        map: MapKind::LruHash,
+        update: UpdateMode::Atomic,
+        read: ReadPath::Batch,
+        keys: KeyCount(64),
+        max_entries: Some(16),
+        perf_lost_records: Some(0),
+        keys_live: Some(16),
+        ..mapped
+    };
+    let text = String::from_utf8(written(std::slice::from_ref(&keyed))).unwrap();
+    assert!(
+        text.contains(",tp_sys_enter_execve,lru_hash,atomic,,batch,64,16,cgroup,hot,"),
+        "{text}"
+    );
+    assert_eq!(
+        ["perf_lost_records", "keys_live"].map(|c| field(&text, 0, c)),
+        ["0", "16"]
+    );
+    assert_eq!(
+        parse(text.as_bytes()).unwrap(),
+        std::slice::from_ref(&keyed)
+    );
+    assert_eq!(keyed.strategy_name(), "lru_hash/atomic/k64/max16/batch");
 
     let probe = ProbeRow {
         schema_version: 3,
@@ -1710,32 +1853,41 @@ fn an_update_mode_its_map_does_not_take_is_refused() {
 }
 
 /// The read paths each map takes, written out here rather than asked of
-/// `MapKind::read_paths`: a mapping for a count in a plain array's value
-/// (the `array` map and the globals' sections), the lookup syscall for all.
+/// `MapKind::read_paths`: the lookup syscall for all, batched lookups for
+/// a count in a map (not a buffer's), and a mapping for a count in a plain
+/// array's value (the `array` map and the globals' sections).
 fn derived_reads(map: &str) -> &'static [&'static str] {
     match map {
-        "array" | "global" | "global_percpu" => &["syscall", "mmap"],
-        _ => &["syscall"],
+        "array" | "global" | "global_percpu" => &["syscall", "batch", "mmap"],
+        "ringbuf" | "perf_event_array" => &["syscall"],
+        _ => &["syscall", "batch"],
     }
 }
 
 #[test]
 fn read_paths_follow_the_map() {
-    let mut mapped = Vec::new();
+    let (mut mapped, mut unbatched) = (Vec::new(), Vec::new());
     for &map in MapKind::ALL {
         let reads: Vec<&str> = map.read_paths().iter().map(|r| r.name()).collect();
         assert_eq!(reads, derived_reads(map.name()), "{map}");
         if reads.contains(&"mmap") {
             mapped.push(map);
         }
+        if !reads.contains(&"batch") {
+            unbatched.push(map);
+        }
     }
     assert_eq!(
         mapped,
         [MapKind::Array, MapKind::Global, MapKind::GlobalPercpu]
     );
+    // Only the buffers have no count in a map to look up in batches.
+    assert_eq!(unbatched, [MapKind::Ringbuf, MapKind::PerfEventArray]);
     assert_eq!(ReadPath::default(), ReadPath::Syscall);
     assert_eq!("mmap".parse::<ReadPath>(), Ok(ReadPath::Mmap));
+    assert_eq!("batch".parse::<ReadPath>(), Ok(ReadPath::Batch));
     assert_eq!("syscall".parse::<ReadPath>(), Ok(ReadPath::Syscall));
+    assert_eq!(ReadPath::Batch.name(), "batch");
 }
 
 /// A `read` its map cannot take (a mapping of a hash, a per-CPU map or a
@@ -1774,7 +1926,8 @@ fn a_read_path_its_map_cannot_take_is_refused() {
             assert!(text.contains("line 6, column `read`"), "{text}");
             assert!(
                 text.contains(&format!(
-                    "`mmap` is not a read path of {map}, which takes: syscall"
+                    "`mmap` is not a read path of {map}, which takes: {}",
+                    derived_reads(map.name()).join(", ")
                 )),
                 "{text}"
             );
@@ -1833,5 +1986,461 @@ fn a_read_path_its_map_cannot_take_is_refused() {
             "{text}"
         );
         assert!(text.contains(&format!("`{value}`")), "{text}");
+    }
+}
+
+// --- v6: counts spread over keys, batched reads -------------------------------
+
+/// Rows of the v6 fixture, a real run: libbpf, c and aya (in that order for
+/// each strategy); array, hash and lru_hash, atomic and racy, each with 1
+/// and 64 keys, read by syscall and in batches; the ring buffer's four
+/// update modes; storms only, one repetition.
+const V6_ROWS: usize = 84;
+/// libbpf's array/atomic, a single key read by syscall (line 2).
+const V6_ARRAY: usize = 0;
+/// libbpf's array/atomic/k64 (line 5).
+const V6_ARRAY_K64: usize = 3;
+/// libbpf's hash/atomic/k64/batch (line 35).
+const V6_HASH_K64_BATCH: usize = 33;
+/// libbpf's lru_hash/atomic/k64 (1024 entries; line 53).
+const V6_LRU_K64: usize = 51;
+/// libbpf's ringbuf/stream (line 74).
+const V6_RINGBUF: usize = 72;
+
+/// Values to put in a row: (column, value).
+type Edits = &'static [(&'static str, &'static str)];
+
+/// The v6 fixture, edited as [`fixture_edited`] does.
+fn v6_edited(edit: impl Fn(usize, &mut Vec<String>, &dyn Fn(&str) -> usize)) -> Vec<u8> {
+    fixture_edited("run-schema-v6.csv", edit)
+}
+
+/// What every row the reader accepts holds to, whatever the file: the
+/// wakeup its map and update mode decide, a read path its map takes, at
+/// least one key, more only on a map looked up by key that then names its
+/// size, and never a map of 0 entries.
+fn assert_read_consistently(r: &Row) {
+    let what = format!("v{} {}", r.schema_version, r.strategy_name());
+    let derived = Wakeup::of(r.map, r.update).map_or_else(String::new, |w| w.name());
+    assert_eq!(r.wakeup, derived, "{what}");
+    assert!(r.map.read_paths().contains(&r.read), "{what}");
+    let keys = r.keys.get();
+    assert!(keys >= 1, "{what}");
+    if keys > 1 {
+        assert!(r.map.takes_keys(), "{what}");
+        assert!(r.max_entries.is_some(), "{what}");
+    }
+    assert_ne!(r.max_entries, Some(0), "{what}");
+}
+
+/// The distinct values of `f` over `rows`, sorted.
+fn distinct(rows: &[Row], f: impl Fn(&Row) -> String) -> Vec<String> {
+    let mut seen: Vec<String> = rows.iter().map(f).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen
+}
+
+/// A v6 run (a real one) reads to its keys, its maps' entries and the keys
+/// that held a count, and is written back byte for byte.
+#[test]
+fn a_v6_run_is_written_back_byte_for_byte() {
+    assert_eq!(SCHEMA_VERSION, 6);
+    let path = fixture("run-schema-v6.csv");
+    let original = fs::read(&path).unwrap();
+    let rows = read_run(&path).unwrap();
+    assert_eq!(rows.len(), V6_ROWS);
+    assert!(rows.iter().all(|r| r.schema_version == 6));
+    assert!(rows
+        .iter()
+        .all(|r| r.method == Method::Storm && r.status == Status::Ok));
+    assert_wakeups_derived(&rows);
+    assert_eq!(
+        distinct(&rows, |r| r.backend.clone()),
+        ["aya", "c", "libbpf"]
+    );
+    assert_eq!(
+        distinct(&rows, |r| r.map.to_string()),
+        ["array", "hash", "lru_hash", "ringbuf"]
+    );
+    assert_eq!(distinct(&rows, |r| r.keys.get().to_string()), ["1", "64"]);
+    assert_eq!(
+        distinct(&rows, |r| r.read.to_string()),
+        ["batch", "syscall"]
+    );
+
+    for r in &rows {
+        assert_read_consistently(r);
+        let what = format!("{} {}", r.backend, r.strategy_name());
+        let keys = r.keys.get();
+        if r.map.is_stream() {
+            // A buffer: one key, no map size, no keys to count.
+            assert_eq!(
+                (keys, r.max_entries, r.keys_live, r.read),
+                (1, None, None, ReadPath::Syscall),
+                "{what}"
+            );
+        } else {
+            // A count in a map: one entry per key, the LRU map its 1024;
+            // 600 execs of consecutive tgids left a count in every key.
+            let entries = if r.map == MapKind::LruHash {
+                1024
+            } else {
+                keys
+            };
+            assert_eq!(r.max_entries, Some(entries), "{what}");
+            assert_eq!(r.keys_live, Some(u64::from(keys)), "{what}");
+        }
+    }
+    assert_eq!(rows.iter().filter(|r| r.keys.get() == 64).count(), 36);
+    assert_eq!(
+        rows.iter().filter(|r| r.read == ReadPath::Batch).count(),
+        36
+    );
+
+    // Tables name each strategy with its variant.
+    let mut expected = Vec::new();
+    for map in ["array", "hash", "lru_hash"] {
+        for update in ["atomic", "racy"] {
+            for suffix in ["", "/k64", "/batch", "/k64/batch"] {
+                expected.push(format!("{map}/{update}{suffix}"));
+            }
+        }
+    }
+    for update in ["stream", "output", "no_wakeup", "batch_wakeup"] {
+        expected.push(format!("ringbuf/{update}"));
+    }
+    expected.sort_unstable();
+    assert_eq!(distinct(&rows, Row::strategy_name), expected);
+    assert_eq!(
+        rows[V6_HASH_K64_BATCH].strategy_name(),
+        "hash/atomic/k64/batch"
+    );
+    // 1024 entries are room for 64 keys: nothing to say about the size.
+    assert_eq!(rows[V6_LRU_K64].strategy_name(), "lru_hash/atomic/k64");
+
+    let out = String::from_utf8(written(&rows)).unwrap();
+    assert_eq!(out, String::from_utf8(original).unwrap());
+    assert!(
+        out.contains(",hash,atomic,,batch,64,64,cgroup,storm,"),
+        "{out}"
+    );
+    assert!(
+        out.contains(",lru_hash,racy,,syscall,1,1024,cgroup,storm,"),
+        "{out}"
+    );
+    assert!(
+        out.contains(",ringbuf,stream,adaptive,syscall,1,,cgroup,storm,"),
+        "{out}"
+    );
+    assert_eq!(parse(out.as_bytes()).unwrap(), rows);
+
+    // Everything the rows go through takes them.
+    render_all(&rows, &rows);
+    assert_eq!(bpfstorm::aggregate::aggregate(&rows).len(), V6_ROWS);
+    let text = summaries(&rows);
+    assert!(text.contains("hash/atomic/k64/batch"), "{text}");
+}
+
+/// A count spread over keys is a cell of its own, apart from the single
+/// key's with the same backend, strategy and read path, and only its
+/// variant tells them apart; a single key's map size is no part of its
+/// cell.
+#[test]
+fn v6_keyed_cells_are_apart_from_single_key_ones() {
+    let rows = read_run(&fixture("run-schema-v6.csv")).unwrap();
+    // Every row is a cell of its own (one repetition each).
+    let mut keys: Vec<_> = rows.iter().map(Row::key).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), V6_ROWS);
+
+    let mut pairs = 0;
+    for keyed in rows.iter().filter(|r| r.keys.get() > 1) {
+        let single = rows
+            .iter()
+            .find(|r| {
+                r.keys.get() == 1
+                    && (&r.backend, r.map, r.update, r.read)
+                        == (&keyed.backend, keyed.map, keyed.update, keyed.read)
+            })
+            .expect("a single-key twin");
+        let (k, s) = (keyed.key(), single.key());
+        assert_ne!(k, s, "{}", keyed.strategy_name());
+        assert_eq!(
+            k.variant,
+            Variant {
+                keys: 64,
+                // Room for every key: its size is not part of the cell.
+                max_entries: None,
+                read: keyed.read,
+            }
+        );
+        assert_eq!(
+            s.variant,
+            Variant {
+                keys: 1,
+                max_entries: None,
+                read: single.read,
+            }
+        );
+        // Nothing else sets them apart.
+        assert_eq!(
+            Key {
+                variant: s.variant,
+                ..k.clone()
+            },
+            s
+        );
+        pairs += 1;
+    }
+    assert_eq!(pairs, 36);
+    // A single key read by syscall is the classic cell, as in older files:
+    // a v6 cell matches a v5 one.
+    assert_eq!(rows[V6_ARRAY].key().variant, Variant::CLASSIC);
+    assert_eq!(rows[V6_ARRAY].strategy_name(), "array/atomic");
+}
+
+/// `keys` and `max_entries` a map cannot have are refused naming the column
+/// and the line: 0 keys, more than one on a map not looked up by key (the
+/// globals and the buffers), more than one with no map size, a map of 0
+/// entries, and values that are no count at all.
+#[test]
+fn keys_and_max_entries_a_map_cannot_have_are_refused() {
+    // Unedited, the helper gives the fixture back.
+    assert_eq!(
+        v6_edited(|_, _, _| {}),
+        fs::read(fixture("run-schema-v6.csv")).unwrap()
+    );
+    // (row, its edits, the column refused, what the error says)
+    let cases: &[(usize, Edits, &str, &str)] = &[
+        (V6_ARRAY, &[("keys", "0")], "keys", "0 keys"),
+        (V6_ARRAY_K64, &[("keys", "0")], "keys", "0 keys"),
+        (V6_RINGBUF, &[("keys", "0")], "keys", "0 keys"),
+        (V6_RINGBUF, &[("keys", "64")], "keys", "64 keys on ringbuf"),
+        (
+            V6_RINGBUF,
+            &[("keys", "2"), ("max_entries", "64")],
+            "keys",
+            "2 keys on ringbuf",
+        ),
+        (
+            V6_RINGBUF,
+            &[
+                ("map", "perf_event_array"),
+                ("wakeup", "every_record"),
+                ("keys", "64"),
+            ],
+            "keys",
+            "64 keys on perf_event_array",
+        ),
+        (
+            V6_ARRAY_K64,
+            &[("map", "global"), ("max_entries", "")],
+            "keys",
+            "64 keys on global",
+        ),
+        (
+            V6_ARRAY_K64,
+            &[("map", "global")],
+            "keys",
+            "64 keys on global",
+        ),
+        (
+            V6_ARRAY_K64,
+            &[
+                ("map", "global_percpu"),
+                ("update", "percpu"),
+                ("max_entries", ""),
+            ],
+            "keys",
+            "64 keys on global_percpu",
+        ),
+        (
+            V6_ARRAY_K64,
+            &[("max_entries", "")],
+            "max_entries",
+            "empty with 64 keys",
+        ),
+        (
+            V6_HASH_K64_BATCH,
+            &[("max_entries", "")],
+            "max_entries",
+            "empty with 64 keys",
+        ),
+        (
+            V6_ARRAY_K64,
+            &[("keys", "2"), ("max_entries", "")],
+            "max_entries",
+            "empty with 2 keys",
+        ),
+        (
+            V6_ARRAY_K64,
+            &[("max_entries", "0")],
+            "max_entries",
+            "a map of 0 entries",
+        ),
+        (
+            V6_ARRAY,
+            &[("max_entries", "0")],
+            "max_entries",
+            "a map of 0 entries",
+        ),
+        (
+            V6_LRU_K64,
+            &[("max_entries", "0")],
+            "max_entries",
+            "a map of 0 entries",
+        ),
+        // No count at all.
+        (V6_ARRAY, &[("keys", "-1")], "keys", "`-1`"),
+        (V6_ARRAY, &[("keys", "many")], "keys", "`many`"),
+        (V6_ARRAY, &[("keys", " 1")], "keys", "` 1`"),
+        (V6_ARRAY, &[("keys", "")], "keys", "``"),
+        (V6_ARRAY, &[("keys", "4294967296")], "keys", "whole number"),
+        (
+            V6_ARRAY_K64,
+            &[("max_entries", "-64")],
+            "max_entries",
+            "`-64`",
+        ),
+        (
+            V6_ARRAY_K64,
+            &[("max_entries", "4294967296")],
+            "max_entries",
+            "whole number",
+        ),
+        (V6_ARRAY_K64, &[("keys_live", "-1")], "keys_live", "`-1`"),
+        (
+            V6_ARRAY_K64,
+            &[("keys_live", "18446744073709551616")],
+            "keys_live",
+            "whole number",
+        ),
+    ];
+    for &(row, edits, column, says) in cases {
+        let bytes = v6_edited(|i, f, col| {
+            if i == row {
+                for &(c, v) in edits {
+                    f[col(c)] = v.into();
+                }
+            }
+        });
+        let err = parse(&bytes).unwrap_err();
+        let line = row as u64 + 2;
+        assert!(
+            matches!(&err, ReadError::Invalid { column: c, line: l, .. }
+                if c == column && *l == line),
+            "row {row} {edits:?}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("line {line}, column `{column}`")),
+            "{text}"
+        );
+        assert!(text.contains(says), "row {row} {edits:?}: {text}");
+    }
+
+    // What a map may have is read.
+    let read = |row: usize, edits: &[(&str, &str)]| {
+        let bytes = v6_edited(|i, f, col| {
+            if i == row {
+                for &(c, v) in edits {
+                    f[col(c)] = v.into();
+                }
+            }
+        });
+        let rows = parse(&bytes).unwrap_or_else(|e| panic!("row {row} {edits:?}: {e}"));
+        rows[row].clone()
+    };
+    // Fewer entries than keys (a map that evicts, or refuses new keys):
+    // a cell of its own, named with its size.
+    let small = read(V6_HASH_K64_BATCH, &[("max_entries", "16")]);
+    assert_eq!(small.max_entries, Some(16));
+    assert_eq!(small.strategy_name(), "hash/atomic/k64/max16/batch");
+    let rows = read_run(&fixture("run-schema-v6.csv")).unwrap();
+    assert_ne!(small.key(), rows[V6_HASH_K64_BATCH].key());
+    let small = read(V6_LRU_K64, &[("max_entries", "16")]);
+    assert_eq!(small.strategy_name(), "lru_hash/atomic/k64/max16");
+    // A single key of unknown size, as older files have it; on a global.
+    let single = read(V6_ARRAY, &[("max_entries", ""), ("keys_live", "")]);
+    assert_eq!((single.max_entries, single.keys_live), (None, None));
+    assert_eq!(single.key(), rows[V6_ARRAY].key());
+    let global = read(V6_ARRAY, &[("map", "global"), ("max_entries", "")]);
+    assert_eq!(global.strategy_name(), "global/atomic");
+    // Two keys, the fewest that spread a count.
+    let two = read(V6_ARRAY_K64, &[("keys", "2"), ("max_entries", "2")]);
+    assert_eq!(two.strategy_name(), "array/atomic/k2");
+}
+
+/// A batched read is taken by every count in a map and refused on a
+/// buffer, naming the column and the line.
+#[test]
+fn a_batch_read_its_map_cannot_take_is_refused() {
+    let mut refused = Vec::new();
+    for &map in MapKind::ALL {
+        let update = map.classic_update();
+        let wakeup = derived_wakeup(map.name(), update.name());
+        let bytes = v6_edited(|i, f, col| {
+            if i == V6_ARRAY {
+                f[col("map")] = map.name().into();
+                f[col("update")] = update.name().into();
+                f[col("wakeup")] = wakeup.into();
+                f[col("read")] = "batch".into();
+                if !map.takes_keys() {
+                    f[col("max_entries")] = String::new();
+                    f[col("keys_live")] = String::new();
+                }
+            }
+        });
+        if derived_reads(map.name()).contains(&"batch") {
+            let rows = parse(&bytes).unwrap_or_else(|e| panic!("{map}: {e}"));
+            assert_eq!(rows[V6_ARRAY].read, ReadPath::Batch);
+            assert_eq!(
+                rows[V6_ARRAY].strategy_name(),
+                format!("{map}/{update}/batch")
+            );
+            continue;
+        }
+        let err = parse(&bytes).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Invalid { column, line: 2, .. } if column == "read"),
+            "{map}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("line 2, column `read`"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "`batch` is not a read path of {map}, which takes: syscall"
+            )),
+            "{text}"
+        );
+        refused.push(map);
+    }
+    assert_eq!(refused, [MapKind::Ringbuf, MapKind::PerfEventArray]);
+    // The fixture's own ring buffer row, read in batches.
+    let bytes = v6_edited(|i, f, col| {
+        if i == V6_RINGBUF {
+            f[col("read")] = "batch".into();
+        }
+    });
+    let err = parse(&bytes).unwrap_err();
+    assert!(
+        matches!(&err, ReadError::Invalid { column, line: 74, .. } if column == "read"),
+        "{err:?}"
+    );
+    // Names that are no read path.
+    for value in ["BATCH", "batched", " batch", ""] {
+        let bytes = v6_edited(|i, f, col| {
+            if i == V6_HASH_K64_BATCH {
+                f[col("read")] = value.into();
+            }
+        });
+        let err = parse(&bytes).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Invalid { column, line: 35, .. } if column == "read"),
+            "read={value:?}: {err:?}"
+        );
+        assert!(err.to_string().contains(&format!("`{value}`")), "{err}");
     }
 }

@@ -31,11 +31,19 @@ const TABLE: &str = include_str!("../../results/xlated-insns.md");
 const TUTORIAL_XLATED_INSNS: u32 = 18;
 
 /// The strategies of the table: tp_sys_enter_execve, every map x update,
-/// filter all and cgroup (a cgroup id no task has; nothing counts).
+/// filter all and cgroup (a cgroup id no task has; nothing counts), and
+/// each that takes keys at 64 keys.
 fn table_strategies() -> Vec<Strategy> {
     let attach = AttachPoint::TpSysEnterExecve;
     let mut all = Strategy::all_for(attach, Filter::All);
     all.extend(Strategy::all_for(attach, Filter::Cgroup(u64::MAX - 1)));
+    let cpus = bpfstorm_common::count::possible_cpus().unwrap();
+    let keyed: Vec<Strategy> = all
+        .iter()
+        .filter(|s| s.map().takes_keys())
+        .map(|s| s.with_keys(64, s.map().entries_for(64, cpus)).unwrap())
+        .collect();
+    all.extend(keyed);
     all
 }
 
@@ -233,11 +241,12 @@ fn running_kernel() -> String {
 /// The table row of a strategy, as written in results/xlated-insns.md.
 fn row_name(s: &Strategy) -> String {
     format!(
-        "{}/{}/{}/{}",
+        "{}/{}/{}/{}{}",
         s.attach(),
         s.map(),
         s.update(),
-        s.filter().name()
+        s.filter().name(),
+        if s.is_keyed() { "/keyed" } else { "" }
     )
 }
 
@@ -406,16 +415,17 @@ fn maps_used(prog_id: u32) -> Vec<(u32, String)> {
 }
 
 /// What a program of strategy `s` may use: its map (for a global, its own
-/// `.data.<name>` section), `.rodata` only to read the cgroup id, `.bss`
-/// only to count what a stream dropped. (The kernel keeps 15 characters of
-/// a map's name.)
+/// `.data.<name>` section), `.rodata` only to read the cgroup id or the
+/// number of keys, `.bss` only to count what a stream dropped or a keyed
+/// count found no slot for. (The kernel keeps 15 characters of a map's
+/// name.)
 fn maps_needed(s: &Strategy) -> BTreeSet<String> {
     let map: String = s.map().object_name().chars().take(15).collect();
     let mut maps = BTreeSet::from([map]);
-    if s.filter() != Filter::All {
+    if s.filter() != Filter::All || s.is_keyed() {
         maps.insert(".rodata".into());
     }
-    if s.map().is_stream() {
+    if s.map().is_stream() || s.is_keyed() {
         maps.insert(".bss".into());
     }
     maps

@@ -207,10 +207,21 @@ pub fn open(strategy: &Strategy) -> Result<AyaCounter, CounterError> {
     } else {
         None
     };
-    // The one run-time value; only `cgroup` programs read it.
+    // The run-time values; only `cgroup` programs read the first, only
+    // `keyed` ones the second.
     let cgroup = strategy.filter().cgroup_id().unwrap_or(0);
+    let keys = strategy.keys();
+    let kind = strategy.map();
+    let map_name = kind.object_name();
     let mut loader = EbpfLoader::new();
-    loader.override_global("filter_cgroup_id", &cgroup, true);
+    loader
+        .override_global("filter_cgroup_id", &cgroup, true)
+        .override_global("key_count", &keys.count, true);
+    // A keyed count's map is sized for its keys (aya creates every map of
+    // the object, the others as compiled).
+    if let Some(entries) = keys.max_entries {
+        loader.map_max_entries(&map_name, entries);
+    }
     let opened = Instant::now();
 
     // Parses the object and creates every map in it (aya has no way to
@@ -239,18 +250,14 @@ pub fn open(strategy: &Strategy) -> Result<AyaCounter, CounterError> {
         .filter_map(|fd| fdinfo::numbers(fd.as_raw_fd()).ok()?.get("map_id").copied())
         .filter_map(|id| u32::try_from(id).ok())
         .collect();
-    let kind = strategy.map();
-    let (map, bss) = (
-        find_map(&ebpf, &kind.object_name())?,
-        find_map(&ebpf, ".bss")?,
-    );
+    let (map, bss) = (find_map(&ebpf, &map_name)?, find_map(&ebpf, ".bss")?);
     let ids = Loaded::of_fds([prog_fd.as_fd()], [map, find_map(&ebpf, ".rodata")?, bss])?;
     let tally = if let Some(wakeup) = strategy.wakeup() {
         let bss = bss.try_clone_to_owned()?;
         let map = ebpf.take_map(kind.name()).expect("found above");
         Tally::stream(AyaBuffer::open(kind, map)?, wakeup, bss.as_fd())?
     } else {
-        Tally::map(map, kind, strategy.read())?
+        Tally::map(map, strategy, bss)?
     };
 
     let timings = LoadTimings {

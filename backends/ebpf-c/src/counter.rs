@@ -21,7 +21,9 @@ struct AbiStrategy {
     value_size: u32,
     wakeup_events: u32,
     poll_ms: i32,
-    mmap_read: u32,
+    read_path: u32,
+    key_count: u32,
+    max_entries: u32,
     filter_cgroup_id: u64,
 }
 
@@ -46,7 +48,14 @@ impl AbiStrategy {
                 Some(Wakeup::Poll) => POLL_INTERVAL.as_millis() as i32,
                 _ => -1,
             },
-            mmap_read: u32::from(strategy.read() == ReadPath::Mmap),
+            read_path: match strategy.read() {
+                ReadPath::Syscall => ffi::READ_SYSCALL,
+                ReadPath::Mmap => ffi::READ_MMAP,
+                ReadPath::Batch => ffi::READ_BATCH,
+            },
+            key_count: strategy.keys().count,
+            // 0: the object's own entries (one key, a global, a buffer).
+            max_entries: strategy.keys().max_entries.unwrap_or(0),
             filter_cgroup_id: strategy.filter().cgroup_id().unwrap_or(0),
         }
     }
@@ -60,7 +69,9 @@ impl AbiStrategy {
             value_size: self.value_size,
             wakeup_events: self.wakeup_events,
             poll_ms: self.poll_ms,
-            mmap_read: self.mmap_read,
+            read_path: self.read_path,
+            key_count: self.key_count,
+            max_entries: self.max_entries,
             filter_cgroup_id: self.filter_cgroup_id,
         }
     }
@@ -199,6 +210,7 @@ impl Counter for CCounter {
             count: reading.count,
             dropped: reading.dropped,
             lost_records: reading.lost_records,
+            keys_live: reading.keys_live,
         })
     }
 

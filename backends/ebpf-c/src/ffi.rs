@@ -13,9 +13,17 @@ pub struct Strategy {
     pub value_size: u32,
     pub wakeup_events: u32,
     pub poll_ms: i32,
-    pub mmap_read: u32,
+    /// One of the `READ_*` paths.
+    pub read_path: u32,
+    pub key_count: u32,
+    pub max_entries: u32,
     pub filter_cgroup_id: u64,
 }
+
+/// `enum bpfstorm_c_read_path`.
+pub const READ_SYSCALL: u32 = 0;
+pub const READ_MMAP: u32 = 1;
+pub const READ_BATCH: u32 = 2;
 
 /// `struct bpfstorm_c_reading`.
 #[repr(C)]
@@ -24,6 +32,7 @@ pub struct Reading {
     pub count: u64,
     pub dropped: u64,
     pub lost_records: u64,
+    pub keys_live: u64,
 }
 
 /// The opaque `struct bpfstorm_c`.

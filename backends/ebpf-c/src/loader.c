@@ -207,12 +207,28 @@ struct bpfstorm_c {
 	 * global (one, or a cache line per CPU). */
 	int nslots;
 	size_t stride;
+	/* Bytes of one key's value as a lookup returns it (per-CPU: a slot
+	 * per possible CPU), and room for one, for lookups and resets. */
 	size_t value_bytes;
 	unsigned char *value;
-	/* The count's map mapped read-only at load, for `mmap_read`. */
-	bool mmap_read;
+	/* The program's key_count (1: the classic key 0), and the keys a read
+	 * sums: all of them for a hash, those it has entries for in an array. */
+	uint32_t key_count;
+	uint32_t nkeys;
+	/* Spread over keys: `dropped` counts events that found no slot. */
+	bool keyed;
+	/* A keyed hash: a reset deletes its keys, so a full map empties. */
+	bool resets_by_delete;
+	enum bpfstorm_c_read_path read_path;
+	/* BPFSTORM_C_READ_BATCH: room for one batch of keys and their values. */
+	uint32_t batch_keys;
+	__u32 *keys;
+	unsigned char *values;
+	/* BPFSTORM_C_READ_MMAP: the count's map mapped read-only at load, and
+	 * the bytes from one key's value to the next there. */
 	void *mapped;
 	size_t mapped_bytes;
+	size_t entry_bytes;
 	struct stream stream;
 };
 
@@ -312,6 +328,21 @@ static bool is_per_cpu(const struct bpf_map *map)
 	}
 }
 
+/* The hash kinds: a key is inserted on its first event, and can be
+ * refused (a full map) or push another out (LRU). */
+static bool inserts_keys(const struct bpf_map *map)
+{
+	switch (bpf_map__type(map)) {
+	case BPF_MAP_TYPE_HASH:
+	case BPF_MAP_TYPE_PERCPU_HASH:
+	case BPF_MAP_TYPE_LRU_HASH:
+	case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static bool is_stream(const struct bpf_map *map)
 {
 	enum bpf_map_type type = bpf_map__type(map);
@@ -386,14 +417,41 @@ int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_
 		goto out;
 	}
 
-	/* The one run-time value: only `cgroup` programs read it. */
+	if (strategy->key_count == 0) {
+		e = fail(err, errlen, -EINVAL, NULL, "%s: a count needs at least one key",
+			 strategy->program);
+		goto out;
+	}
+	switch (strategy->read_path) {
+	case BPFSTORM_C_READ_SYSCALL:
+	case BPFSTORM_C_READ_MMAP:
+	case BPFSTORM_C_READ_BATCH:
+		c->read_path = strategy->read_path;
+		break;
+	default:
+		e = fail(err, errlen, -EINVAL, NULL, "unknown read path %u", strategy->read_path);
+		goto out;
+	}
+
+	/* The run-time values: only `cgroup` programs read the first, only
+	 * `keyed` ones the second. */
 	c->skel->rodata->filter_cgroup_id = strategy->filter_cgroup_id;
+	c->skel->rodata->key_count = strategy->key_count;
+	c->key_count = strategy->key_count;
+	c->keyed = strategy->key_count > 1;
 	c->wakeup_events = strategy->wakeup_events;
 	c->stream.poll_ms = strategy->poll_ms;
-	c->mmap_read = strategy->mmap_read;
+	if (strategy->max_entries) {
+		e = bpf_map__set_max_entries(c->map, strategy->max_entries);
+		if (e) {
+			fail(err, errlen, e, NULL, "giving %s %u entries", strategy->map,
+			     strategy->max_entries);
+			goto out;
+		}
+	}
 	/* libbpf creates a global's section mappable itself; an array map is
 	 * mappable only when asked before load. */
-	if (c->mmap_read && !bpf_map__is_internal(c->map)) {
+	if (c->read_path == BPFSTORM_C_READ_MMAP && !bpf_map__is_internal(c->map)) {
 		e = bpf_map__set_map_flags(c->map, bpf_map__map_flags(c->map) | BPF_F_MMAPABLE);
 		if (e) {
 			fail(err, errlen, e, NULL, "making %s mappable", strategy->map);
@@ -419,10 +477,30 @@ int bpfstorm_c_open(const struct bpfstorm_c_strategy *strategy, struct bpfstorm_
 			 bpf_map__value_size(c->map), strategy->value_size);
 		goto out;
 	}
+	/* An array has no keys past its entries; a hash is asked for all. */
+	c->nkeys = c->key_count;
+	if (!inserts_keys(c->map) && c->nkeys > bpf_map__max_entries(c->map))
+		c->nkeys = bpf_map__max_entries(c->map);
+	c->resets_by_delete = c->keyed && inserts_keys(c->map);
+	/* A mapped array's values lie one after another, each 8-aligned. */
+	c->entry_bytes = (c->value_bytes + 7) / 8 * 8;
 	c->value = calloc(1, c->value_bytes);
 	if (!c->value) {
 		e = fail(err, errlen, -ENOMEM, NULL, "allocating the count's slots");
 		goto out;
+	}
+	if (c->read_path == BPFSTORM_C_READ_BATCH) {
+		/* A batch holds each value as a lookup returns it: value_bytes. */
+		c->batch_keys = c->nkeys < 1 ? 1 :
+				c->nkeys > BPFSTORM_C_BATCH_KEYS ? BPFSTORM_C_BATCH_KEYS :
+								   c->nkeys;
+		c->keys = calloc(c->batch_keys, sizeof(*c->keys));
+		c->values = calloc(c->batch_keys, c->value_bytes);
+		if (!c->keys || !c->values) {
+			e = fail(err, errlen, -ENOMEM, NULL, "allocating a batch of %u keys",
+				 c->batch_keys);
+			goto out;
+		}
 	}
 out:
 	if (e) {
@@ -445,9 +523,10 @@ int bpfstorm_c_load(struct bpfstorm_c *c, char *err, size_t errlen)
 	capture_end();
 	if (e)
 		return fail(err, errlen, e, &cap, "bpfstorm__load");
-	if (!c->mmap_read)
+	if (c->read_path != BPFSTORM_C_READ_MMAP || is_stream(c->map))
 		return 0;
-	c->mapped_bytes = (c->value_bytes + page - 1) / page * page;
+	/* Every key read: the mapping never reaches past the map's values. */
+	c->mapped_bytes = (c->entry_bytes * c->nkeys + page - 1) / page * page;
 	c->mapped = mmap(NULL, c->mapped_bytes, PROT_READ, MAP_SHARED, bpf_map__fd(c->map), 0);
 	if (c->mapped == MAP_FAILED) {
 		c->mapped = NULL;
@@ -537,14 +616,100 @@ static int read_dropped(struct bpfstorm_c *c, uint64_t *dropped, char *err, size
 	return 0;
 }
 
+/* Adds one key's count. */
+static inline void add_key(struct bpfstorm_c_reading *out, uint64_t count)
+{
+	out->count += count;
+	out->keys_live += count != 0;
+}
+
+/* The slots of one key's value, as a lookup returns it, summed. */
+static inline uint64_t sum_slots(const struct bpfstorm_c *c, const unsigned char *value)
+{
+	uint64_t sum = 0, slot;
+	int i;
+
+	for (i = 0; i < c->nslots; i++) {
+		memcpy(&slot, value + i * c->stride, sizeof(slot));
+		sum += slot;
+	}
+	return sum;
+}
+
+/* BPF_MAP_LOOKUP_ELEM per key; a hash's missing key counts 0. */
+static int read_by_syscall(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *err,
+			   size_t errlen)
+{
+	__u32 key;
+	int e;
+
+	for (key = 0; key < c->nkeys; key++) {
+		e = bpf_map__lookup_elem(c->map, &key, sizeof(key), c->value, c->value_bytes, 0);
+		if (e == -ENOENT)
+			continue;
+		if (e)
+			return fail(err, errlen, e, NULL, "looking up key %u of the count in %s", key,
+				    bpf_map__name(c->map));
+		add_key(out, sum_slots(c, c->value));
+	}
+	return 0;
+}
+
+/* BPF_MAP_LOOKUP_BATCH, a batch of keys a call, until the kernel says there
+ * are no more (ENOENT, with the last batch's entries). A hash gives only
+ * the keys it holds; an array, every entry. */
+static int read_by_batch(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *err,
+			 size_t errlen)
+{
+	/* The kernel's position: a bucket (hash) or a key (array); both fit. */
+	__u64 in_batch = 0, out_batch = 0;
+	int fd = bpf_map__fd(c->map), e;
+	/* An array's keys are all there, in order: stop at the last one
+	 * rather than ask once more to hear there is nothing left. */
+	bool first = true, preallocated = !inserts_keys(c->map);
+	__u32 n, i, seen = 0;
+
+	for (;;) {
+		n = c->batch_keys;
+		e = bpf_map_lookup_batch(fd, first ? NULL : &in_batch, &out_batch, c->keys, c->values,
+					 &n, NULL);
+		if (e && e != -ENOENT)
+			return fail(err, errlen, e, NULL, "batched lookup of the count in %s",
+				    bpf_map__name(c->map));
+		for (i = 0; i < n && i < c->batch_keys; i++)
+			add_key(out, sum_slots(c, c->values + (size_t)i * c->value_bytes));
+		seen += n;
+		if (e == -ENOENT || (preallocated && seen >= c->nkeys))
+			return 0;
+		in_batch = out_batch;
+		first = false;
+	}
+}
+
+/* Loads from the mapped values: no syscall. The program writes the slots
+ * as we read them. */
+static void read_by_mmap(struct bpfstorm_c *c, struct bpfstorm_c_reading *out)
+{
+	const char *entry = c->mapped;
+	uint64_t sum;
+	__u32 key;
+	int i;
+
+	for (key = 0; key < c->nkeys; key++, entry += c->entry_bytes) {
+		sum = 0;
+		for (i = 0; i < c->nslots; i++)
+			sum += *(const volatile uint64_t *)(entry + i * c->stride);
+		add_key(out, sum);
+	}
+}
+
 int bpfstorm_c_read(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *err,
 		    size_t errlen)
 {
 	struct stream *st = &c->stream;
-	__u32 key = 0;
-	int e, i;
+	int e;
 
-	out->count = out->dropped = out->lost_records = 0;
+	out->count = out->dropped = out->lost_records = out->keys_live = 0;
 	if (is_stream(c->map)) {
 		if (!st->ring && !st->perf)
 			return fail(err, errlen, -ENOTCONN, NULL, "reading %s before starting its stream",
@@ -559,25 +724,29 @@ int bpfstorm_c_read(struct bpfstorm_c *c, struct bpfstorm_c_reading *out, char *
 				    bpf_map__name(c->map));
 		return read_dropped(c, &out->dropped, err, errlen);
 	}
+	/* Any other map holds the count in u64 slots at keys 0..nkeys (see
+	 * `nslots`). */
 	if (c->mapped) {
-		/* The program writes the slots as we read them. */
-		for (i = 0; i < c->nslots; i++)
-			out->count += *(volatile uint64_t *)((char *)c->mapped + i * c->stride);
-		return 0;
+		read_by_mmap(c, out);
+		e = 0;
+	} else if (c->read_path == BPFSTORM_C_READ_BATCH) {
+		e = read_by_batch(c, out, err, errlen);
+	} else {
+		e = read_by_syscall(c, out, err, errlen);
 	}
-	/* Any other map holds the count in u64 slots at key 0 (see `nslots`).
-	 * A hash has no entry until the first event. */
-	e = bpf_map__lookup_elem(c->map, &key, sizeof(key), c->value, c->value_bytes, 0);
-	if (e && e != -ENOENT)
-		return fail(err, errlen, e, NULL, "looking up the count in %s",
-			    bpf_map__name(c->map));
-	for (i = 0; !e && i < c->nslots; i++) {
-		uint64_t slot;
+	if (e || !c->keyed)
+		return e; /* a single key has no slot to miss: `dropped` stays 0 */
+	return read_dropped(c, &out->dropped, err, errlen);
+}
 
-		memcpy(&slot, c->value + i * c->stride, sizeof(slot));
-		out->count += slot;
-	}
-	return 0;
+/* Zeroes the program's `dropped` counter (.bss holds nothing else). */
+static int reset_dropped(struct bpfstorm_c *c)
+{
+	struct bpfstorm__bss bss = {};
+	__u32 key = 0;
+
+	return bpf_map__update_elem(c->skel->maps.bss, &key, sizeof(key), &bss, sizeof(bss),
+				    BPF_ANY);
 }
 
 int bpfstorm_c_reset(struct bpfstorm_c *c, char *err, size_t errlen)
@@ -587,8 +756,6 @@ int bpfstorm_c_reset(struct bpfstorm_c *c, char *err, size_t errlen)
 	int e = 0;
 
 	if (is_stream(c->map)) {
-		struct bpfstorm__bss bss = {};
-
 		if (!st->ring && !st->perf)
 			return 0;
 		pthread_mutex_lock(&st->lock);
@@ -596,15 +763,24 @@ int bpfstorm_c_reset(struct bpfstorm_c *c, char *err, size_t errlen)
 		st->records = st->lost = 0;
 		pthread_mutex_unlock(&st->lock);
 		if (!e)
-			e = bpf_map__update_elem(c->skel->maps.bss, &key, sizeof(key), &bss,
-						 sizeof(bss), BPF_ANY);
+			e = reset_dropped(c);
+	} else if (c->resets_by_delete) {
+		/* A keyed hash: no key left, so a full map takes new ones again. */
+		for (key = 0; !e && key < c->key_count; key++) {
+			e = bpf_map__delete_elem(c->map, &key, sizeof(key), 0);
+			if (e == -ENOENT)
+				e = 0;
+		}
 	} else {
-		/* Zeros in the slot: arrays cannot delete, and a hash counts
+		/* Zeros in the slots: arrays cannot delete, and a hash counts
 		 * on from a zero entry as from none. */
 		memset(c->value, 0, c->value_bytes);
-		e = bpf_map__update_elem(c->map, &key, sizeof(key), c->value, c->value_bytes,
-					 BPF_ANY);
+		for (key = 0; !e && key < c->nkeys; key++)
+			e = bpf_map__update_elem(c->map, &key, sizeof(key), c->value,
+						 c->value_bytes, BPF_ANY);
 	}
+	if (!e && c->keyed)
+		e = reset_dropped(c);
 	if (e)
 		return fail(err, errlen, e, NULL, "resetting the count in %s", bpf_map__name(c->map));
 	return 0;
@@ -645,6 +821,8 @@ void bpfstorm_c_destroy(struct bpfstorm_c *c)
 	bpfstorm__destroy(c->skel);
 	pthread_mutex_destroy(&c->stream.lock);
 	free(c->value);
+	free(c->keys);
+	free(c->values);
 	free(c);
 }
 

@@ -61,8 +61,10 @@ fn configure(
             backend: "libbpf",
             message: "the BPF object has no .rodata section".into(),
         })?;
-    // The one run-time value; only `cgroup` programs read it.
+    // The run-time values; only `cgroup` programs read the first, only
+    // `keyed` ones the second.
     rodata.filter_cgroup_id = strategy.filter().cgroup_id().unwrap_or(0);
+    rodata.key_count = strategy.keys().count;
 
     // Programs and maps are chosen by name (one name everywhere), so a new
     // attach point or map kind in the BPF source needs no change here.
@@ -71,6 +73,14 @@ fn configure(
         if let Some(kind) = map.name().to_str().and_then(MapKind::from_object_name) {
             map.set_autocreate(kind == strategy.map())
                 .map_err(|e| errors::kernel(strategy, Op::Open, &e))?;
+            if let Some(entries) = strategy
+                .keys()
+                .max_entries
+                .filter(|_| kind == strategy.map())
+            {
+                map.set_max_entries(entries)
+                    .map_err(|e| errors::kernel(strategy, Op::Open, &e))?;
+            }
             // libbpf maps a global's section itself; an array map is
             // mapped only when created so.
             if kind == strategy.map() && strategy.read() == ReadPath::Mmap && !kind.is_global() {
@@ -162,7 +172,7 @@ pub fn open(strategy: &Strategy) -> Result<LibbpfCounter, CounterError> {
             maps.bss.as_fd(),
         )?
     } else {
-        Tally::map(map.as_fd(), strategy.map(), strategy.read())?
+        Tally::map(map.as_fd(), strategy, maps.bss.as_fd())?
     };
 
     let timings = LoadTimings {

@@ -9,7 +9,7 @@
 
 use std::io;
 
-use bpfstorm_common::{AttachPoint, MapKind, ReadPath, UpdateMode};
+use bpfstorm_common::{AttachPoint, MapKind, UpdateMode};
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -17,7 +17,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use thiserror::Error;
 
 use crate::aggregate::{distinct, Interval};
-use crate::export::csv::strategy_name;
+use crate::export::csv::{strategy_name, Variant};
 
 /// One measured cell.
 pub struct Item {
@@ -27,7 +27,7 @@ pub struct Item {
     pub attach: AttachPoint,
     pub map: MapKind,
     pub update: UpdateMode,
-    pub read: ReadPath,
+    pub variant: Variant,
     pub interval: Interval,
 }
 
@@ -57,7 +57,7 @@ impl Item {
         match part {
             Part::Machine => self.machine.clone(),
             Part::Attach => self.attach.to_string(),
-            Part::Strategy => strategy_name(self.map, self.update, self.read),
+            Part::Strategy => strategy_name(self.map, self.update, self.variant),
             Part::Backend => self.backend.clone(),
         }
     }
@@ -730,7 +730,7 @@ mod tests {
             attach: AttachPoint::TpSysEnterExecve,
             map,
             update,
-            read: ReadPath::Syscall,
+            variant: Variant::CLASSIC,
             interval: Interval {
                 point,
                 lo: point * 0.8,

@@ -7,7 +7,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use bpfstorm_common::{
-    AttachPoint, LoadTimings, MapKind, ProgInsns, ProgStats, ReadPath, UpdateMode, Wakeup,
+    AttachPoint, Keys, LoadTimings, MapKind, ProgInsns, ProgStats, ReadPath, Reading, Strategy,
+    UpdateMode, Wakeup,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -19,7 +20,7 @@ use crate::sample::Estimate;
 use crate::secure_fs::{Dir, FsError};
 use crate::storm::StormSpec;
 
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 #[derive(Debug, Error)]
 pub enum CsvError {
@@ -160,6 +161,14 @@ pub struct Row {
     /// globals); `syscall` in older files, which knew no other.
     #[serde(default, with = "named")]
     pub read: ReadPath,
+    /// (v6) Keys the count is spread over: the program counts an event at
+    /// its task's tgid mod `keys`; 1 (the classic single key) in older
+    /// files.
+    #[serde(default)]
+    pub keys: KeyCount,
+    /// (v6) Entries of the map that holds the count; empty for globals
+    /// and buffers, and in older files.
+    pub max_entries: Option<u32>,
     pub filter: String,
     /// `hot` or `storm` (v4; earlier files hold storms only).
     #[serde(default)]
@@ -182,6 +191,9 @@ pub struct Row {
     /// cross-check of `dropped` (which the program counts itself); they
     /// arrive late or never, so this may trail it.
     pub perf_lost_records: Option<u64>,
+    /// (v6) Keys holding a count at the cell's last read; empty for
+    /// buffers and in older files.
+    pub keys_live: Option<u64>,
     pub expected_oracle: String,
     pub expected: Option<u64>,
     pub missing: Option<i64>,
@@ -264,25 +276,86 @@ pub struct Row {
     pub filter_cost_ns_ci95_hi: Option<f64>,
 }
 
+/// The `keys_live` column: a count in a map's keys that hold one.
+fn keys_live(strategy: &Strategy, reading: &Reading) -> Option<u64> {
+    (!strategy.map().is_stream()).then_some(reading.keys_live)
+}
+
+/// The `keys` column: 1 unless a count is spread over keys, also in a
+/// row built from `Row::default()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyCount(pub u32);
+
+impl KeyCount {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for KeyCount {
+    fn default() -> Self {
+        KeyCount(1)
+    }
+}
+
 /// The `wakeup` column of `update` on `map`: its policy's name, empty for
 /// a count in a map.
 pub fn wakeup_column(map: MapKind, update: UpdateMode) -> String {
     Wakeup::of(map, update).map_or_else(String::new, Wakeup::name)
 }
 
-/// How tables name a strategy: `map/update`, and `/mmap` after it where
-/// the count is read from memory.
-pub fn strategy_name(map: MapKind, update: UpdateMode, read: ReadPath) -> String {
-    format!("{map}/{update}{}", read_suffix(read))
+/// What sets a count apart beyond its map and update mode: the keys it
+/// is spread over and how user space reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Variant {
+    pub keys: u32,
+    /// Only where the map has fewer entries than keys (`--max-entries`):
+    /// room for every key is one variant, whatever its size.
+    pub max_entries: Option<u32>,
+    pub read: ReadPath,
 }
 
-/// What a strategy's name gains from its read path: nothing for the
-/// syscall every map takes.
-pub fn read_suffix(read: ReadPath) -> String {
-    match read {
-        ReadPath::Syscall => String::new(),
-        read => format!("/{read}"),
+impl Variant {
+    pub const CLASSIC: Variant = Variant {
+        keys: 1,
+        max_entries: None,
+        read: ReadPath::Syscall,
+    };
+
+    pub fn of(keys: u32, max_entries: Option<u32>, read: ReadPath) -> Variant {
+        Variant {
+            keys,
+            // Only a map smaller than its keys is a cell of its own: a
+            // default size follows the machine's CPUs (LRU maps).
+            max_entries: max_entries.filter(|&n| keys > 1 && n < keys),
+            read,
+        }
     }
+
+    /// What a strategy's name gains from it: `/k<keys>` for a count
+    /// spread over keys (and `/max<entries>` when its map has room for
+    /// fewer), then the read path unless it is the syscall every map
+    /// takes; nothing for the classic single key read by syscall.
+    pub fn suffix(self) -> String {
+        let mut out = String::new();
+        if self.keys > 1 {
+            out.push_str(&format!("/k{}", self.keys));
+        }
+        if let Some(entries) = self.max_entries {
+            out.push_str(&format!("/max{entries}"));
+        }
+        if self.read != ReadPath::Syscall {
+            out.push_str(&format!("/{}", self.read));
+        }
+        out
+    }
+}
+
+/// How tables name a strategy: `map/update` and its variant's suffix,
+/// e.g. `hash/atomic/k64`, `array/atomic/mmap`.
+pub fn strategy_name(map: MapKind, update: UpdateMode, variant: Variant) -> String {
+    format!("{map}/{update}{}", variant.suffix())
 }
 
 /// A kernel rows were measured on, and whether their times are this CPU's
@@ -303,7 +376,7 @@ pub struct Key {
     pub attach: AttachPoint,
     pub map: MapKind,
     pub update: UpdateMode,
-    pub read: ReadPath,
+    pub variant: Variant,
     pub filter: String,
     pub method: Method,
     /// A sweep's points are cells of their own: contention is the finding.
@@ -357,6 +430,8 @@ pub struct CellId<'a> {
     pub attach: AttachPoint,
     pub map: MapKind,
     pub update: UpdateMode,
+    pub keys: Keys,
+    pub map_entries: Option<u32>,
     pub read: ReadPath,
     pub filter: &'a str,
     pub method: Method,
@@ -377,9 +452,19 @@ impl Row {
         }
     }
 
-    /// `map/update`, `/mmap` after it for a mapped read.
+    /// `map/update` and the variant's suffix (see [`Variant::suffix`]).
     pub fn strategy_name(&self) -> String {
-        strategy_name(self.map, self.update, self.read)
+        strategy_name(self.map, self.update, self.variant())
+    }
+
+    pub fn variant(&self) -> Variant {
+        Variant::of(self.keys.get(), self.max_entries, self.read)
+    }
+
+    /// Whether the strategy must account for every event: not where the
+    /// update races on purpose, nor where a full LRU map evicts keys.
+    pub fn expects_exact(&self) -> bool {
+        self.update.is_exact() && !(self.keys.get() > 1 && self.map.evicts())
     }
 
     pub fn key(&self) -> Key {
@@ -389,7 +474,7 @@ impl Row {
             attach: self.attach,
             map: self.map,
             update: self.update,
-            read: self.read,
+            variant: self.variant(),
             filter: self.filter.clone(),
             method: self.method,
             workers: Workers::of(self),
@@ -416,6 +501,8 @@ impl Row {
             update: id.update,
             wakeup: wakeup_column(id.map, id.update),
             read: id.read,
+            keys: KeyCount(id.keys.count),
+            max_entries: id.map_entries,
             filter: id.filter.to_string(),
             method: id.method,
             target: id.spec.target.to_string(),
@@ -526,6 +613,7 @@ impl Row {
             counted: Some(cell.reading.count),
             dropped: Some(cell.reading.dropped),
             perf_lost_records: Some(cell.reading.lost_records),
+            keys_live: keys_live(&cell.strategy, &cell.reading),
             expected_oracle: cell.expected_oracle.to_string(),
             expected: Some(cell.expected),
             missing: Some(missing),
@@ -581,6 +669,7 @@ impl Row {
             counted: Some(cell.reading.count),
             dropped: Some(cell.reading.dropped),
             perf_lost_records: Some(cell.reading.lost_records),
+            keys_live: keys_live(&cell.strategy, &cell.reading),
             expected_oracle: cell.expected_oracle.to_string(),
             expected: Some(cell.expected),
             missing: Some(cell.missing()),

@@ -8,8 +8,9 @@ use crate::aggregate::{aggregate, Aggregate, Interval};
 
 /// The layout of this document; the rows carry the CSV's own
 /// `schema_version`. v2: cells name their method, workers, wakeup and read
-/// path, which tell cells of one strategy apart.
-pub const SCHEMA_VERSION: u32 = 2;
+/// path, which tell cells of one strategy apart; v3: the keys a count is
+/// spread over, its map's entries and the keys live at its last read.
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Serialize)]
 struct Document<'a> {
@@ -48,6 +49,9 @@ struct Cell {
     update: String,
     wakeup: String,
     read: String,
+    keys: u32,
+    max_entries: Option<u32>,
+    keys_live: Option<u64>,
     filter: String,
     method: String,
     workers: u32,
@@ -87,6 +91,9 @@ impl From<Aggregate> for Cell {
             update: r.update.to_string(),
             wakeup: r.wakeup,
             read: r.read.to_string(),
+            keys: r.keys.get(),
+            max_entries: r.max_entries,
+            keys_live: r.keys_live,
             filter: r.filter,
             method: r.method.to_string(),
             workers: r.workers,

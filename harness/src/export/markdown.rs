@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::chart::{self, charts, Chart, Item};
-use super::csv::{read_suffix, Row, Timing};
+use super::csv::{Row, Timing};
 use super::escape::{code, name, terminal, text};
 use crate::aggregate::{aggregate, distinct, Aggregate, Interval, Ranking};
 use crate::hot::Method;
@@ -168,7 +168,7 @@ impl Report {
                     attach: a.first.attach,
                     map: a.first.map,
                     update: a.first.update,
-                    read: a.first.read,
+                    variant: a.first.variant(),
                     interval: i,
                 })
             })
@@ -248,7 +248,7 @@ impl Report {
                 r.workers,
                 r.map,
                 r.update,
-                read_suffix(r.read),
+                r.variant().suffix(),
                 a.status,
                 a.counted.map_or("-".into(), |v| v.to_string()),
                 a.expected.map_or("-".into(), |v| v.to_string()),

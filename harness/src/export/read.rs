@@ -279,6 +279,31 @@ fn check_cell(version: u32, backend: &str) -> Result<(), Invalid> {
     one_of("backend", backend, crate::backends::NAMES)
 }
 
+impl Row {
+    /// `keys` at least 1, above 1 only on a map that takes keys, which
+    /// then names its map's entries (at least 1).
+    fn check_keys(&self) -> Result<(), Invalid> {
+        let keys = self.keys.get();
+        let (column, message) = match (keys, self.max_entries) {
+            (0, _) => ("keys", "0 keys: a count has at least one".to_string()),
+            (2.., _) if !self.map.takes_keys() => (
+                "keys",
+                format!(
+                    "{} keys on {}: only the maps looked up by key take keys",
+                    keys, self.map
+                ),
+            ),
+            (2.., None) => (
+                "max_entries",
+                format!("empty with {keys} keys: a count over keys names its map's size"),
+            ),
+            (_, Some(0)) => ("max_entries", "a map of 0 entries".to_string()),
+            _ => return Ok(()),
+        };
+        Err(Invalid { column, message })
+    }
+}
+
 impl Checked for Row {
     const NAMED: &'static [(&'static str, Parse)] = &[
         ("timing", variant::<Timing>),
@@ -307,6 +332,7 @@ impl Checked for Row {
             self.read,
             self.map.read_paths(),
         )?;
+        self.check_keys()?;
         // The update mode decides the wakeup (its batch or poll interval
         // may differ between versions); files before v5 left it out.
         let derived = Wakeup::of(self.map, self.update);

@@ -362,6 +362,8 @@ pub fn measure_hot(
         cell.reading.count += round.reading.count;
         cell.reading.dropped += round.reading.dropped;
         cell.reading.lost_records += round.reading.lost_records;
+        // A state, not a count: each round loads afresh.
+        cell.reading.keys_live = cell.reading.keys_live.max(round.reading.keys_live);
         cell.oracle = cell.oracle.plus(&round.oracle);
         cell.expected += round.oracle.of(cell.expected_oracle);
         cell.prog = cell.prog + round.prog;

@@ -9,7 +9,7 @@ use bpfstorm_common::Wakeup;
 
 use crate::aggregate::{aggregate, distinct, Aggregate, Interval, Ranking};
 use crate::contention::{self, ascending};
-use crate::export::csv::{read_suffix, Kernel, Row, Status, Timing};
+use crate::export::csv::{Kernel, Row, Status, Timing};
 use crate::export::escape::terminal as t;
 use crate::hot::Method;
 use crate::output::table::{Align, Paint, Style, Table};
@@ -48,12 +48,29 @@ fn verdict(a: &Aggregate, short: bool) -> (String, Style) {
     }
     let missing = a.missing.unwrap_or(0);
     let expected = a.expected.unwrap_or(0);
-    match (a.first.update.is_exact(), missing) {
-        (false, 0) => ("exact (no race hit)".into(), Style::Green),
+    // A map with fewer entries than keys: accounted for, but not counted.
+    let dropped = a.dropped.unwrap_or(0);
+    if a.first.keys.get() > 1 && dropped > 0 && missing == 0 {
+        return (
+            format!(
+                "{dropped} found no slot ({:.2}%)",
+                dropped as f64 * 100.0 / expected.max(1) as f64
+            ),
+            Style::Yellow,
+        );
+    }
+    // Racy updates lose counts to races, a full LRU map to evictions.
+    let (lost, none_lost) = if a.first.update.is_exact() {
+        (" evicted", "exact (none evicted)")
+    } else {
+        (" updates", "exact (no race hit)")
+    };
+    match (a.first.expects_exact(), missing) {
+        (false, 0) => (none_lost.into(), Style::Green),
         (false, n) if n > 0 => (
             format!(
                 "lost {n}{} ({:.2}%)",
-                if short { "" } else { " updates" },
+                if short { "" } else { lost },
                 n as f64 * 100.0 / expected.max(1) as f64
             ),
             Style::Yellow,
@@ -371,7 +388,9 @@ pub fn filter_cost(rows: &[Row]) -> Option<String> {
     // that count, else at its most (`run::RunOptions::main_spec`).
     let hot: Vec<&Row> = rows
         .iter()
-        .filter(|r| r.method == Method::Hot && !r.map.is_stream() && r.update.is_exact())
+        .filter(|r| {
+            r.method == Method::Hot && !r.map.is_stream() && r.keys.get() == 1 && r.expects_exact()
+        })
         .collect();
     let workers = hot
         .iter()
@@ -544,7 +563,7 @@ fn wide(cells: &[Aggregate], shared: Shared, paint: Paint) -> String {
         };
         line.extend([
             r.map.to_string(),
-            format!("{}{}", r.update, read_suffix(r.read)),
+            format!("{}{}", r.update, r.variant().suffix()),
             count(a.counted),
             count(a.expected),
             count(a.dropped),
@@ -610,10 +629,11 @@ const NOT_RANKED: &str = "times above are QEMU's software emulation, not this CP
 const VERSUS: &str = "vs cheapest";
 const E2E: &str = "e2e ns/exec";
 
-/// The cells a ratio compares: one attach point's counters, its streams
-/// woken as records come (a stream pays for a record and a wakeup; it
-/// answers another question), or its streams seen late (batched or polled,
-/// which trade the wakeup for latency; `recommend` ranks them apart too).
+/// The cells a ratio compares: one attach point's counters, its counters
+/// at each count of keys (a key per event answers another question), its
+/// streams woken as records come (a stream pays for a record and a wakeup),
+/// or its streams seen late (batched or polled, which trade the wakeup for
+/// latency; `recommend` ranks them apart too).
 fn groups(cells: &[Aggregate], attach_shared: bool) -> Vec<(String, Vec<&Aggregate>)> {
     let mut out = Vec::new();
     let methods = distinct(cells.iter().map(|a| a.first.method));
@@ -621,7 +641,12 @@ fn groups(cells: &[Aggregate], attach_shared: bool) -> Vec<(String, Vec<&Aggrega
     for method in &methods {
         for &count in &workers {
             for attach in distinct(cells.iter().map(|a| a.first.attach)) {
-                for kind in ["counters", "streams", "streams seen late"] {
+                let keyed = ascending(cells.iter().map(|a| a.first.keys.get()).filter(|&k| k > 1));
+                let kinds = ["counters".to_string()]
+                    .into_iter()
+                    .chain(keyed.iter().map(|k| format!("counters per key ({k} keys)")))
+                    .chain(["streams".to_string(), "streams seen late".to_string()]);
+                for kind in kinds {
                     let members: Vec<&Aggregate> = cells
                         .iter()
                         .filter(|a| a.first.method == *method && a.first.attach == attach)
@@ -641,7 +666,7 @@ fn groups(cells: &[Aggregate], attach_shared: bool) -> Vec<(String, Vec<&Aggrega
                     if !attach_shared {
                         name.push(attach.to_string());
                     }
-                    name.push(kind.to_string());
+                    name.push(kind);
                     out.push((name.join(": "), members));
                 }
             }
@@ -650,21 +675,23 @@ fn groups(cells: &[Aggregate], attach_shared: bool) -> Vec<(String, Vec<&Aggrega
     out
 }
 
-/// How a cell's count reaches user space, as its group is named.
-fn delivery(a: &Aggregate) -> &'static str {
-    match Wakeup::of(a.first.map, a.first.update) {
-        None => "counters",
-        Some(w) if w.is_deferred() => "streams seen late",
-        Some(_) => "streams",
+/// How a cell counts and its count reaches user space, as its group is
+/// named.
+fn delivery(a: &Aggregate) -> String {
+    match (Wakeup::of(a.first.map, a.first.update), a.first.keys.get()) {
+        (None, 1) => "counters".into(),
+        (None, keys) => format!("counters per key ({keys} keys)"),
+        (Some(w), _) if w.is_deferred() => "streams seen late".into(),
+        (Some(_), _) => "streams".into(),
     }
 }
 
-/// The group's exact cell with the lowest ns/event: what the others are
-/// measured against.
+/// The group's exact cell with the lowest ns/event, every event counted
+/// (none refused by a full map): what the others are measured against.
 fn baseline<'a>(members: &[&'a Aggregate]) -> Option<(&'a Aggregate, Interval)> {
     members
         .iter()
-        .filter(|a| a.is_exact_counter())
+        .filter(|a| a.is_exact_counter() && a.dropped.unwrap_or(0) == 0)
         .filter_map(|a| Some((*a, a.ns_per_event?)))
         .min_by(|a, b| a.1.point.total_cmp(&b.1.point))
 }
@@ -677,6 +704,12 @@ fn versus(a: &Aggregate, base: Option<(&Aggregate, Interval)>) -> (String, Style
     };
     if std::ptr::eq(a, base) {
         return ("cheapest".into(), Style::Bold);
+    }
+    // Per counted event, a full map's figure is spread over fewer events
+    // than it ran for: not a cost to set beside the others.
+    let lost = a.dropped.unwrap_or(0) > 0 || a.missing.unwrap_or(0) > 0;
+    if a.first.keys.get() > 1 && lost {
+        return none;
     }
     if ns.ratio_to(&base_ns).is_none() {
         return none;
