@@ -310,7 +310,7 @@ fn report_refuses_what_is_not_a_run_csv() {
 fn export_json_holds_every_row_and_the_folded_cells() {
     let json = fs::read_to_string(real_run().with_file_name(JSON)).unwrap();
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(json["schema_version"], 2);
+    assert_eq!(json["schema_version"], 3);
     let rows = read_run(real_run()).unwrap();
     let exported = json["rows"].as_array().unwrap();
     assert_eq!(exported.len(), rows.len());
@@ -323,10 +323,11 @@ fn export_json_holds_every_row_and_the_folded_cells() {
     assert!(cells.iter().all(|c| c["repetitions"] == 3), "{cells:?}");
     // What tells cells of one strategy apart is in each.
     for c in cells {
-        for field in ["method", "workers", "wakeup", "read"] {
+        for field in ["method", "workers", "wakeup", "read", "keys"] {
             assert!(!c[field].is_null(), "{field} in {c}");
         }
         assert_eq!(c["read"], "syscall", "{c}");
+        assert_eq!(c["keys"], 1, "{c}");
     }
 }
 
@@ -352,10 +353,10 @@ fn export_markdown_replaces_a_symlink_and_never_writes_through_it() {
 
 #[test]
 fn bad_files_get_errors_that_say_what_is_wrong() {
-    let wrong_version = variant("v6", |_, f, col| f[col("schema_version")] = "6".into());
+    let wrong_version = variant("v7", |_, f, col| f[col("schema_version")] = "7".into());
     let err = read_run(&wrong_version).unwrap_err().to_string();
     assert!(
-        err.contains("schema version `6`") && err.contains("reads versions 1 to 5 only"),
+        err.contains("schema version `7`") && err.contains("reads versions 1 to 6 only"),
         "{err}"
     );
     // A counter that says a reader is woken: the wakeup is the update mode's.
