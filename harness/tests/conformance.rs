@@ -181,14 +181,26 @@ fn streams_account_for_every_event_as_counted_or_dropped() {
                 }
                 let c = run(backend.as_ref(), s, &spec);
                 assert_eq!(c.storm.issued, events, "{what}");
-                assert_eq!(
-                    c.reading.count + c.reading.dropped,
-                    events,
-                    "{what}: counted {} + dropped {}",
-                    c.reading.count,
-                    c.reading.dropped
+                // The stream answers for every event the perf oracle saw
+                // at the hook. An exec can miss the hook only where the
+                // storm or the kernel says so: a spawn that failed before
+                // its exec (a refused fork), or a run the kernel skipped
+                // (recursion_misses; it hides the event from perf too).
+                let reached = c.perf_sys_enter_execve;
+                let facts = format!(
+                    "{what}: counted {} + dropped {} (lost records {}) against {reached} \
+                     at the hook; storm {:?}; program {:?}",
+                    c.reading.count, c.reading.dropped, c.reading.lost_records, c.storm, c.prog
                 );
-                assert_eq!(c.perf_sys_enter_execve, events, "{what}");
+                assert!(reached <= events, "{facts}");
+                assert!(
+                    c.storm.succeeded <= reached + c.prog.recursion_misses,
+                    "{facts}"
+                );
+                assert_eq!(c.reading.count + c.reading.dropped, reached, "{facts}");
+                // The kernel reports a perf buffer's losses late, with
+                // its next record, so they may trail the program's count.
+                assert!(c.reading.lost_records <= c.reading.dropped, "{facts}");
             }
         }
     }
