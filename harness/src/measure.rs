@@ -1,6 +1,7 @@
 //! One cell of the matrix: a backend counts one storm with one strategy,
 //! and everything that can be checked against it is read around the storm.
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use bpfstorm_common::{
@@ -11,6 +12,7 @@ use thiserror::Error;
 
 use crate::bpf_stats::StatsGuard;
 use crate::cgroup::{CgroupError, StormCgroup};
+use crate::hot::retire::Retirements;
 use crate::interrupt;
 use crate::oracle::perf::PerfTracepoint;
 use crate::oracle::procfs::SystemSnapshot;
@@ -41,6 +43,8 @@ pub enum MeasureError {
     NoTrigger(#[from] crate::hot::NoTrigger),
     #[error(transparent)]
     Bias(#[from] crate::hot::bias::BiasError),
+    #[error(transparent)]
+    Retire(#[from] crate::hot::retire::RetireError),
     #[error("the program never ran: nothing to time")]
     NoRuns,
 }
@@ -207,6 +211,17 @@ impl Oracles {
         })
     }
 
+    /// The oracle on the very tracepoint `attach` hooks through a perf
+    /// event, where there is one.
+    pub(crate) fn on_hook(&self, attach: AttachPoint) -> Option<&PerfTracepoint> {
+        match attach {
+            AttachPoint::TpSysEnterExecve => Some(&self.execve),
+            AttachPoint::TpSysEnterExecveat => Some(&self.execveat),
+            AttachPoint::TpSchedProcessExec => Some(&self.exec),
+            _ => None,
+        }
+    }
+
     pub(crate) fn read(&self) -> Result<OracleCounts, OracleError> {
         Ok(OracleCounts {
             execve: self.execve.read()?,
@@ -267,20 +282,24 @@ fn heap_in_use() -> i64 {
 }
 
 /// What both arms of a cell carry, the probe's and the probe-free one, so
-/// that their storms differ only by the program: a fresh storm cgroup, the
-/// perf oracles on it (each enables its tracepoint, so both arms take the
-/// syscall tracepoint slow path) and BPF stats switched on.
-pub(crate) struct Instruments {
+/// that their storms differ only by the program: a storm cgroup, the perf
+/// oracles on it (each enables its tracepoint, so both arms take the
+/// syscall tracepoint slow path) and BPF stats switched on. A run keeps one
+/// for all its cells of a storm spec: every figure is a delta over one
+/// storm, and setting them up anew (the first perf event of a tracepoint
+/// registers its probe) would cost more than a short storm.
+pub struct Instruments {
+    /// Counters unloaded under these instruments whose links still close;
+    /// dropped (and so waited for) first, before the cgroup and the oracles.
+    retirements: RefCell<Retirements>,
     pub(crate) cgroup: StormCgroup,
     pub(crate) oracles: Oracles,
+    filter: FilterKind,
     _stats: StatsGuard,
 }
 
 impl Instruments {
-    pub(crate) fn set_up(
-        spec: &StormSpec,
-        filter: FilterKind,
-    ) -> Result<Instruments, MeasureError> {
+    pub fn set_up(spec: &StormSpec, filter: FilterKind) -> Result<Instruments, MeasureError> {
         let cgroup = StormCgroup::create(spec.pids_max())?;
         let oracles = Oracles::open(match filter {
             FilterKind::All => None,
@@ -290,8 +309,36 @@ impl Instruments {
         Ok(Instruments {
             cgroup,
             oracles,
+            filter,
+            retirements: RefCell::default(),
             _stats,
         })
+    }
+
+    /// The storm cgroup's id, which a `Filter::Cgroup` strategy takes.
+    pub fn cgroup_id(&self) -> u64 {
+        self.cgroup.id()
+    }
+
+    /// `strategy`, counting what these instruments scope: the storm
+    /// cgroup's tasks, or all.
+    pub(crate) fn scope(&self, strategy: Strategy) -> Strategy {
+        strategy.with_filter(match self.filter {
+            FilterKind::All => Filter::All,
+            FilterKind::Cgroup => Filter::Cgroup(self.cgroup.id()),
+        })
+    }
+
+    /// Unloads `counter`, which ran `strategy`, without waiting for the
+    /// kernel to finish closing its links ([`Retirements::unload`]): on
+    /// return, the program runs on no further event.
+    pub(crate) fn unload(
+        &self,
+        counter: Box<dyn Counter>,
+        strategy: &Strategy,
+    ) -> Result<(), MeasureError> {
+        let hook = self.oracles.on_hook(strategy.attach());
+        Ok(self.retirements.borrow_mut().unload(counter, hook)?)
     }
 
     /// Runs the storm, calling `sample` on every tick (~50 ms); a Ctrl-C
@@ -324,11 +371,19 @@ pub fn measure(
     filter: FilterKind,
     spec: &StormSpec,
 ) -> Result<Cell, MeasureError> {
-    let instruments = Instruments::set_up(spec, filter)?;
-    let strategy = strategy.with_filter(match filter {
-        FilterKind::All => Filter::All,
-        FilterKind::Cgroup => Filter::Cgroup(instruments.cgroup.id()),
-    });
+    measure_in(&Instruments::set_up(spec, filter)?, backend, strategy, spec)
+}
+
+/// Loads `strategy` on `backend`, runs one storm under `instruments` and
+/// measures it. On return the program is detached, its links closing
+/// (`instruments` waits for them when dropped).
+pub fn measure_in(
+    instruments: &Instruments,
+    backend: &dyn Backend,
+    strategy: Strategy,
+    spec: &StormSpec,
+) -> Result<Cell, MeasureError> {
+    let strategy = instruments.scope(strategy);
     let heap_before = heap_in_use();
     let mut counter = backend.open(&strategy)?;
     let loader_heap_bytes = heap_in_use() - heap_before;
@@ -361,7 +416,7 @@ pub fn measure(
     let procfs = SystemSnapshot::take()?.since(&procfs_before);
     let expected_oracle = Oracle::for_attach(strategy.attach());
 
-    Ok(Cell {
+    let cell = Cell {
         strategy,
         storm,
         reading,
@@ -381,14 +436,20 @@ pub fn measure(
         prog_insns: kernel_view.prog_insns()?,
         loader_heap_bytes,
         prog_ids: counter.loaded().progs.clone(),
-    })
+    };
+    drop(kernel_view);
+    instruments.unload(counter, &cell.strategy)?;
+    Ok(cell)
 }
 
-/// The same storm with no probe loaded, under the same instruments as
-/// [`measure`] (cgroup, perf oracles scoped alike, BPF stats on): the
-/// reference for end-to-end cost. Inside the storm's wall time, the only
-/// work the probe's arm does besides is one prog-stats syscall per ~50 ms
-/// tick; what [`measure`] reads before and after falls outside it.
-pub fn baseline_storm(spec: &StormSpec, filter: FilterKind) -> Result<StormReport, MeasureError> {
-    Instruments::set_up(spec, filter)?.storm(spec, &mut || {})
+/// The same storm with no probe loaded, under the instruments of the
+/// probe's arm ([`measure_in`]): the reference for end-to-end cost. Inside
+/// the storm's wall time, the only work the probe's arm does besides is one
+/// prog-stats syscall per ~50 ms tick; what [`measure_in`] reads before and
+/// after falls outside it.
+pub fn baseline_storm(
+    instruments: &Instruments,
+    spec: &StormSpec,
+) -> Result<StormReport, MeasureError> {
+    instruments.storm(spec, &mut || {})
 }

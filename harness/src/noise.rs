@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 /// Calls per sample: a few milliseconds, short against a cell.
-pub const CALLS: u32 = 20_000;
+pub const CALLS: u32 = 10_000;
 
 /// Wall ns per getppid() over one sample.
 pub fn sample() -> f64 {

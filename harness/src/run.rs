@@ -1,13 +1,14 @@
 //! `bpfstorm run`: every cell of the matrix in turn, a CSV row after each.
 
+use std::time::Duration;
+
 use bpfstorm_common::{Backend, Strategy};
 
 use crate::export::csv::{CellId, CsvError, CsvReport, Row, RunInfo};
-use crate::hot::{self, Method, Precision};
+use crate::hot::{self, Calibration, Method, Precision};
 use crate::interrupt;
-use crate::measure::{baseline_storm, measure, FilterKind, MeasureError};
+use crate::measure::{baseline_storm, measure_in, FilterKind, Instruments, MeasureError};
 use crate::noise;
-use crate::sample::Estimate;
 use crate::storm::{StormSpec, Trigger};
 
 /// Calibration samples taken before and after a storm cell.
@@ -60,6 +61,9 @@ pub struct RunOutcome {
     /// Why the CSV could not take a row (a full disk, say): the run stopped
     /// there, and `rows` still holds every cell measured.
     pub unsaved: Option<CsvError>,
+    /// Wall time of the storms that measured the run's calibrations (the
+    /// stats' own cost, the filter's), which no row holds.
+    pub calibration_storms: Duration,
 }
 
 /// Measures every cell into `csv`; `on_cell` hears of each before it starts.
@@ -70,31 +74,48 @@ pub fn run<'a>(
     csv: &mut CsvReport,
     on_cell: &mut dyn FnMut(&str),
 ) -> RunOutcome {
-    let mut rows = Vec::new();
-    let mut unsaved = None;
+    let mut outcome = RunOutcome {
+        rows: Vec::new(),
+        unsaved: None,
+        calibration_storms: Duration::ZERO,
+    };
     if opts.cells() == 0 {
-        return RunOutcome { rows, unsaved };
+        return outcome;
     }
     let bias = match stats_bias(opts) {
-        Err(MeasureError::Interrupted) => return RunOutcome { rows, unsaved },
-        measured => measured.map_err(|e| e.to_string()),
+        Err(MeasureError::Interrupted) => return outcome,
+        measured => measured
+            .map(|bias| {
+                outcome.calibration_storms += bias.storms;
+                bias.estimate.median
+            })
+            .map_err(|e| e.to_string()),
     };
     let filter_cost = match &bias {
         Ok(bias) => filter_cost(opts, *bias),
         Err(_) => None,
     };
     if matches!(filter_cost, Some(Err(MeasureError::Interrupted))) {
-        return RunOutcome { rows, unsaved };
+        return outcome;
     }
-    let filter_cost = filter_cost.and_then(Result::ok);
+    let filter_cost = filter_cost.and_then(Result::ok).map(|cost| {
+        outcome.calibration_storms += cost.storms;
+        cost.estimate
+    });
 
     // A strategy's worker counts one after another, so a sweep's points
     // are measured close in time.
     let cells_of = |method: Method, rep: u32, s: &'a Strategy| {
-        opts.backends
-            .iter()
-            .flat_map(move |b| opts.specs.iter().map(move |spec| (method, rep, s, b, spec)))
+        opts.backends.iter().flat_map(move |b| {
+            opts.specs
+                .iter()
+                .enumerate()
+                .map(move |(i, spec)| (method, rep, s, b, i, spec))
+        })
     };
+    // One set of instruments per storm spec, made when first needed; a cell
+    // that fails leaves its spec to a fresh set.
+    let mut instruments: Vec<Option<Instruments>> = opts.specs.iter().map(|_| None).collect();
     let hot_cells = opts
         .hot_strategies()
         .flat_map(|s| cells_of(Method::Hot, 1, s));
@@ -107,7 +128,7 @@ pub fn run<'a>(
                 .iter()
                 .flat_map(move |s| cells_of(Method::Storm, rep, s))
         });
-    'cells: for (method, repetition, strategy, backend, spec) in hot_cells.chain(storm_cells) {
+    'cells: for (method, repetition, strategy, backend, i, spec) in hot_cells.chain(storm_cells) {
         {
             if interrupt::requested() {
                 break 'cells;
@@ -139,17 +160,34 @@ pub fn run<'a>(
                 spec,
                 repetition,
             };
-            let measured = match method {
-                Method::Hot => hot_row(opts, run, &id, backend.as_ref(), *strategy, &bias),
-                Method::Storm => storm_row(
-                    opts,
-                    run,
-                    &id,
-                    backend.as_ref(),
-                    *strategy,
-                    bias.as_ref().ok().copied(),
-                ),
-            };
+            let measured = instruments[i]
+                .take()
+                .map_or_else(|| Instruments::set_up(spec, opts.filter), Ok)
+                .and_then(|set| {
+                    let measured = match method {
+                        Method::Hot => {
+                            hot_row(opts, run, &id, &set, backend.as_ref(), *strategy, &bias)
+                        }
+                        Method::Storm => storm_row(
+                            opts,
+                            run,
+                            &id,
+                            &set,
+                            backend.as_ref(),
+                            *strategy,
+                            bias.as_ref().ok().copied(),
+                        ),
+                    };
+                    // A storm that failed may have left tasks behind: the
+                    // next cell gets a fresh cgroup. A refusal ran nothing.
+                    if measured
+                        .as_ref()
+                        .map_or_else(MeasureError::is_unsupported, |_| true)
+                    {
+                        instruments[i] = Some(set);
+                    }
+                    measured
+                });
             let mut row = match measured {
                 Ok(row) => row,
                 Err(MeasureError::Interrupted) => break 'cells,
@@ -159,14 +197,14 @@ pub fn run<'a>(
                 row.set_filter_cost(cost);
             }
             let saved = csv.push(row.clone());
-            rows.push(row);
+            outcome.rows.push(row);
             if let Err(e) = saved {
-                unsaved = Some(e);
+                outcome.unsaved = Some(e);
                 break 'cells;
             }
         }
     }
-    RunOutcome { rows, unsaved }
+    outcome
 }
 
 /// A hot cell's row; `bias` is the run's measure of bpf_stats' own cost, or
@@ -175,6 +213,7 @@ fn hot_row(
     opts: &RunOptions,
     run: &RunInfo,
     id: &CellId<'_>,
+    instruments: &Instruments,
     backend: &dyn Backend,
     strategy: Strategy,
     bias: &Result<f64, String>,
@@ -187,9 +226,9 @@ fn hot_row(
         }
     };
     let cell = hot::measure_hot(
+        instruments,
         backend,
         strategy,
-        opts.filter,
         id.spec,
         opts.precision,
         bias,
@@ -205,6 +244,7 @@ fn storm_row(
     opts: &RunOptions,
     run: &RunInfo,
     id: &CellId<'_>,
+    instruments: &Instruments,
     backend: &dyn Backend,
     strategy: Strategy,
     bias: Option<f64>,
@@ -215,12 +255,12 @@ fn storm_row(
     let baseline_first = id.repetition % 2 == 0;
     let mut calibration: Vec<f64> = (0..NOISE_SAMPLES).map(|_| noise::sample()).collect();
     let before = (opts.paired_baseline && baseline_first)
-        .then(|| baseline_storm(id.spec, opts.filter))
+        .then(|| baseline_storm(instruments, id.spec))
         .transpose()?;
-    let cell = measure(backend, strategy, opts.filter, id.spec)?;
+    let cell = measure_in(instruments, backend, strategy, id.spec)?;
     let baseline = match before {
         Some(b) => Some(b),
-        None if opts.paired_baseline => Some(baseline_storm(id.spec, opts.filter)?),
+        None if opts.paired_baseline => Some(baseline_storm(instruments, id.spec)?),
         None => None,
     };
     calibration.extend((0..NOISE_SAMPLES).map(|_| noise::sample()));
@@ -243,7 +283,7 @@ fn storm_row(
 /// The cgroup filter's cost per event (see [`hot::filter_cost`]), measured
 /// once for the run on its first hot counter cell, where the run filters by
 /// cgroup and measures hot cells: `None` otherwise.
-fn filter_cost(opts: &RunOptions, bias: f64) -> Option<Result<Estimate, MeasureError>> {
+fn filter_cost(opts: &RunOptions, bias: f64) -> Option<Result<Calibration, MeasureError>> {
     if opts.filter != FilterKind::Cgroup {
         return None;
     }
@@ -262,6 +302,6 @@ fn filter_cost(opts: &RunOptions, bias: f64) -> Option<Result<Estimate, MeasureE
 
 /// bpf_stats' own ns per run (see [`hot::stats_bias`]), measured once for
 /// the run, as precisely as its cells.
-fn stats_bias(opts: &RunOptions) -> Result<f64, MeasureError> {
-    hot::stats_bias(opts.main_spec(), Trigger::Execve, opts.precision).map(|e| e.median)
+fn stats_bias(opts: &RunOptions) -> Result<Calibration, MeasureError> {
+    hot::stats_bias(opts.main_spec(), Trigger::Execve, opts.precision)
 }

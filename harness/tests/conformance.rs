@@ -14,7 +14,8 @@ use bpfstorm::backends::{self, NAMES};
 use bpfstorm::bpf_stats;
 use bpfstorm::cgroup::StormCgroup;
 use bpfstorm::leaks;
-use bpfstorm::measure::{measure, Cell, FilterKind, MeasureError};
+use bpfstorm::measure::{measure, measure_in, Cell, FilterKind, Instruments, MeasureError};
+use bpfstorm::oracle::PerfTracepoint;
 use bpfstorm::storm::{run_storm, SpawnMethod, StormSpec, Target};
 use bpfstorm_common::{
     AttachPoint, Backend, CounterError, Filter, MapKind, ReadPath, Reading, Strategy, UpdateMode,
@@ -122,6 +123,57 @@ fn exact_strategies_count_every_exec_of_a_20k_storm() {
             assert!(!bpf_stats::enabled().unwrap(), "{what}: stats left on");
         }
     }
+}
+
+/// A run keeps one set of instruments for cell after cell: each cell's
+/// counts are its own storm's, and each program is detached when its cell
+/// returns (the kernel no longer lists it on the tracepoint), its links
+/// closing on a thread; dropping the instruments waits for them, so nothing
+/// is left.
+#[test]
+fn one_set_of_instruments_serves_cell_after_cell_and_unloads_each_program() {
+    let spec = storm(2, 1_000);
+    let hook = PerfTracepoint::sys_enter_execve(None).unwrap();
+    for backend in each_backend() {
+        let instruments = Instruments::set_up(&spec, FilterKind::Cgroup).unwrap();
+        // The query sees a program while it is attached...
+        let live = backend
+            .open(&instruments_strategy(&instruments))
+            .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
+        let attached = hook.attached_progs().unwrap();
+        assert!(
+            live.loaded().progs.iter().all(|p| attached.contains(p)),
+            "{}: {:?} not in {attached:?}",
+            backend.name(),
+            live.loaded().progs
+        );
+        drop(live);
+        let mut progs = Vec::new();
+        for map in [MapKind::Array, MapKind::PercpuArray, MapKind::Ringbuf] {
+            let s = on_execve(map, map.classic_update());
+            let what = format!("{} {map}", backend.name());
+            let c = measure_in(&instruments, backend.as_ref(), s, &spec)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(c.reading.count, 2_000, "{what}: this storm's count alone");
+            assert!(c.is_exact(), "{what}");
+            // ...and no longer once its cell returned.
+            let attached = hook.attached_progs().unwrap();
+            assert!(
+                c.prog_ids.iter().all(|p| !attached.contains(p)),
+                "{what}: {:?} still attached: {attached:?}",
+                c.prog_ids
+            );
+            progs.extend(c.prog_ids);
+        }
+        drop(instruments);
+        let left = leaks::find(&progs);
+        assert!(left.is_clean(), "{} left {left:?}", backend.name());
+    }
+}
+
+fn instruments_strategy(instruments: &Instruments) -> Strategy {
+    on_execve(MapKind::Array, UpdateMode::Atomic)
+        .with_filter(Filter::Cgroup(instruments.cgroup_id()))
 }
 
 /// The LRU maps and the global variables count as exactly as the classic

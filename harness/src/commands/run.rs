@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use bpfstorm::cli::RunArgs;
@@ -23,6 +24,8 @@ struct Run<'a> {
     rows: Vec<Row>,
     /// Why the CSV stopped taking rows: nothing more is measured.
     unsaved: Option<CsvError>,
+    /// What the calibrations' storms took, beside the rows' own.
+    calibration_storms: Duration,
 }
 
 impl OnKernels for Run<'_> {
@@ -38,6 +41,7 @@ impl OnKernels for Run<'_> {
         bar.finish_and_clear();
         self.rows.extend(outcome.rows);
         self.unsaved = outcome.unsaved;
+        self.calibration_storms += outcome.calibration_storms;
         Ok(())
     }
 
@@ -84,10 +88,15 @@ pub fn command(args: RunArgs) -> Result<ExitCode> {
         csv,
         rows: Vec::new(),
         unsaved: None,
+        calibration_storms: Duration::ZERO,
     };
     let guest_failures = on_kernels(&mut run, &args.kernels, &guests)?;
     let Run {
-        csv, rows, unsaved, ..
+        csv,
+        rows,
+        unsaved,
+        calibration_storms,
+        ..
     } = run;
 
     // Files first: a closed stdout must not cost the report.
@@ -99,7 +108,10 @@ pub fn command(args: RunArgs) -> Result<ExitCode> {
         paint: output::table::Paint::for_stdout(),
     };
     out!("{}", output::summary::render(&rows, view));
-    outln!("{}", time_spent(started.elapsed().as_secs_f64(), &rows));
+    outln!(
+        "{}",
+        time_spent(started.elapsed().as_secs_f64(), &rows, calibration_storms)
+    );
     outln!("results: {}", csv.path().display());
     let mut unwritten = 0;
     if let Some(e) = &unsaved {
@@ -154,18 +166,47 @@ pub fn command(args: RunArgs) -> Result<ExitCode> {
 
 /// The run's wall time so far (`age`, from when the command began: a
 /// script that execs bpfstorm must not count its own build) against the
-/// time its storms took (with and without the probe): what is left is the
-/// harness's fixed cost (loading and attaching, settling, sampling,
-/// reports).
-fn time_spent(age: f64, rows: &[Row]) -> String {
+/// time its storms took (with and without the probe, and those of the
+/// calibrations): what is left is the harness's fixed cost (loading and
+/// attaching, settling, sampling, reports).
+fn time_spent(age: f64, rows: &[Row], calibration_storms: Duration) -> String {
     let storms: f64 = rows
         .iter()
         .map(|r| r.storm_wall_s.unwrap_or(0.0) + r.baseline_wall_s.unwrap_or(0.0))
-        .sum();
+        .sum::<f64>()
+        + calibration_storms.as_secs_f64();
     let rest = (age - storms).max(0.0);
     format!(
-        "time: {age:.1} s in all, {storms:.1} s in storms and hot rounds; the other {rest:.1} s \
-         ({:.0}%)\n  is the harness's own: loading and attaching, settling, calibration, reports",
+        "time: {age:.1} s in all, {storms:.1} s in storms and hot rounds (calibrations \
+         included); the other {rest:.1} s ({:.0}%)\n  is the harness's own: loading, attaching \
+         and unloading, settling, sampling the machine's noise, reports",
         100.0 * rest / age.max(f64::MIN_POSITIVE)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_line_counts_both_arms_and_the_calibrations_as_storms() {
+        let row = Row {
+            storm_wall_s: Some(3.0),
+            baseline_wall_s: Some(2.5),
+            ..Row::default()
+        };
+        let hot = Row {
+            storm_wall_s: Some(1.5),
+            ..Row::default()
+        };
+        let line = time_spent(10.0, &[row, hot], Duration::from_secs(2));
+        assert!(
+            line.starts_with("time: 10.0 s in all, 9.0 s in storms"),
+            "{line}"
+        );
+        assert!(line.contains("the other 1.0 s (10%)"), "{line}");
+        // Storms longer than the clock (it cannot be): no negative rest.
+        let line = time_spent(1.0, &[], Duration::from_secs(2));
+        assert!(line.contains("the other 0.0 s (0%)"), "{line}");
+    }
 }

@@ -6,6 +6,7 @@
 //! inside real execs.
 
 pub mod bias;
+pub mod retire;
 
 use std::fmt;
 use std::str::FromStr;
@@ -260,6 +261,8 @@ fn loaded_round(
         progs: counter.loaded().progs.clone(),
     };
     inspect(counter.as_mut(), &view)?;
+    drop(view);
+    instruments.unload(counter, strategy)?;
     Ok(round)
 }
 
@@ -268,42 +271,49 @@ fn per_call(wall: Duration, calls: u64) -> f64 {
     wall.as_nanos() as f64 / calls.max(1) as f64
 }
 
-/// Instruments set up for hot rounds of `trigger` (workers in a fresh
-/// cgroup, oracles scoped by `filter`, stats on), and a round of it sized to
-/// about [`ROUND`] on this machine after one round that warms the path up:
-/// the instruments, the round and its calls per worker.
-fn hot_set_up(
+/// A round of `trigger` under `instruments`, sized to about [`ROUND`] on
+/// this machine after one round that warms the path up: the round and its
+/// calls per worker.
+fn sized_round(
+    instruments: &Instruments,
     spec: &StormSpec,
     trigger: Trigger,
-    filter: FilterKind,
-) -> Result<(Instruments, StormSpec, u64), MeasureError> {
-    let instruments = Instruments::set_up(&spec.fire(trigger, 1)?, filter)?;
+) -> Result<(StormSpec, u64), MeasureError> {
     let sizing = spec.fire(trigger, SIZING_CALLS)?;
     instruments.storm(&sizing, &mut || {})?;
     let took = instruments.storm(&sizing, &mut || {})?.wall;
     let calls = (ROUND.as_nanos() as f64 / per_call(took, SIZING_CALLS)) as u64;
     let calls = calls.clamp(SIZING_CALLS, 1_000_000);
-    Ok((instruments, spec.fire(trigger, calls)?, calls))
+    Ok((spec.fire(trigger, calls)?, calls))
+}
+
+/// Instruments of their own (workers in a fresh cgroup, oracles scoped by
+/// `filter`, stats on) and a [`sized_round`] under them.
+fn hot_set_up(
+    spec: &StormSpec,
+    trigger: Trigger,
+    filter: FilterKind,
+) -> Result<(Instruments, StormSpec), MeasureError> {
+    let instruments = Instruments::set_up(&spec.fire(trigger, 1)?, filter)?;
+    let (round, _) = sized_round(&instruments, spec, trigger)?;
+    Ok((instruments, round))
 }
 
 /// Measures `strategy` on `backend` with the hot method: pairs of rounds,
 /// the program loaded afresh for each with-round, until `precision` is met.
 /// `bias` is the stats' own ns per run ([`stats_bias`]).
 pub fn measure_hot(
+    instruments: &Instruments,
     backend: &dyn Backend,
     strategy: Strategy,
-    filter: FilterKind,
     spec: &StormSpec,
     precision: Precision,
     bias: f64,
 ) -> Result<HotCell, MeasureError> {
     let trigger = trigger(strategy.attach()).map_err(MeasureError::NoTrigger)?;
     let started = Instant::now();
-    let (instruments, round_spec, calls) = hot_set_up(spec, trigger, filter)?;
-    let strategy = strategy.with_filter(match filter {
-        FilterKind::All => Filter::All,
-        FilterKind::Cgroup => Filter::Cgroup(instruments.cgroup.id()),
-    });
+    let (round_spec, calls) = sized_round(instruments, spec, trigger)?;
+    let strategy = instruments.scope(strategy);
     let expected_oracle = Oracle::for_attach(strategy.attach());
 
     let mut cell = HotCell {
@@ -345,7 +355,7 @@ pub fn measure_hot(
         let round = loaded_round(
             backend,
             &cell.strategy,
-            &instruments,
+            instruments,
             &round_spec,
             &mut |counter, view| {
                 if first {
@@ -404,6 +414,14 @@ pub fn measure_hot(
     Ok(cell)
 }
 
+/// A figure the run calibrates its cells with, and the wall time its
+/// rounds' storms took.
+#[derive(Debug, Clone, Copy)]
+pub struct Calibration {
+    pub estimate: Estimate,
+    pub storms: Duration,
+}
+
 /// What the cgroup filter adds to `strategy` per event: rounds of the
 /// program filtered on the workers' cgroup and unfiltered, each loaded
 /// afresh, in pairs (alternating which goes first); the median of the
@@ -416,14 +434,16 @@ pub fn filter_cost(
     spec: &StormSpec,
     precision: Precision,
     bias: f64,
-) -> Result<Estimate, MeasureError> {
+) -> Result<Calibration, MeasureError> {
     let trigger = trigger(strategy.attach())?;
     let started = Instant::now();
-    let (instruments, round_spec, _) = hot_set_up(spec, trigger, FilterKind::Cgroup)?;
+    let (instruments, round_spec) = hot_set_up(spec, trigger, FilterKind::Cgroup)?;
     let filtered = strategy.with_filter(Filter::Cgroup(instruments.cgroup.id()));
     let unfiltered = strategy.with_filter(Filter::All);
-    let ns = |s: &Strategy| -> Result<Option<f64>, MeasureError> {
+    let mut storms = Duration::ZERO;
+    let mut ns = |s: &Strategy| -> Result<Option<f64>, MeasureError> {
         let round = loaded_round(backend, s, &instruments, &round_spec, &mut |_, _| Ok(()))?;
+        storms += round.wall;
         Ok(round.ns_per_event(bias))
     };
     let (mut diffs, mut levels) = (Vec::new(), Vec::new());
@@ -448,7 +468,10 @@ pub fn filter_cost(
             let level = Estimate::from_samples(&levels).map_or(0.0, |e| e.median);
             match Estimate::from_samples(&diffs) {
                 Some(d) if out_of_time || (d.hi - d.lo) / 2.0 <= precision.target * level => {
-                    return Ok(d);
+                    return Ok(Calibration {
+                        estimate: d,
+                        storms,
+                    });
                 }
                 None if out_of_time => return Err(MeasureError::NoRuns),
                 _ => {}
@@ -465,17 +488,17 @@ pub fn stats_bias(
     spec: &StormSpec,
     trigger: Trigger,
     precision: Precision,
-) -> Result<Estimate, MeasureError> {
+) -> Result<Calibration, MeasureError> {
     let started = Instant::now();
-    let (instruments, round_spec, _) = hot_set_up(spec, trigger, FilterKind::All)?;
+    let (instruments, round_spec) = hot_set_up(spec, trigger, FilterKind::All)?;
     let empty = bias::EmptyProgram::attach(trigger.syscall())?;
-    let mut samples = Vec::new();
+    let (mut samples, mut storms) = (Vec::new(), Duration::ZERO);
     loop {
         if interrupt::requested() {
             return Err(MeasureError::Interrupted);
         }
         let before = empty.stats().map_err(MeasureError::Stats)?;
-        instruments.storm(&round_spec, &mut || {})?;
+        storms += instruments.storm(&round_spec, &mut || {})?.wall;
         let after = empty.stats().map_err(MeasureError::Stats)?;
         samples.extend(after.since(&before).ns_per_run());
         let estimate = Estimate::from_samples(&samples);
@@ -483,7 +506,9 @@ pub fn stats_bias(
             && (estimate.is_some_and(|e| relative_half_width(&e) <= precision.target)
                 || started.elapsed() >= precision.max_time)
         {
-            return estimate.ok_or(MeasureError::NoRuns);
+            return estimate
+                .map(|estimate| Calibration { estimate, storms })
+                .ok_or(MeasureError::NoRuns);
         }
     }
 }

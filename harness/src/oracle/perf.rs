@@ -21,6 +21,17 @@ pub struct PerfTracepoint {
     fds: Vec<OwnedFd>,
 }
 
+/// Program ids a [`PerfTracepoint::attached_progs`] query reads.
+pub const QUERY_IDS: usize = 64;
+
+/// `struct perf_event_query_bpf` with room for its ids.
+#[repr(C)]
+struct ProgQuery {
+    ids_len: u32,
+    prog_cnt: u32,
+    ids: [u32; QUERY_IDS],
+}
+
 /// Closing the last perf event of a tracepoint unregisters its probe, which
 /// waits for an RCU grace period: 20-60 ms a close here, some 200 ms of
 /// every cell's two storms. The events are closed on a thread of their own
@@ -115,6 +126,29 @@ impl PerfTracepoint {
         cgroup: impl Into<Option<&'a StormCgroup>>,
     ) -> Result<PerfTracepoint, OracleError> {
         PerfTracepoint::open("sched", "sched_process_exec", cgroup)
+    }
+
+    /// Ids of the BPF programs attached to the tracepoint through perf
+    /// events (PERF_EVENT_IOC_QUERY_BPF). The kernel answers under the lock
+    /// that attaching and detaching take, so a program missing here runs on
+    /// no later event. At most [`QUERY_IDS`] ids.
+    pub fn attached_progs(&self) -> io::Result<Vec<u32>> {
+        let fd = self.fds.first().ok_or(io::ErrorKind::NotFound)?;
+        let mut query = ProgQuery {
+            ids_len: QUERY_IDS as u32,
+            prog_cnt: 0,
+            ids: [0; QUERY_IDS],
+        };
+        // SAFETY: QUERY_BPF writes at most ids_len ids after the header of
+        // a perf_event_query_bpf, which ProgQuery lays out.
+        let r = unsafe {
+            perf_event_open_sys::ioctls::QUERY_BPF(fd.as_raw_fd(), (&raw mut query).cast())
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = (query.prog_cnt as usize).min(QUERY_IDS);
+        Ok(query.ids[..n].to_vec())
     }
 
     /// `category:name`.

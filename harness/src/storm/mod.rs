@@ -197,6 +197,11 @@ pub fn run_storm(
         parent: unsafe { libc::getpid() },
     };
     let mut workers = Workers::new(cgroup, spec.workers);
+    // Every exec's fork copies its worker's page tables, which are this
+    // process's: hand the heap's free pages back first. A harness that once
+    // held a large map's keys would otherwise fork them all, each exec.
+    // SAFETY: malloc_trim only releases free memory of glibc's arenas.
+    unsafe { libc::malloc_trim(0) };
 
     for slot in progress.slots() {
         // SAFETY: the child runs only worker::run, which is async-signal-safe
