@@ -177,9 +177,9 @@ fn time_spent(age: f64, rows: &[Row], calibration_storms: Duration) -> String {
         + calibration_storms.as_secs_f64();
     let rest = (age - storms).max(0.0);
     format!(
-        "time: {age:.1} s in all, {storms:.1} s in storms and hot rounds (calibrations \
-         included); the other {rest:.1} s ({:.0}%)\n  is the harness's own: loading, attaching \
-         and unloading, settling, sampling the machine's noise, reports",
+        "time: {age:.1} s in all: {storms:.1} s in storms and hot rounds (calibrations included), \
+         {rest:.1} s ({:.0}%)\n  the harness's own (loading, attaching, unloading, noise samples, \
+         reports)",
         100.0 * rest / age.max(f64::MIN_POSITIVE)
     )
 }
@@ -201,12 +201,17 @@ mod tests {
         };
         let line = time_spent(10.0, &[row, hot], Duration::from_secs(2));
         assert!(
-            line.starts_with("time: 10.0 s in all, 9.0 s in storms"),
+            line.starts_with("time: 10.0 s in all: 9.0 s in storms"),
             "{line}"
         );
-        assert!(line.contains("the other 1.0 s (10%)"), "{line}");
+        assert!(
+            line.contains(", 1.0 s (10%)\n  the harness's own"),
+            "{line}"
+        );
+        // The summary fits 100 columns.
+        assert!(line.lines().all(|l| l.len() <= 100), "{line}");
         // Storms longer than the clock (it cannot be): no negative rest.
         let line = time_spent(1.0, &[], Duration::from_secs(2));
-        assert!(line.contains("the other 0.0 s (0%)"), "{line}");
+        assert!(line.contains(", 0.0 s (0%)"), "{line}");
     }
 }
