@@ -22,6 +22,7 @@ pub mod plan;
 pub mod privileges;
 pub mod probe;
 pub mod recommend;
+pub mod retire;
 pub mod run;
 pub mod sample;
 pub mod secure_fs;

@@ -12,11 +12,11 @@ use thiserror::Error;
 
 use crate::bpf_stats::StatsGuard;
 use crate::cgroup::{CgroupError, StormCgroup};
-use crate::hot::retire::Retirements;
 use crate::interrupt;
 use crate::oracle::perf::PerfTracepoint;
 use crate::oracle::procfs::SystemSnapshot;
 use crate::oracle::OracleError;
+use crate::retire::Retirements;
 use crate::sample::Estimate;
 use crate::storm::{run_storm, StormError, StormReport, StormSpec};
 
@@ -44,7 +44,7 @@ pub enum MeasureError {
     #[error(transparent)]
     Bias(#[from] crate::hot::bias::BiasError),
     #[error(transparent)]
-    Retire(#[from] crate::hot::retire::RetireError),
+    Retire(#[from] crate::retire::RetireError),
     #[error("the program never ran: nothing to time")]
     NoRuns,
 }
@@ -315,14 +315,9 @@ impl Instruments {
         })
     }
 
-    /// The storm cgroup's id, which a `Filter::Cgroup` strategy takes.
-    pub fn cgroup_id(&self) -> u64 {
-        self.cgroup.id()
-    }
-
     /// `strategy`, counting what these instruments scope: the storm
     /// cgroup's tasks, or all.
-    pub(crate) fn scope(&self, strategy: Strategy) -> Strategy {
+    pub fn scope(&self, strategy: Strategy) -> Strategy {
         strategy.with_filter(match self.filter {
             FilterKind::All => Filter::All,
             FilterKind::Cgroup => Filter::Cgroup(self.cgroup.id()),

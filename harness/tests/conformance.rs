@@ -138,7 +138,7 @@ fn one_set_of_instruments_serves_cell_after_cell_and_unloads_each_program() {
         let instruments = Instruments::set_up(&spec, FilterKind::Cgroup).unwrap();
         // The query sees a program while it is attached...
         let live = backend
-            .open(&instruments_strategy(&instruments))
+            .open(&instruments.scope(on_execve(MapKind::Array, UpdateMode::Atomic)))
             .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
         let attached = hook.attached_progs().unwrap();
         assert!(
@@ -169,11 +169,6 @@ fn one_set_of_instruments_serves_cell_after_cell_and_unloads_each_program() {
         let left = leaks::find(&progs);
         assert!(left.is_clean(), "{} left {left:?}", backend.name());
     }
-}
-
-fn instruments_strategy(instruments: &Instruments) -> Strategy {
-    on_execve(MapKind::Array, UpdateMode::Atomic)
-        .with_filter(Filter::Cgroup(instruments.cgroup_id()))
 }
 
 /// The LRU maps and the global variables count as exactly as the classic

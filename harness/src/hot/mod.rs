@@ -6,7 +6,6 @@
 //! inside real execs.
 
 pub mod bias;
-pub mod retire;
 
 use std::fmt;
 use std::str::FromStr;
@@ -438,7 +437,7 @@ pub fn filter_cost(
     let trigger = trigger(strategy.attach())?;
     let started = Instant::now();
     let (instruments, round_spec) = hot_set_up(spec, trigger, FilterKind::Cgroup)?;
-    let filtered = strategy.with_filter(Filter::Cgroup(instruments.cgroup.id()));
+    let filtered = instruments.scope(strategy);
     let unfiltered = strategy.with_filter(Filter::All);
     let mut storms = Duration::ZERO;
     let mut ns = |s: &Strategy| -> Result<Option<f64>, MeasureError> {

@@ -1,12 +1,11 @@
-//! Unloading a hot round's program without waiting on the kernel. Closing
-//! the last reference to a tracepoint's perf-event link detaches the
-//! program at once, then waits out an RCU tasks-trace grace period before
-//! it returns: 13-45 ms a close on this machine kind's 6.18 kernel, more
-//! than all other fixed costs of a round together. So the links' last
-//! close goes to a thread of its own, and the next round starts as soon as
-//! the kernel no longer lists the program on its tracepoint.
+//! Unloading a cell's or a hot round's program without waiting on the
+//! kernel. Closing the last reference to a tracepoint's perf-event link
+//! detaches the program at once, then waits out an RCU tasks-trace grace
+//! period before it returns: 13-45 ms a close on this machine kind's 6.18
+//! kernel, more than all other fixed costs of a hot round together. So the
+//! links' last close goes to a thread of its own, and the next storm starts
+//! as soon as the kernel no longer lists the program on its tracepoint.
 
-use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,11 +22,6 @@ const DETACH_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Error)]
 pub enum RetireError {
-    #[error("asking the kernel which programs {tracepoint} runs: {source}")]
-    Query {
-        tracepoint: String,
-        source: io::Error,
-    },
     #[error("program(s) {progs:?} still ran on {tracepoint} {timeout:?} after their links closed")]
     StillAttached {
         progs: Vec<u32>,
@@ -71,13 +65,10 @@ impl Retirements {
         let (done, running) = self.closers.drain(..).partition(|c| c.is_finished());
         self.closers = running;
         join(done);
-        match wait_detached(hook, &progs) {
+        match wait_detached(hook, &progs)? {
+            Detached::Seen => self.closers.extend(closer.ok()),
             // A kernel that will not say: the close itself is the proof.
-            Err(RetireError::Query { .. }) => join(closer.into_iter().collect()),
-            waited => {
-                self.closers.extend(closer.ok());
-                waited?;
-            }
+            Detached::Unknown => join(closer.into_iter().collect()),
         }
         Ok(())
     }
@@ -114,20 +105,27 @@ fn links_of(progs: &[u32]) -> Option<Vec<OwnedFd>> {
     progs.iter().all(|p| linked.contains(p)).then_some(links)
 }
 
-fn wait_detached(hook: &PerfTracepoint, progs: &[u32]) -> Result<(), RetireError> {
+/// What [`wait_detached`] could tell.
+enum Detached {
+    /// The kernel no longer lists the programs on the hook.
+    Seen,
+    /// The kernel would not say which programs the hook runs.
+    Unknown,
+}
+
+fn wait_detached(hook: &PerfTracepoint, progs: &[u32]) -> Result<Detached, RetireError> {
     let deadline = Instant::now() + DETACH_TIMEOUT;
     loop {
-        let attached = hook.attached_progs().map_err(|source| RetireError::Query {
-            tracepoint: hook.name().to_owned(),
-            source,
-        })?;
+        let Ok(attached) = hook.attached_progs() else {
+            return Ok(Detached::Unknown);
+        };
         let left: Vec<u32> = progs
             .iter()
             .copied()
             .filter(|p| attached.contains(p))
             .collect();
         if left.is_empty() {
-            return Ok(());
+            return Ok(Detached::Seen);
         }
         if Instant::now() >= deadline {
             return Err(RetireError::StillAttached {
