@@ -304,6 +304,101 @@ impl CountMap {
     }
 }
 
+/// `enum bpf_map_type` values of the maps that keep a value per CPU, and
+/// of those whose keys are all there from the start (which cannot be
+/// deleted).
+const PERCPU_TYPES: [u32; 3] = [5, 6, 10];
+const ARRAY_TYPES: [u32; 2] = [2, 6];
+
+/// A count kept in a map of a program bpfstorm did not write (a tool's,
+/// such as bpftrace's `count()`, `sum()` or `++`): u64 values under keys of
+/// any size, summed over every key and, in a per-CPU map, every CPU, as
+/// the tool itself sums them when it prints the map.
+pub struct ToolCount {
+    fd: OwnedFd,
+    map_type: u32,
+    key_size: usize,
+    /// Bytes of the value a lookup returns: 8, or 8 per possible CPU.
+    value_bytes: usize,
+}
+
+impl ToolCount {
+    pub fn open(map: BorrowedFd<'_>) -> Result<ToolCount, CounterError> {
+        let info = sys::map_info(map)?;
+        if info.value_size != SLOT as u32 {
+            return Err(CounterError::Backend {
+                backend: "common",
+                message: format!(
+                    "map {} (type {}) has {}-byte values: no u64 count",
+                    info.id, info.map_type, info.value_size
+                ),
+            });
+        }
+        let cpus = if PERCPU_TYPES.contains(&info.map_type) {
+            sys::possible_cpus()?
+        } else {
+            1
+        };
+        Ok(ToolCount {
+            fd: map.try_clone_to_owned()?,
+            map_type: info.map_type,
+            key_size: info.key_size as usize,
+            value_bytes: cpus * SLOT,
+        })
+    }
+
+    /// The map's kernel type (`enum bpf_map_type`).
+    pub fn map_type(&self) -> u32 {
+        self.map_type
+    }
+
+    fn keys(&self) -> Result<Vec<Vec<u8>>, CounterError> {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let mut next = vec![0u8; self.key_size];
+            let after = keys.last().map(Vec::as_slice);
+            if !sys::next_key(self.fd.as_fd(), after, &mut next).map_err(failed("map key walk"))? {
+                return Ok(keys);
+            }
+            keys.push(next);
+        }
+    }
+
+    /// Every key's count, summed; keys whose count is not zero.
+    pub fn read(&self) -> Result<Sum, CounterError> {
+        let mut total = Sum {
+            count: 0,
+            keys_live: 0,
+        };
+        let mut value = vec![0u8; self.value_bytes];
+        for key in self.keys()? {
+            if sys::lookup(self.fd.as_fd(), &key, &mut value).map_err(failed("map lookup"))? {
+                let count: u64 = value
+                    .chunks_exact(SLOT)
+                    .map(|slot| u64::from_ne_bytes(slot.try_into().expect("8 bytes")))
+                    .sum();
+                total.count += count;
+                total.keys_live += u64::from(count > 0);
+            }
+        }
+        Ok(total)
+    }
+
+    /// Sets the count back to zero as the tool's own clear does: zeros
+    /// into an array's slots, every key of a hash deleted.
+    pub fn reset(&self) -> Result<(), CounterError> {
+        let zeros = vec![0u8; self.value_bytes];
+        for key in self.keys()? {
+            if ARRAY_TYPES.contains(&self.map_type) {
+                sys::update(self.fd.as_fd(), &key, &zeros).map_err(failed("map update"))?;
+            } else {
+                sys::delete(self.fd.as_fd(), &key).map_err(failed("map delete"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The count of a loaded strategy, read the same way whatever the loader.
 pub enum Tally<B: Buffer> {
     /// A map that holds the count, and for a count spread over keys, the

@@ -74,6 +74,14 @@ pub enum CounterError {
         reason: String,
         errno: Option<i32>,
     },
+    /// A backend that runs a tool (bpftrace) has no way to write this
+    /// strategy in the tool's language; refused before anything runs.
+    #[error("{backend} cannot express {what}: {reason}")]
+    Inexpressible {
+        backend: &'static str,
+        what: String,
+        reason: String,
+    },
     /// A kernel operation failed for a reason other than lack of support.
     #[error("{op} failed: {message} (errno {errno})")]
     Kernel {
@@ -95,8 +103,13 @@ pub enum CounterError {
 }
 
 impl CounterError {
+    /// Whether this machine or backend cannot run the strategy at all (a
+    /// refusal, reported as such), rather than failed trying.
     pub fn is_unsupported(&self) -> bool {
-        matches!(self, CounterError::Unsupported { .. })
+        matches!(
+            self,
+            CounterError::Unsupported { .. } | CounterError::Inexpressible { .. }
+        )
     }
 
     /// Classifies a failed kernel operation: errnos that mean "this kernel

@@ -14,6 +14,21 @@ pub fn numbers(fd: RawFd) -> io::Result<HashMap<String, u64>> {
     Ok(parse(&text))
 }
 
+/// The numbers of every fd of process `pid`: how a tool run as a child
+/// shows which BPF programs and maps it holds (`prog_id`, `map_id`).
+pub fn of_process(pid: u32) -> io::Result<Vec<HashMap<String, u64>>> {
+    let mut all = Vec::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
+        match fs::read_to_string(entry?.path()) {
+            Ok(text) => all.push(parse(&text)),
+            // Closed since the listing.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(all)
+}
+
 fn parse(text: &str) -> HashMap<String, u64> {
     text.lines()
         .filter_map(|line| {

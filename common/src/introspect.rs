@@ -39,6 +39,16 @@ impl Loaded {
     }
 }
 
+/// A new fd on the BPF map with kernel id `id` (a tool's, known by id).
+pub fn map_by_id(id: u32) -> io::Result<OwnedFd> {
+    sys::fd_by_id(Object::Map, id)
+}
+
+/// A new fd on the BPF program with kernel id `id`.
+pub fn prog_by_id(id: u32) -> io::Result<OwnedFd> {
+    sys::fd_by_id(Object::Prog, id)
+}
+
 /// Fds on the programs and maps of a [`Loaded`], opened by id once so that
 /// sampling the statistics costs one read each. They keep the programs in
 /// the kernel: drop this with the counter, never after it.

@@ -93,6 +93,11 @@ pub fn id_of_fd(fd: RawFd) -> io::Result<u32> {
     Ok(info(fd)?.id)
 }
 
+/// When the BPF program behind `fd` was loaded, in ns of CLOCK_BOOTTIME.
+pub fn load_time_ns(fd: RawFd) -> io::Result<u64> {
+    Ok(info(fd)?.load_time)
+}
+
 impl std::ops::Add for ProgInsns {
     type Output = ProgInsns;
 

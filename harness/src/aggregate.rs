@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use thiserror::Error;
 
-use crate::export::csv::{Key, Row, Status, Workers};
+use crate::export::csv::{Key, Row, Status, Timing, Workers};
 use crate::hot::Method;
 use crate::sample::{Estimate, MeanEstimate};
 
@@ -104,6 +104,9 @@ pub struct Aggregate {
     pub open_ms: Option<f64>,
     pub load_ms: Option<f64>,
     pub attach_ms: Option<f64>,
+    /// From nothing to a counting program (the CSV's `startup_ms`), median
+    /// over the repetitions.
+    pub startup_ms: Option<f64>,
     /// What the timing intervals are.
     pub bracket: Bracket,
     /// End-to-end ns added per exec: the mean of the paired (with probe -
@@ -245,9 +248,7 @@ pub struct Ranking {
 impl Ranking {
     pub fn of(cells: &[Aggregate]) -> Ranking {
         let hot = cells.iter().any(|a| {
-            a.first.method == Method::Hot
-                && a.is_ok()
-                && a.first.timing == crate::export::csv::Timing::Native
+            a.first.method == Method::Hot && a.is_ok() && a.first.timing == Timing::Native
         });
         let method = if hot { Method::Hot } else { Method::Storm };
         let mut workers: BTreeMap<String, u32> = BTreeMap::new();
@@ -302,6 +303,90 @@ impl Ranking {
             _ => None,
         }
     }
+}
+
+/// The one-liner tool's backend, whose cells are set beside those of the
+/// hand-written loaders (`backends::LOADERS`).
+pub const TOOL: &str = "bpftrace";
+
+/// A tool's cell beside a hand-written loader's that is the same cell
+/// otherwise (host, kernel, strategy, method, workers, storm): what the
+/// one-liner costs against the loader.
+#[derive(Debug, Clone, Copy)]
+pub struct Peers<'a> {
+    pub tool: &'a Aggregate,
+    pub loader: &'a Aggregate,
+}
+
+impl Peers<'_> {
+    /// Both ns/event intervals, tool's first; `None` without both, or
+    /// where a count spread over keys lost events (its figure per counted
+    /// event then spreads over fewer events than it ran for).
+    pub fn ns_per_event(&self) -> Option<(Interval, Interval)> {
+        let whole = |a: &Aggregate| {
+            a.first.keys.get() == 1 || (a.dropped.unwrap_or(0) == 0 && a.missing.unwrap_or(0) == 0)
+        };
+        if !(whole(self.tool) && whole(self.loader)) {
+            return None;
+        }
+        Some((self.tool.ns_per_event?, self.loader.ns_per_event?))
+    }
+
+    /// The tool's startup over the loader's: one sample per repetition on
+    /// each side (their medians where repeated), so no interval.
+    pub fn startup_ratio(&self) -> Option<f64> {
+        let (tool, loader) = (self.tool.startup_ms?, self.loader.startup_ms?);
+        (loader > 0.0).then(|| tool / loader)
+    }
+
+    /// What tells this pair from others of `all` of the same strategy: its
+    /// method, workers, filter, target and spawn, each where it varies
+    /// among `all` (names the reader checked, safe to print).
+    pub fn context(&self, all: &[Peers<'_>]) -> Vec<String> {
+        let parts: [fn(&Row) -> String; 5] = [
+            |r| r.method.to_string(),
+            |r| crate::contention::workers(r.workers),
+            |r| format!("filter {}", r.filter),
+            |r| r.target.clone(),
+            |r| r.spawn.clone(),
+        ];
+        parts
+            .iter()
+            .filter(|part| distinct(all.iter().map(|p| part(&p.tool.first))).len() > 1)
+            .map(|part| part(&self.tool.first))
+            .collect()
+    }
+}
+
+/// Every native tool cell that was measured beside each measured cell of
+/// a hand-written loader that matches it but for the backend: tool cells
+/// in the order given, loaders in `backends::LOADERS` order. Emulated times
+/// say nothing of this CPU's.
+pub fn tool_peers(cells: &[Aggregate]) -> Vec<Peers<'_>> {
+    let same = |a: &Aggregate| {
+        let key = Key {
+            backend: String::new(),
+            ..a.key()
+        };
+        (a.first.host.clone(), key)
+    };
+    let measured = |a: &&Aggregate| a.is_ok() && a.first.timing == Timing::Native;
+    let mut out = Vec::new();
+    for tool in cells
+        .iter()
+        .filter(measured)
+        .filter(|a| a.first.backend == TOOL)
+    {
+        let cell = same(tool);
+        for &loader in crate::backends::LOADERS {
+            let peer = cells
+                .iter()
+                .filter(measured)
+                .find(|a| a.first.backend == loader && same(a) == cell);
+            out.extend(peer.map(|loader| Peers { tool, loader }));
+        }
+    }
+    out
 }
 
 /// Every cell of `rows` folded, in the order first seen; a cell whose counts
@@ -440,6 +525,7 @@ fn fold_cell(reps: &[(usize, &Row)]) -> (Aggregate, Option<Overflow>) {
         open_ms: median(&field(|r| r.open_ms)),
         load_ms: median(&field(|r| r.load_ms)),
         attach_ms: median(&field(|r| r.attach_ms)),
+        startup_ms: median(&field(|r| r.startup_ms)),
         bracket,
         e2e_ns_per_exec: MeanEstimate::from_samples(&field(|r| r.e2e_ns_per_exec)),
         outliers: outliers(&measured),
@@ -632,6 +718,102 @@ mod tests {
         assert_eq!(Ranking::of(&one_host).swept_at(&one_host), Some(2));
         let unswept = aggregate(&[hot("a", 2, 2)]);
         assert_eq!(Ranking::of(&unswept).swept_at(&unswept), None);
+    }
+
+    fn backend(backend: &str, startup_ms: f64) -> Row {
+        Row {
+            backend: backend.into(),
+            startup_ms: Some(startup_ms),
+            ns_per_event_median: Some(100.0),
+            ns_per_event_ci95_lo: Some(90.0),
+            ns_per_event_ci95_hi: Some(110.0),
+            ..rep(1, 10, 0)
+        }
+    }
+
+    #[test]
+    fn the_tool_is_a_registered_backend() {
+        assert_eq!(TOOL, crate::backends::BackendName::Bpftrace.name());
+    }
+
+    #[test]
+    fn a_tool_cell_meets_each_loader_of_the_same_cell_in_order() {
+        let other_host = Row {
+            host: "b".into(),
+            ..backend("libbpf", 1.0)
+        };
+        let other_workers = Row {
+            workers: 7,
+            ..backend("libbpf", 1.0)
+        };
+        let failed = Row {
+            status: Status::Error,
+            ..backend("c", 1.0)
+        };
+        // Hosts fold apart (as the report folds them), the other one first.
+        let mut cells = aggregate(&[other_host]);
+        cells.extend(aggregate(&[
+            backend("aya", 40.0),
+            other_workers,
+            failed,
+            backend(TOOL, 400.0),
+            backend("libbpf", 20.0),
+        ]));
+        let pairs = tool_peers(&cells);
+        let peers: Vec<(&str, Option<f64>)> = pairs
+            .iter()
+            .map(|p| (p.loader.first.backend.as_str(), p.startup_ratio()))
+            .collect();
+        assert_eq!(peers, [("libbpf", Some(20.0)), ("aya", Some(10.0))]);
+        assert!(pairs[0].context(&pairs).is_empty(), "nothing varies");
+
+        let guest = cells
+            .iter()
+            .map(|a| Aggregate {
+                first: Row {
+                    timing: Timing::Emulated,
+                    ..a.first.clone()
+                },
+                ..a.clone()
+            })
+            .collect::<Vec<_>>();
+        assert!(
+            tool_peers(&guest).is_empty(),
+            "emulated times compare nothing"
+        );
+        assert!(tool_peers(&cells[..4]).is_empty(), "no tool cell");
+        assert!(tool_peers(&cells[4..5]).is_empty(), "no loader cell");
+    }
+
+    #[test]
+    fn a_keyed_count_that_lost_events_has_no_ns_ratio() {
+        let keyed = |backend_name: &str, dropped: u64| Row {
+            keys: crate::export::csv::KeyCount(64),
+            max_entries: Some(64),
+            dropped: Some(dropped),
+            ..backend(backend_name, 1.0)
+        };
+        let cells = aggregate(&[keyed(TOOL, 0), keyed("libbpf", 0)]);
+        assert!(tool_peers(&cells)[0].ns_per_event().is_some());
+        let cells = aggregate(&[keyed(TOOL, 0), keyed("libbpf", 3)]);
+        assert_eq!(tool_peers(&cells)[0].ns_per_event(), None);
+    }
+
+    #[test]
+    fn pairs_say_what_tells_them_apart() {
+        let hot = |backend_name: &str| Row {
+            method: Method::Hot,
+            ..backend(backend_name, 1.0)
+        };
+        let cells = aggregate(&[
+            backend(TOOL, 1.0),
+            backend("libbpf", 1.0),
+            hot(TOOL),
+            hot("libbpf"),
+        ]);
+        let pairs = tool_peers(&cells);
+        let context: Vec<Vec<String>> = pairs.iter().map(|p| p.context(&pairs)).collect();
+        assert_eq!(context, [["storm"], ["hot"]]);
     }
 
     #[test]

@@ -15,10 +15,17 @@ pub enum BackendName {
     C,
     /// aya, loading BPF programs written in Rust with aya-ebpf.
     Aya,
+    /// bpftrace one-liners (`@ = count()`), run by the installed bpftrace.
+    Bpftrace,
 }
 
 /// Every backend's name, in `BackendName` order: what the CSV may say.
-pub const NAMES: &[&str] = &["libbpf", "c", "aya"];
+pub const NAMES: &[&str] = &["libbpf", "c", "aya", "bpftrace"];
+
+/// The backends that load bpfstorm's own BPF programs (one object, every
+/// strategy): what the tests of those programs' code and size go through.
+/// The others run a tool that writes its own program (bpftrace).
+pub const LOADERS: &[&str] = &["libbpf", "c", "aya"];
 
 impl BackendName {
     /// Its name on the command line, in the CSV and as `Backend::name`.
@@ -27,6 +34,7 @@ impl BackendName {
             BackendName::Libbpf => "libbpf",
             BackendName::C => "c",
             BackendName::Aya => "aya",
+            BackendName::Bpftrace => "bpftrace",
         }
     }
 
@@ -35,6 +43,7 @@ impl BackendName {
             BackendName::Libbpf => Box::new(bpfstorm_libbpf::Libbpf),
             BackendName::C => Box::new(bpfstorm_ebpf_c::CLoader),
             BackendName::Aya => Box::new(bpfstorm_aya::Aya),
+            BackendName::Bpftrace => Box::new(bpfstorm_bpftrace::Bpftrace),
         }
     }
 }
@@ -72,6 +81,7 @@ mod tests {
             assert_eq!(variant.backend().name(), name);
             assert_eq!(by_name(name).map(|b| b.name()), Some(name));
         }
+        assert!(LOADERS.iter().all(|name| NAMES.contains(name)));
         assert!(by_name("bcc").is_none());
     }
 }

@@ -844,10 +844,58 @@ fn header_of(name: &str) -> String {
     text.lines().next().unwrap().to_string()
 }
 
-/// The header line of the current schema (v6), as the v6 fixture (a real
-/// run's) has it.
+/// The header line of the current schema (v7): the v6 fixture's (a real
+/// run's) with `startup_ms` after `attach_ms`.
 fn current_header() -> String {
-    header_of("run-schema-v6.csv")
+    let v6 = header_of("run-schema-v6.csv");
+    assert_eq!(v6.matches(",attach_ms,").count(), 1, "{v6}");
+    v6.replace(",attach_ms,", ",attach_ms,startup_ms,")
+}
+
+/// `value` to `digits` decimals, as the writer rounds its figures.
+fn rounded(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+/// `value` as the writer's CSV writes a float (`12.5`, not `12.500`).
+fn csv_float(value: f64) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.serialize(value).unwrap();
+    let text = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+    text.trim_end().to_string()
+}
+
+/// The startup a row before v7 reads to: its open, load and attach times
+/// summed, to 3 decimals, where it has all three; else none.
+fn summed_startup(
+    open_ms: Option<f64>,
+    load_ms: Option<f64>,
+    attach_ms: Option<f64>,
+) -> Option<f64> {
+    Some(rounded(open_ms? + load_ms? + attach_ms?, 3))
+}
+
+/// The `startup_ms` field a row before v7 is written back with, from its
+/// `open_ms`, `load_ms` and `attach_ms` fields: empty where one is.
+fn summed_startup_field(open_ms: &str, load_ms: &str, attach_ms: &str) -> String {
+    let ms = |f: &str| (!f.is_empty()).then(|| f.parse::<f64>().unwrap());
+    summed_startup(ms(open_ms), ms(load_ms), ms(attach_ms)).map_or_else(String::new, csv_float)
+}
+
+/// Every row of a file before v7 has the startup of a library loader: its
+/// three phases summed, or none where a phase is missing.
+fn assert_startup_summed(rows: &[Row]) {
+    for r in rows {
+        assert_eq!(
+            r.startup_ms,
+            summed_startup(r.open_ms, r.load_ms, r.attach_ms),
+            "{} {} {}",
+            r.schema_version,
+            r.backend,
+            r.strategy_name()
+        );
+    }
 }
 
 /// What the `wakeup` column holds for a strategy, written out here rather
@@ -864,27 +912,36 @@ fn derived_wakeup(map: &str, update: &str) -> &'static str {
     }
 }
 
-/// An older run CSV (v3, v4 or v5) as the current writer writes its rows:
+/// An older run CSV (v3 to v6) as the current writer writes its rows:
 /// from v4, `method` after `filter` (`storm` in it) and the v4 columns at
 /// the end, empty; from v5, `wakeup` after `update`, holding what the row's
 /// map and update mode decide, and `read` after it, `syscall` (the only read
 /// path before v5); from v6, `keys` after `read` (`1`: a single key),
 /// `max_entries` after it, empty, and `keys_live` after `perf_lost_records`,
-/// empty. Every older field (`schema_version` included) is kept as it was,
-/// in its column.
+/// empty; from v7, `startup_ms` after `attach_ms`, the row's open, load and
+/// attach times summed to 3 decimals (empty where one of them is). Every
+/// older field (`schema_version` included) is kept as it was, in its column.
 fn as_current(bytes: &[u8]) -> String {
     let mut reader = csv::Reader::from_reader(bytes);
     let mut header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert!(
-        !header
-            .iter()
-            .any(|h| h == "keys" || h == "max_entries" || h == "keys_live"),
-        "a header before v6"
+        !header.iter().any(|h| h == "startup_ms"),
+        "a header before v7"
     );
+    let v6_columns = header
+        .iter()
+        .filter(|h| ["keys", "max_entries", "keys_live"].contains(&h.as_str()))
+        .count();
+    assert!(
+        v6_columns == 0 || v6_columns == 3,
+        "v6's columns: all or none"
+    );
+    let before_v6 = v6_columns == 0;
     let before_v5 = !header.iter().any(|h| h == "wakeup" || h == "read");
     let before_v4 = !header.iter().any(|h| h == "method");
     let col = |header: &[String], n: &str| header.iter().position(|h| h == n).unwrap();
     let (map, update) = (col(&header, "map"), col(&header, "update"));
+    let phases = ["open_ms", "load_ms", "attach_ms"].map(|n| col(&header, n));
     // The columns added since, in the order they are inserted: where each
     // goes in the header as it stands by then.
     let mut added: Vec<(usize, &str)> = Vec::new();
@@ -904,23 +961,30 @@ fn as_current(bytes: &[u8]) -> String {
             add(&mut header, end, name);
         }
     }
-    let read = col(&header, "read");
-    add(&mut header, read + 1, "keys");
-    add(&mut header, read + 2, "max_entries");
-    let keys_live = col(&header, "perf_lost_records") + 1;
-    add(&mut header, keys_live, "keys_live");
+    if before_v6 {
+        let read = col(&header, "read");
+        add(&mut header, read + 1, "keys");
+        add(&mut header, read + 2, "max_entries");
+        let keys_live = col(&header, "perf_lost_records") + 1;
+        add(&mut header, keys_live, "keys_live");
+    }
+    let startup = col(&header, "attach_ms") + 1;
+    add(&mut header, startup, "startup_ms");
 
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(&header).unwrap();
     for record in reader.records() {
         let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
         let wakeup = derived_wakeup(&fields[map], &fields[update]);
+        let [open, load, attach] = phases.map(|at| fields[at].as_str());
+        let startup = summed_startup_field(open, load, attach);
         for &(at, name) in &added {
             let value = match name {
                 "wakeup" => wakeup,
                 "read" => "syscall",
                 "method" => "storm",
                 "keys" => "1",
+                "startup_ms" => &startup,
                 _ => "",
             };
             fields.insert(at, value.into());
@@ -1000,9 +1064,10 @@ fn as_before_v4(r: &Row) -> Row {
 
 /// A v3 run (a copy of the v3 baseline, kept as a fixture) reads as storm
 /// rows with the v4 figures empty, each buffer's wakeup filled in from its
-/// update mode and a single key, and is written back under the current
-/// header with every v3 value unchanged, in its column: the version a row
-/// says it was measured under (3) is kept, not rewritten.
+/// update mode, a single key and its startup summed from its three phases,
+/// and is written back under the current header with every v3 value
+/// unchanged, in its column: the version a row says it was measured under
+/// (3) is kept, not rewritten.
 #[test]
 fn a_v3_run_is_written_back_byte_for_byte() {
     let original = fs::read(fixture("run-schema-v3.csv")).unwrap();
@@ -1019,6 +1084,8 @@ fn a_v3_run_is_written_back_byte_for_byte() {
     assert_wakeups_derived(&rows);
     assert_read_by_syscall(&rows);
     assert_single_key(&rows);
+    assert_startup_summed(&rows);
+    assert_eq!(rows[0].startup_ms, Some(11.063));
     // Its buffers had their defaults: the ring buffer's adaptive wakeup, the
     // perf buffer's wakeup on every record.
     for (map, wakeup) in [
@@ -1053,6 +1120,11 @@ fn a_v3_run_is_written_back_byte_for_byte() {
         out.contains(",array,atomic,,syscall,1,,cgroup,storm,"),
         "{out}"
     );
+    // open, load, attach, then their sum, written as the writer writes a
+    // float: no trailing zeros.
+    assert_eq!(field(&out, 0, "startup_ms"), "11.063");
+    assert!(out.contains(",1.475,9.364,0.224,11.063,"), "{out}");
+    assert!(out.contains(",31.753,3.629,0.168,35.55,"), "{out}");
     // And what was written reads back to the same rows, and writes the same.
     let again = parse(out.as_bytes()).unwrap();
     assert_eq!(again, rows);
@@ -1064,10 +1136,11 @@ fn a_v3_run_is_written_back_byte_for_byte() {
 /// row reads to those values, keeps its version (4), and is written back
 /// under the current header: `wakeup` after `update`, empty for these
 /// counters, `read` after it, `syscall`, a single key and no `max_entries`
-/// or `keys_live`, every v4 value as it was.
+/// or `keys_live`, `startup_ms` the sum of its three phases, every v4 value
+/// as it was.
 #[test]
 fn a_v4_run_with_hot_and_storm_rows_is_written_back_under_the_current_header() {
-    assert_eq!(SCHEMA_VERSION, 6);
+    assert_eq!(SCHEMA_VERSION, 7);
     let path = fixture("run-schema-v4.csv");
     let original = fs::read(&path).unwrap();
     let rows = read_run(&path).unwrap();
@@ -1078,6 +1151,11 @@ fn a_v4_run_with_hot_and_storm_rows_is_written_back_under_the_current_header() {
         .all(|r| r.map == MapKind::Array && r.wakeup.is_empty()));
     assert_read_by_syscall(&rows);
     assert_single_key(&rows);
+    assert_startup_summed(&rows);
+    assert_eq!(
+        rows.iter().map(|r| r.startup_ms).collect::<Vec<_>>(),
+        [Some(10.349), Some(11.063)]
+    );
 
     let hot = &rows[0];
     assert_eq!(hot.method, Method::Hot);
@@ -1128,6 +1206,7 @@ fn a_v4_run_with_hot_and_storm_rows_is_written_back_under_the_current_header() {
         out.contains(",array,atomic,,syscall,1,,cgroup,hot,"),
         "{out}"
     );
+    assert!(out.contains(",1.21,8.934,0.205,10.349,1.52,"), "{out}");
     let again = parse(out.as_bytes()).unwrap();
     assert_eq!(again, rows);
     assert_eq!(String::from_utf8(written(&again)).unwrap(), out);
@@ -1154,6 +1233,7 @@ fn v4_buffer_rows_get_the_wakeup_their_update_mode_had() {
         assert_eq!(rows[0].wakeup, "");
         assert_read_by_syscall(&rows);
         assert_single_key(&rows);
+        assert_startup_summed(&rows);
         let out = String::from_utf8(written(&rows)).unwrap();
         assert_eq!(out, as_current(&bytes));
         assert!(
@@ -1165,8 +1245,9 @@ fn v4_buffer_rows_get_the_wakeup_their_update_mode_had() {
 }
 
 /// The committed baseline (v4) still reads: its 108 rows keep version 4,
-/// its buffers get the wakeup they ran with, every count a single key, and
-/// it is written back under the current header with nothing else changed.
+/// its buffers get the wakeup they ran with, every count a single key, each
+/// startup its three phases summed, and it is written back under the
+/// current header with nothing else changed.
 #[test]
 fn the_committed_v4_baseline_reads_with_its_wakeups() {
     let original = baseline_bytes();
@@ -1178,6 +1259,7 @@ fn the_committed_v4_baseline_reads_with_its_wakeups() {
     assert!(rows.iter().any(|r| r.wakeup == "every_record"));
     assert_read_by_syscall(&rows);
     assert_single_key(&rows);
+    assert_startup_summed(&rows);
     let out = String::from_utf8(written(&rows)).unwrap();
     assert_eq!(out, as_current(&original));
     assert_eq!(parse(out.as_bytes()).unwrap(), rows);
@@ -1198,12 +1280,12 @@ fn the_v5_header_adds_wakeup_and_read_after_update() {
 }
 
 /// The v6 header is v5's with `keys` and `max_entries` after `read` and
-/// `keys_live` after `perf_lost_records`, and nothing else; it is the header
-/// the writer writes.
+/// `keys_live` after `perf_lost_records`, and nothing else; a file under it
+/// still reads.
 #[test]
 fn the_v6_header_adds_keys_max_entries_and_keys_live() {
     let v5 = header_of("run-schema-v5.csv");
-    let v6 = current_header();
+    let v6 = header_of("run-schema-v6.csv");
     assert_eq!(
         v6,
         v5.replace(",read,filter,", ",read,keys,max_entries,filter,")
@@ -1213,12 +1295,37 @@ fn the_v6_header_adds_keys_max_entries_and_keys_live() {
             )
     );
     assert_eq!(v6.split(',').count(), v5.split(',').count() + 3);
+    assert_eq!(
+        read_run(&fixture("run-schema-v6.csv")).unwrap().len(),
+        V6_ROWS
+    );
     let out = String::from_utf8(written(&[Row::default()])).unwrap();
-    assert_eq!(out.lines().next(), Some(v6.as_str()));
     // A default row is a single key, its map's size and live keys unknown.
     assert_eq!(
         ["keys", "max_entries", "keys_live"].map(|c| field(&out, 0, c)),
         ["1", "", ""]
+    );
+}
+
+/// The v7 header, the one the writer writes, is v6's with `startup_ms`
+/// after `attach_ms`, and nothing else.
+#[test]
+fn the_v7_header_adds_startup_ms_after_attach_ms() {
+    assert_eq!(SCHEMA_VERSION, 7);
+    let v6 = header_of("run-schema-v6.csv");
+    let out = String::from_utf8(written(&[Row::default()])).unwrap();
+    let v7 = out.lines().next().unwrap();
+    assert_eq!(v7, current_header());
+    let columns: Vec<&str> = v7.split(',').collect();
+    let startup = columns.iter().position(|&c| c == "startup_ms").unwrap();
+    assert_eq!(columns[startup - 1], "attach_ms");
+    let mut without = columns.clone();
+    without.remove(startup);
+    assert_eq!(without.join(","), v6);
+    // A default row has no phases timed, and no startup.
+    assert_eq!(
+        ["open_ms", "load_ms", "attach_ms", "startup_ms"].map(|c| field(&out, 0, c)),
+        ["", "", "", ""]
     );
 }
 
@@ -1246,7 +1353,8 @@ fn wakeup_names_follow_map_and_update_mode() {
 /// A v5 run, counters and buffers, hot and storm, read by syscall and by
 /// mmap, reads with a single key and is written back under the current
 /// header: `wakeup` and `read` as they were read, `keys` 1, `max_entries`
-/// and `keys_live` empty, the version (5) kept, every v5 value as it was.
+/// and `keys_live` empty, `startup_ms` the sum of its three phases, the
+/// version (5) kept, every v5 value as it was.
 #[test]
 fn a_v5_run_is_written_back_under_the_current_header() {
     let path = fixture("run-schema-v5.csv");
@@ -1256,6 +1364,7 @@ fn a_v5_run_is_written_back_under_the_current_header() {
     assert!(rows.iter().all(|r| r.schema_version == 5));
     assert_wakeups_derived(&rows);
     assert_single_key(&rows);
+    assert_startup_summed(&rows);
     let strategies: Vec<(MapKind, UpdateMode, &str, ReadPath, Method)> = rows
         .iter()
         .map(|r| (r.map, r.update, r.wakeup.as_str(), r.read, r.method))
@@ -1521,8 +1630,16 @@ fn fixture_edited(
     name: &str,
     edit: impl Fn(usize, &mut Vec<String>, &dyn Fn(&str) -> usize),
 ) -> Vec<u8> {
-    let bytes = fs::read(fixture(name)).unwrap();
-    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    bytes_edited(&fs::read(fixture(name)).unwrap(), edit)
+}
+
+/// CSV `bytes` with `edit` applied to each data row, as [`fixture_edited`]
+/// does.
+fn bytes_edited(
+    bytes: &[u8],
+    edit: impl Fn(usize, &mut Vec<String>, &dyn Fn(&str) -> usize),
+) -> Vec<u8> {
+    let mut reader = csv::Reader::from_reader(bytes);
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     let col = |n: &str| header.iter().position(|h| h == n).unwrap();
     let mut writer = csv::Writer::from_writer(Vec::new());
@@ -1530,6 +1647,26 @@ fn fixture_edited(
     for (i, record) in reader.records().enumerate() {
         let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
         edit(i, &mut fields, &col);
+        writer.write_record(&fields).unwrap();
+    }
+    writer.into_inner().unwrap()
+}
+
+/// CSV `bytes` without `column`, written back as CSV.
+fn without_column(bytes: &[u8], column: &str) -> Vec<u8> {
+    let mut reader = csv::Reader::from_reader(bytes);
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let at = header
+        .iter()
+        .position(|h| h == column)
+        .unwrap_or_else(|| panic!("no column `{column}`"));
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut fields = header;
+    fields.remove(at);
+    writer.write_record(&fields).unwrap();
+    for record in reader.records() {
+        let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
+        fields.remove(at);
         writer.write_record(&fields).unwrap();
     }
     writer.into_inner().unwrap()
@@ -1609,10 +1746,12 @@ fn v4_columns_are_checked_and_errors_name_them() {
     assert_eq!(rows[1].throughput_ns_per_event_ci95_lo, Some(-9.5));
     assert!(rows[1].precision_reached.unwrap().is_sign_positive());
 
-    // Versions 5 and 6 are read too: a counter row relabelled either reads
-    // (its empty `wakeup` is the one an array has; with no `keys` column it
-    // is a single key).
-    for version in [5, 6] {
+    // Versions 5 to 7 are read too: a counter row relabelled any of them
+    // reads (its empty `wakeup` is the one an array has; with no `keys`
+    // column it is a single key). With no `startup_ms` column, a row before
+    // v7 has its three phases summed; a v7 row, whose startup may be a
+    // tool's own figure, has none.
+    for version in [5, 6, 7] {
         let bytes = v4_edited(|i, f, col| {
             if i == 1 {
                 f[col("schema_version")] = version.to_string();
@@ -1624,6 +1763,11 @@ fn v4_columns_are_checked_and_errors_name_them() {
             [4, version]
         );
         assert_single_key(&rows);
+        assert_eq!(
+            rows.iter().map(|r| r.startup_ms).collect::<Vec<_>>(),
+            [Some(10.349), (version < 7).then_some(11.063)],
+            "v{version}"
+        );
     }
 
     // A file from a later bpfstorm: the version, not a column, is the problem.
@@ -1634,17 +1778,17 @@ fn v4_columns_are_checked_and_errors_name_them() {
     ] {
         let bytes = fixture_edited(fixture_name, |i, f, col| {
             if i == 1 {
-                f[col("schema_version")] = "7".into();
+                f[col("schema_version")] = "8".into();
             }
         });
         let err = parse(&bytes).unwrap_err();
         assert!(
-            matches!(&err, ReadError::Version { line: 3, found, .. } if found == "7"),
+            matches!(&err, ReadError::Version { line: 3, found, .. } if found == "8"),
             "{fixture_name}: {err:?}"
         );
         let text = err.to_string();
-        assert!(text.contains("schema version `7`"), "{text}");
-        assert!(text.contains("reads versions 1 to 6 only"), "{text}");
+        assert!(text.contains("schema version `8`"), "{text}");
+        assert!(text.contains("reads versions 1 to 7 only"), "{text}");
     }
 }
 
@@ -1696,6 +1840,10 @@ fn v1_and_v2_runs_read_to_the_current_row_and_round_trip() {
     // Nor v6's: every count a single key.
     assert_single_key(&v1);
     assert_single_key(&v2);
+    // Nor v7's: each startup is the sum of its three phases.
+    assert_startup_summed(&v1);
+    assert_startup_summed(&v2);
+    assert!(v1.iter().all(|r| r.startup_ms.is_some()));
     // v1 has ring and perf buffers, v2 (the kernels run) ring buffers only.
     for (rows, wakeups) in [
         (&v1, &["", "adaptive", "every_record"][..]),
@@ -1740,7 +1888,7 @@ fn typed_columns_are_written_as_their_names() {
     };
     let text = String::from_utf8(written(std::slice::from_ref(&row))).unwrap();
     let line = text.lines().nth(1).unwrap();
-    assert!(line.starts_with("6,"), "{line}");
+    assert!(line.starts_with("7,"), "{line}");
     assert!(
         line.contains(",emulated,,aya,,lsm_bprm_committed_creds,perf_event_array,stream,every_record,syscall,1,,cgroup,hot,tiny,fork,0,0,0,unsupported,no LSM,"),
         "{line}"
@@ -2042,10 +2190,12 @@ fn distinct(rows: &[Row], f: impl Fn(&Row) -> String) -> Vec<String> {
 }
 
 /// A v6 run (a real one) reads to its keys, its maps' entries and the keys
-/// that held a count, and is written back byte for byte.
+/// that held a count, and its startup summed from its three phases, and is
+/// written back under the current header: `startup_ms` after `attach_ms`,
+/// every v6 value as it was, the version (6) kept.
 #[test]
-fn a_v6_run_is_written_back_byte_for_byte() {
-    assert_eq!(SCHEMA_VERSION, 6);
+fn a_v6_run_is_written_back_under_the_current_header() {
+    assert_eq!(SCHEMA_VERSION, 7);
     let path = fixture("run-schema-v6.csv");
     let original = fs::read(&path).unwrap();
     let rows = read_run(&path).unwrap();
@@ -2068,6 +2218,10 @@ fn a_v6_run_is_written_back_byte_for_byte() {
         distinct(&rows, |r| r.read.to_string()),
         ["batch", "syscall"]
     );
+    assert_startup_summed(&rows);
+    assert!(rows.iter().all(|r| r.startup_ms.is_some()));
+    // 10.777 + 14.405 + 0.118
+    assert_eq!(rows[4].startup_ms, Some(25.3));
 
     for r in &rows {
         assert_read_consistently(r);
@@ -2120,7 +2274,14 @@ fn a_v6_run_is_written_back_byte_for_byte() {
     assert_eq!(rows[V6_LRU_K64].strategy_name(), "lru_hash/atomic/k64");
 
     let out = String::from_utf8(written(&rows)).unwrap();
-    assert_eq!(out, String::from_utf8(original).unwrap());
+    let expected = as_current(&original);
+    assert_eq!(expected.lines().next(), Some(current_header().as_str()));
+    assert_eq!(out, expected);
+    assert!(out.lines().skip(1).all(|l| l.starts_with("6,")), "{out}");
+    // Without `startup_ms`, what was written is the fixture, byte for byte.
+    assert_eq!(without_column(out.as_bytes(), "startup_ms"), original);
+    assert_eq!(field(&out, 4, "startup_ms"), "25.3");
+    assert!(out.contains(",10.777,14.405,0.118,25.3,"), "{out}");
     assert!(
         out.contains(",hash,atomic,,batch,64,64,cgroup,storm,"),
         "{out}"
@@ -2442,5 +2603,128 @@ fn a_batch_read_its_map_cannot_take_is_refused() {
             "read={value:?}: {err:?}"
         );
         assert!(err.to_string().contains(&format!("`{value}`")), "{err}");
+    }
+}
+
+// --- v7: startup, a loader's three phases or a tool's own figure -------------
+
+/// A v7 row's `startup_ms` is its own: a figure that is not the sum of its
+/// phases (a tool's, from spawning it to its probes attached, with no
+/// phases at all or with them) is read and written back as it was, and an
+/// empty one stays empty. A row before v7 in a v7 file with no startup gets
+/// its phases' sum, or none where a phase is missing. A startup that is no
+/// time is refused, naming the column and the line.
+#[test]
+fn a_v7_startup_that_is_not_its_phases_sum_is_kept_as_written() {
+    let original = read_run(&fixture("run-schema-v6.csv")).unwrap();
+    // The v6 fixture as the writer writes it: the current header, every
+    // row still v6, its startup its phases' sum.
+    let current = written(&original);
+    assert_eq!(
+        String::from_utf8(current.clone()).unwrap(),
+        as_current(&fs::read(fixture("run-schema-v6.csv")).unwrap())
+    );
+    let edited = |row: usize, edits: &[(&str, &str)]| {
+        bytes_edited(&current, |i, f, col| {
+            if i == row {
+                for &(c, v) in edits {
+                    f[col(c)] = v.into();
+                }
+            }
+        })
+    };
+    // Read, written back byte for byte, and every other row as it was.
+    let read_back = |row: usize, edits: &[(&str, &str)]| -> Row {
+        let bytes = edited(row, edits);
+        let rows = parse(&bytes).unwrap_or_else(|e| panic!("row {row} {edits:?}: {e}"));
+        assert_eq!(
+            String::from_utf8(written(&rows)).unwrap(),
+            String::from_utf8(bytes).unwrap(),
+            "row {row} {edits:?}"
+        );
+        for (i, (r, o)) in rows.iter().zip(&original).enumerate() {
+            if i != row {
+                assert_eq!(r, o, "row {i}");
+            }
+        }
+        rows[row].clone()
+    };
+    let v6 = &original[V6_ARRAY];
+    let sum = summed_startup(v6.open_ms, v6.load_ms, v6.attach_ms);
+    assert_eq!(v6.startup_ms, sum);
+
+    // A tool's startup beside a loader's phases: kept, not its phases' sum.
+    let tool = read_back(
+        V6_ARRAY,
+        &[("schema_version", "7"), ("startup_ms", "812.5")],
+    );
+    assert_eq!(tool.schema_version, 7);
+    assert_eq!(tool.startup_ms, Some(812.5));
+    assert_ne!(tool.startup_ms, sum);
+    assert_eq!(
+        (tool.open_ms, tool.load_ms, tool.attach_ms),
+        (v6.open_ms, v6.load_ms, v6.attach_ms)
+    );
+    // A tool with no phases timed: its startup alone.
+    let phaseless = read_back(
+        V6_ARRAY,
+        &[
+            ("schema_version", "7"),
+            ("open_ms", ""),
+            ("load_ms", ""),
+            ("attach_ms", ""),
+            ("startup_ms", "812.5"),
+        ],
+    );
+    assert_eq!(
+        (
+            phaseless.open_ms,
+            phaseless.load_ms,
+            phaseless.attach_ms,
+            phaseless.startup_ms
+        ),
+        (None, None, None, Some(812.5))
+    );
+    // A v7 row with no startup has none: a v7 row's is never derived.
+    let none = read_back(V6_ARRAY, &[("schema_version", "7"), ("startup_ms", "")]);
+    assert_eq!(none.startup_ms, None);
+
+    // A v6 row in the same file with no startup: its phases' sum, written
+    // back (as the writer writes a float) where it was left out.
+    let bytes = edited(V6_ARRAY, &[("startup_ms", "")]);
+    assert_ne!(bytes, current);
+    let rows = parse(&bytes).unwrap();
+    assert_eq!(rows, original);
+    assert_eq!(written(&rows), current);
+    assert_eq!(
+        field(
+            &String::from_utf8(current.clone()).unwrap(),
+            V6_ARRAY,
+            "startup_ms"
+        ),
+        csv_float(sum.unwrap())
+    );
+    // With a phase missing, none.
+    let unattached = read_back(V6_ARRAY, &[("attach_ms", ""), ("startup_ms", "")]);
+    assert_eq!((unattached.attach_ms, unattached.startup_ms), (None, None));
+
+    // No time at all.
+    for value in ["-1", "-0.001", "NaN", "inf", "-inf", "fast", "1,5"] {
+        for version in ["6", "7"] {
+            let bytes = edited(
+                V6_HASH_K64_BATCH,
+                &[("schema_version", version), ("startup_ms", value)],
+            );
+            let err = parse(&bytes).unwrap_err();
+            assert!(
+                matches!(&err, ReadError::Invalid { column, line: 35, .. }
+                    if column == "startup_ms"),
+                "v{version} startup_ms={value:?}: {err:?}"
+            );
+            assert!(
+                err.to_string().contains("line 35, column `startup_ms`"),
+                "{err}"
+            );
+        }
     }
 }

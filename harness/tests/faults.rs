@@ -82,6 +82,89 @@ fn sigterm_stops_the_run_cleanly_and_keeps_measured_rows() {
     assert_nothing_left(child.id());
 }
 
+/// The bpftrace a run started: its child of that name.
+fn bpftrace_child_of(run: u32) -> Option<u32> {
+    fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+        let parent: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+        (name == "bpftrace" && parent == run).then_some(pid)
+    })
+}
+
+/// A run on the bpftrace backend, stopped by a signal: its bpftrace goes
+/// with it (stopped by the run on SIGINT and SIGTERM, killed by the kernel
+/// on SIGKILL), and nothing it loaded stays.
+#[test]
+fn a_signal_to_a_bpftrace_run_takes_its_bpftrace_too() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = command(&[
+            "run",
+            "--backend",
+            "bpftrace",
+            "--method",
+            "storm",
+            "--repeat",
+            "1",
+            "--map",
+            "percpu_array",
+            "--workers",
+            "2",
+        ])
+        .args([
+            "--execs",
+            "1000000",
+            "--results-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let run = child.id();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let bpftrace = loop {
+            if let Some(pid) = bpftrace_child_of(run) {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "{signal}: no bpftrace started");
+            sleep(Duration::from_millis(20));
+        };
+        // Into its storm.
+        sleep(Duration::from_millis(1000));
+        kill(Pid::from_raw(run as i32), signal).unwrap();
+        let status = child.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Path::new(&format!("/proc/{bpftrace}")).exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{signal}: bpftrace {bpftrace} outlived the run"
+            );
+            sleep(Duration::from_millis(20));
+        }
+        if signal == Signal::SIGKILL {
+            // What the killed run left (its cgroup), the next one sweeps.
+            let next = bpfstorm(&[
+                "run",
+                "--method",
+                "storm",
+                "--repeat",
+                "1",
+                "--execs",
+                "50",
+                "--results-dir",
+                dir.path().to_str().unwrap(),
+            ]);
+            assert!(next.status.success(), "{}", text(&next.stderr));
+        } else {
+            assert_eq!(status.code(), Some(128 + signal as i32), "{signal}");
+        }
+        assert_nothing_left(run);
+    }
+}
+
 #[test]
 fn sigkill_leaves_a_cgroup_that_the_next_run_sweeps() {
     let dir = tempfile::tempdir().unwrap();

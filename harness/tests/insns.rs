@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use bpfstorm::backends::{self, NAMES};
+use bpfstorm::backends::{self, LOADERS};
 use bpfstorm_common::{
     AttachPoint, Counter, CounterError, Filter, Introspection, MapKind, ProgInsns, Strategy,
     UpdateMode,
@@ -151,7 +151,7 @@ fn difference(d: Option<i64>) -> String {
 #[test]
 fn every_backend_reports_instruction_counts_for_every_strategy() {
     for s in Strategy::all_for(AttachPoint::TpSysEnterExecve, Filter::Cgroup(1)) {
-        for name in NAMES {
+        for name in LOADERS {
             let Some(counter) = open_unless_refused(name, &s) else {
                 println!("{s:40} {name:7} refused");
                 continue;
@@ -436,7 +436,7 @@ fn maps_needed(s: &Strategy) -> BTreeSet<String> {
 /// the verifier to prune, no switch is read from `.rodata` at run time.
 #[test]
 fn each_strategy_loads_a_program_of_its_own_that_uses_only_what_it_needs() {
-    for name in NAMES {
+    for name in LOADERS {
         for s in table_strategies() {
             let Some(counter) = open_unless_refused(name, &s) else {
                 continue;
@@ -461,7 +461,7 @@ fn each_strategy_loads_a_program_of_its_own_that_uses_only_what_it_needs() {
 /// program would, and read back.
 #[test]
 fn every_backend_reports_the_programs_own_dropped_counter() {
-    for name in NAMES {
+    for name in LOADERS {
         for (map, &update) in [MapKind::Ringbuf, MapKind::PerfEventArray]
             .into_iter()
             .flat_map(|map| map.valid_updates().iter().map(move |u| (map, u)))

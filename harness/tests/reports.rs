@@ -185,7 +185,7 @@ fn the_run_report_says_only_what_holds() {
     let md = own_report();
     assert!(!md.contains("guest kernels"), "none ran: {md}");
     assert!(
-        md.contains("| open+load+attach ms (each a median of the repetitions) |"),
+        md.contains("| startup ms (median of the repetitions) |"),
         "{md}"
     );
     for goal in ["lowest in-kernel cost", "cheapest read"] {
@@ -310,7 +310,7 @@ fn report_refuses_what_is_not_a_run_csv() {
 fn export_json_holds_every_row_and_the_folded_cells() {
     let json = fs::read_to_string(real_run().with_file_name(JSON)).unwrap();
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(json["schema_version"], 3);
+    assert_eq!(json["schema_version"], 4);
     let rows = read_run(real_run()).unwrap();
     let exported = json["rows"].as_array().unwrap();
     assert_eq!(exported.len(), rows.len());
@@ -323,7 +323,7 @@ fn export_json_holds_every_row_and_the_folded_cells() {
     assert!(cells.iter().all(|c| c["repetitions"] == 3), "{cells:?}");
     // What tells cells of one strategy apart is in each.
     for c in cells {
-        for field in ["method", "workers", "wakeup", "read", "keys"] {
+        for field in ["method", "workers", "wakeup", "read", "keys", "startup_ms"] {
             assert!(!c[field].is_null(), "{field} in {c}");
         }
         assert_eq!(c["read"], "syscall", "{c}");
@@ -353,10 +353,10 @@ fn export_markdown_replaces_a_symlink_and_never_writes_through_it() {
 
 #[test]
 fn bad_files_get_errors_that_say_what_is_wrong() {
-    let wrong_version = variant("v7", |_, f, col| f[col("schema_version")] = "7".into());
+    let wrong_version = variant("v8", |_, f, col| f[col("schema_version")] = "8".into());
     let err = read_run(&wrong_version).unwrap_err().to_string();
     assert!(
-        err.contains("schema version `7`") && err.contains("reads versions 1 to 6 only"),
+        err.contains("schema version `8`") && err.contains("reads versions 1 to 7 only"),
         "{err}"
     );
     // A counter that says a reader is woken: the wakeup is the update mode's.

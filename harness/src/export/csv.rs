@@ -1,4 +1,4 @@
-//! The run CSV, schema v5: one row per cell, columns documented in the
+//! The run CSV, schema v7: one row per cell, columns documented in the
 //! README. The file is rewritten (write, then rename) after every cell, so a
 //! later failure or Ctrl-C loses nothing measured and never leaves it
 //! half-written.
@@ -20,7 +20,7 @@ use crate::sample::Estimate;
 use crate::secure_fs::{Dir, FsError};
 use crate::storm::StormSpec;
 
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 #[derive(Debug, Error)]
 pub enum CsvError {
@@ -220,6 +220,11 @@ pub struct Row {
     pub open_ms: Option<f64>,
     pub load_ms: Option<f64>,
     pub attach_ms: Option<f64>,
+    /// (v7) From nothing to a counting program: open + load + attach for
+    /// a library loader; for a tool (bpftrace), from spawning it to its
+    /// report that its probes are attached. Older files read as the sum
+    /// of the three phases.
+    pub startup_ms: Option<f64>,
     pub read_us_median: Option<f64>,
     pub read_us_ci95_lo: Option<f64>,
     pub read_us_ci95_hi: Option<f64>,
@@ -439,7 +444,7 @@ pub struct CellId<'a> {
     pub repetition: u32,
 }
 
-fn round(value: f64, digits: i32) -> f64 {
+pub(crate) fn round(value: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (value * scale).round() / scale
 }
@@ -556,6 +561,7 @@ impl Row {
             open_ms: Some(ms(timings.open)),
             load_ms: Some(ms(timings.load)),
             attach_ms: Some(ms(timings.attach)),
+            startup_ms: Some(ms(timings.total())),
             // Three digits: a mapped read takes tens of ns.
             read_us_median: read_us.map(|e| round(e.median, 3)),
             read_us_ci95_lo: read_us.map(|e| round(e.lo, 3)),

@@ -9,8 +9,9 @@ use crate::aggregate::{aggregate, Aggregate, Interval};
 /// The layout of this document; the rows carry the CSV's own
 /// `schema_version`. v2: cells name their method, workers, wakeup and read
 /// path, which tell cells of one strategy apart; v3: the keys a count is
-/// spread over, its map's entries and the keys live at its last read.
-pub const SCHEMA_VERSION: u32 = 3;
+/// spread over, its map's entries and the keys live at its last read; v4:
+/// its startup (from nothing to a counting program).
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Serialize)]
 struct Document<'a> {
@@ -72,6 +73,7 @@ struct Cell {
     open_ms: Option<f64>,
     load_ms: Option<f64>,
     attach_ms: Option<f64>,
+    startup_ms: Option<f64>,
     /// What the timing intervals are.
     intervals: String,
     e2e_ns_per_exec: Option<Bounds>,
@@ -114,6 +116,7 @@ impl From<Aggregate> for Cell {
             open_ms: a.open_ms,
             load_ms: a.load_ms,
             attach_ms: a.attach_ms,
+            startup_ms: a.startup_ms,
             intervals: a.bracket.describe(),
             e2e_ns_per_exec: a.e2e_ns_per_exec.map(|m| Bounds {
                 point: m.mean,
@@ -155,6 +158,7 @@ mod tests {
             ns_per_run_median: Some(ns),
             ns_per_run_ci95_lo: Some(ns - 1.0),
             ns_per_run_ci95_hi: Some(ns + 1.0),
+            startup_ms: Some(ns / 2.0),
             ..Row::default()
         };
         let rows = [row(1, 40.0), row(2, 42.0)];
@@ -168,6 +172,7 @@ mod tests {
         assert_eq!(cells[0]["repetitions"], 2);
         assert_eq!(cells[0]["counted"], 20);
         assert_eq!(cells[0]["ns_per_run"]["point"], 41.0);
+        assert_eq!(cells[0]["startup_ms"], 20.5, "the median of 20 and 21");
         assert_eq!(cells[0]["timing"], "native");
         assert_eq!(cells[0]["status"], rows[0].status.name());
     }

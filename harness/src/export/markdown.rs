@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::chart::{self, charts, Chart, Item};
 use super::csv::{Row, Timing};
 use super::escape::{code, name, terminal, text};
-use crate::aggregate::{aggregate, distinct, Aggregate, Interval, Ranking};
+use crate::aggregate::{aggregate, distinct, tool_peers, Aggregate, Interval, Ranking, TOOL};
 use crate::hot::Method;
 use crate::recommend;
 use crate::secure_fs::{Dir, FsError};
@@ -224,7 +224,7 @@ impl Report {
             ));
         }
         md.push_str(&format!(
-            "| {} | backend | attach | method | workers | map | update | status | counted | oracle | dropped | missing | ns/event [95% CI] | ns/run [95% CI] | read us [95% CI] | open+load+attach ms (each a median of the repetitions) |\n",
+            "| {} | backend | attach | method | workers | map | update | status | counted | oracle | dropped | missing | ns/event [95% CI] | ns/run [95% CI] | read us [95% CI] | startup ms (median of the repetitions) |\n",
             if labels.host { "host / kernel" } else { "kernel" }
         ));
         md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -257,15 +257,14 @@ impl Report {
                 Interval::text(a.ns_per_event, 0),
                 Interval::text(a.ns_per_run, 0),
                 Interval::text(a.read_us, 2),
-                match (a.open_ms, a.load_ms, a.attach_ms) {
-                    (Some(o), Some(l), Some(at)) => cell(Some(o + l + at), 1),
-                    _ => "-".into(),
-                },
+                cell(a.startup_ms, 1),
             ));
         }
         md.push_str(&format!(
             "\nTimings: the {}. ns/event counts filtered-out runs too (hooks on every syscall pay for them), \
-             with bpf_stats' own clock cost (`stats_bias_ns`) taken out.\n",
+             with bpf_stats' own clock cost (`stats_bias_ns`) taken out. Startup: from nothing \
+             to a counting program, a loader's open+load+attach or a tool's spawn to its probes \
+             attached.\n",
             brackets.join("; or the ")
         ));
         // A chart that fails to draw must not cost the report.
@@ -282,6 +281,7 @@ impl Report {
         md.push('\n');
         let mut charts = charts;
         md.push_str(&contention(&cells, labels, stem, &mut charts));
+        md.push_str(&tool_versus_loaders(&cells, labels));
         md.push_str(&recommendations(rows, labels));
         Report {
             name: file_name.to_string(),
@@ -379,6 +379,65 @@ fn contention(cells: &[Aggregate], labels: Labels, stem: &str, charts: &mut Vec<
     md
 }
 
+/// What the one-liner costs: each bpftrace cell against the same cell of
+/// every hand-written loader measured, ns/event and startup, a row per
+/// pair.
+fn tool_versus_loaders(cells: &[Aggregate], labels: Labels) -> String {
+    let pairs = tool_peers(cells);
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let loaders = distinct(
+        pairs
+            .iter()
+            .map(|p| name(&p.loader.first.backend).into_owned()),
+    );
+    let mut md = format!(
+        "## {TOOL} vs hand-written loaders\n\nEach {TOOL} cell beside the same cell (host, \
+         kernel, strategy, method, workers, storm) of each hand-written loader measured ({}), \
+         {TOOL}'s figure over the loader's. ns/event ratio: +- both intervals' relative \
+         half-widths in quadrature (a spread, not a 95% interval); *inside the noise* where the \
+         two intervals overlap or the +- reaches 1. Startup: from nothing to a counting program \
+         ({TOOL}: spawned to its probes attached; a loader: open+load+attach), one sample per \
+         repetition (their median), so no interval.\n\n\
+         | cell | vs | {TOOL} ns/event | loader ns/event | ns/event ratio | {TOOL} startup ms \
+         | loader startup ms | startup ratio |\n|---|---|---|---|---|---|---|---|\n",
+        loaders.join(", ")
+    );
+    for p in &pairs {
+        let r = &p.tool.first;
+        let mut label = format!("{} {}", r.attach, r.strategy_name());
+        let machine = labels.chart(p.tool);
+        if !machine.is_empty() {
+            label = format!("{} {label}", text(&machine));
+        }
+        let context = p.context(&pairs);
+        if !context.is_empty() {
+            label.push_str(&format!(" ({})", text(&context.join(", "))));
+        }
+        let ratio = match p.ns_per_event() {
+            Some((tool, loader)) => match (tool.apart_from(&loader), tool.ratio_to(&loader)) {
+                (Some((r, u)), _) => crate::output::summary::times(r, Some(u)),
+                (None, Some(_)) => "*inside the noise*".into(),
+                (None, None) => "-".into(),
+            },
+            None => "-".into(),
+        };
+        md.push_str(&format!(
+            "| {label} | {} | {} | {} | {ratio} | {} | {} | {} |\n",
+            name(&p.loader.first.backend),
+            Interval::text(p.tool.ns_per_event, 0),
+            Interval::text(p.loader.ns_per_event, 0),
+            cell(p.tool.startup_ms, 1),
+            cell(p.loader.startup_ms, 1),
+            p.startup_ratio()
+                .map_or("-".into(), |r| crate::output::summary::times(r, None)),
+        ));
+    }
+    md.push('\n');
+    md
+}
+
 /// The recommendation as sections of the report; one per host where the
 /// rows have several (their times are different CPUs': never ranked
 /// together).
@@ -419,4 +478,89 @@ fn recommendations(rows: &[Row], labels: Labels) -> String {
 pub fn write_report(dir: &Dir, csv: &Path, all: &[Row]) -> Result<PathBuf, FsError> {
     let stem = csv.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
     Report::render(stem, &format!("{stem}.md"), dir.path(), &[csv], all).write(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use bpfstorm_common::{MapKind, UpdateMode};
+
+    use super::*;
+
+    fn by(backend: &str, host: &str, map: MapKind, ns: f64, startup_ms: f64) -> Row {
+        Row {
+            backend: backend.into(),
+            host: host.into(),
+            map,
+            update: match map {
+                MapKind::PercpuArray | MapKind::PercpuHash => UpdateMode::Percpu,
+                _ => UpdateMode::Racy,
+            },
+            expected: Some(1000),
+            counted: Some(1000),
+            missing: Some(0),
+            exact: Some(true),
+            ns_per_event_median: Some(ns),
+            ns_per_event_ci95_lo: Some(ns - 5.0),
+            ns_per_event_ci95_hi: Some(ns + 5.0),
+            startup_ms: Some(startup_ms),
+            ..Row::default()
+        }
+    }
+
+    fn report(rows: &[Row]) -> String {
+        Report::render("t", "t.md", Path::new("."), &[Path::new("t.csv")], rows).markdown
+    }
+
+    #[test]
+    fn bpftrace_gets_a_row_per_hand_written_peer_on_its_own_host() {
+        let rows = [
+            by(TOOL, "a", MapKind::PercpuArray, 100.0, 812.0),
+            by("libbpf", "a", MapKind::PercpuArray, 50.0, 20.3),
+            by("aya", "a", MapKind::PercpuArray, 98.0, 30.0),
+            by(TOOL, "b", MapKind::Hash, 60.0, 900.0),
+            // Host a's cell: no peer of b's.
+            by("libbpf", "a", MapKind::Hash, 58.0, 25.0),
+        ];
+        let md = report(&rows);
+        let section = md
+            .split("## bpftrace vs hand-written loaders\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{md}"));
+        assert!(section.contains("measured (libbpf, aya)"), "{section}");
+        assert!(section.contains("not a 95% interval"), "{section}");
+        let table: Vec<&str> = section
+            .lines()
+            .skip_while(|l| !l.starts_with("| cell |"))
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert_eq!(
+            table[2..],
+            [
+                "| a tp_sys_enter_execve percpu_array/percpu | libbpf | 100 [95, 105] \
+                 | 50 [45, 55] | 2.00 +- 0.22x | 812.0 | 20.3 | 40.0x |",
+                "| a tp_sys_enter_execve percpu_array/percpu | aya | 100 [95, 105] \
+                 | 98 [93, 103] | *inside the noise* | 812.0 | 30.0 | 27.1x |",
+            ],
+            "{section}"
+        );
+        assert!(
+            md.contains("| startup ms (median of the repetitions) |"),
+            "{md}"
+        );
+        assert!(md.contains("| 812.0 |"), "the main table's startup: {md}");
+    }
+
+    #[test]
+    fn no_bpftrace_or_no_peer_no_section() {
+        let loaders = [
+            by("libbpf", "a", MapKind::Hash, 58.0, 25.0),
+            by("c", "a", MapKind::Hash, 50.0, 9.0),
+        ];
+        assert!(!report(&loaders).contains("hand-written"));
+        let unpaired = [
+            by(TOOL, "a", MapKind::PercpuArray, 100.0, 812.0),
+            by("libbpf", "a", MapKind::Hash, 58.0, 25.0),
+        ];
+        assert!(!report(&unpaired).contains("hand-written"));
+    }
 }

@@ -21,7 +21,7 @@ use serde::de::value::{Error as ValueError, StrDeserializer};
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use thiserror::Error;
 
-use super::csv::{wakeup_column, ProbeRow, Row, Status, Timing, SCHEMA_VERSION};
+use super::csv::{round, wakeup_column, ProbeRow, Row, Status, Timing, SCHEMA_VERSION};
 use super::escape;
 use crate::aggregate::try_aggregate;
 use crate::hot::Method;
@@ -384,6 +384,7 @@ impl Checked for Row {
             ("open_ms", &mut self.open_ms),
             ("load_ms", &mut self.load_ms),
             ("attach_ms", &mut self.attach_ms),
+            ("startup_ms", &mut self.startup_ms),
             ("read_us_median", &mut self.read_us_median),
             ("read_us_ci95_lo", &mut self.read_us_ci95_lo),
             ("read_us_ci95_hi", &mut self.read_us_ci95_hi),
@@ -436,6 +437,15 @@ impl Checked for Row {
                 self.ns_per_event_median = self.ns_per_run_median.map(|v| v * k);
                 self.ns_per_event_ci95_lo = self.ns_per_run_ci95_lo.map(|v| v * k);
                 self.ns_per_event_ci95_hi = self.ns_per_run_ci95_hi.map(|v| v * k);
+            }
+        }
+        // Before v7 every backend was a library loader, whose startup is
+        // its three phases, summed as the writer's `LoadTimings::total`.
+        if self.schema_version < 7 && self.startup_ms.is_none() {
+            if let (Some(o), Some(l), Some(a)) = (self.open_ms, self.load_ms, self.attach_ms) {
+                // Phases each finite can still sum past f64's range: no
+                // startup then, rather than one the reader would refuse.
+                self.startup_ms = Some(round(o + l + a, 3)).filter(|s| s.is_finite());
             }
         }
         ordered(
@@ -768,4 +778,95 @@ pub fn newest_run(dir: &Path) -> Option<PathBuf> {
         .collect();
     runs.sort();
     runs.pop()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run CSV of `row` with the columns of `version`: v7's less
+    /// `startup_ms` before v7.
+    fn csv_of(version: u32, row: Row) -> Vec<u8> {
+        let mut writer = ::csv::Writer::from_writer(Vec::new());
+        writer
+            .serialize(Row {
+                schema_version: version,
+                backend: "libbpf".into(),
+                filter: "cgroup".into(),
+                target: "tiny".into(),
+                spawn: "fork".into(),
+                ..row
+            })
+            .unwrap();
+        let bytes = writer.into_inner().unwrap();
+        let mut reader = ::csv::Reader::from_reader(bytes.as_slice());
+        let headers = reader.headers().unwrap().clone();
+        let startup = headers.iter().position(|h| h == "startup_ms").unwrap();
+        let keep = |record: &::csv::StringRecord| -> Vec<String> {
+            record
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| version >= 7 || i != startup)
+                .map(|(_, v)| v.to_string())
+                .collect()
+        };
+        let mut out = ::csv::Writer::from_writer(Vec::new());
+        out.write_record(keep(&headers)).unwrap();
+        for record in reader.records() {
+            out.write_record(keep(&record.unwrap())).unwrap();
+        }
+        out.into_inner().unwrap()
+    }
+
+    fn loaded(startup_ms: Option<f64>) -> Row {
+        Row {
+            open_ms: Some(1.25),
+            load_ms: Some(20.5),
+            attach_ms: Some(0.125),
+            startup_ms,
+            ..Row::default()
+        }
+    }
+
+    fn read(bytes: &[u8]) -> Result<Vec<Row>, ReadError> {
+        parse_run(Path::new("run.csv"), bytes)
+    }
+
+    #[test]
+    fn startup_before_v7_is_the_sum_of_the_three_phases() {
+        for version in 1..7 {
+            let rows = read(&csv_of(version, loaded(None))).unwrap();
+            assert_eq!(rows[0].startup_ms, Some(21.875), "v{version}");
+        }
+        let unloaded = read(&csv_of(6, Row::default())).unwrap();
+        assert_eq!(unloaded[0].startup_ms, None, "no phases, no startup");
+        let huge = Row {
+            open_ms: Some(1e306),
+            ..loaded(None)
+        };
+        let rows = read(&csv_of(6, huge)).unwrap();
+        assert_eq!(rows[0].startup_ms, None, "a sum past f64's range");
+        // A tool's startup is its own, not its phases' sum.
+        let tool = read(&csv_of(7, loaded(Some(900.0)))).unwrap();
+        assert_eq!(tool[0].startup_ms, Some(900.0));
+    }
+
+    #[test]
+    fn startup_is_a_time() {
+        let err = read(&csv_of(7, loaded(Some(-1.0)))).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Invalid { column, .. } if column == "startup_ms"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn versions_past_this_one_are_refused() {
+        let err = read(&csv_of(SCHEMA_VERSION + 1, loaded(Some(1.0)))).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Version { found, .. }
+                if *found == (SCHEMA_VERSION + 1).to_string()),
+            "{err}"
+        );
+    }
 }

@@ -7,7 +7,7 @@
 
 use bpfstorm_common::Wakeup;
 
-use crate::aggregate::{aggregate, distinct, Aggregate, Interval, Ranking};
+use crate::aggregate::{aggregate, distinct, tool_peers, Aggregate, Interval, Ranking, TOOL};
 use crate::contention::{self, ascending};
 use crate::export::csv::{Kernel, Row, Status, Timing};
 use crate::export::escape::terminal as t;
@@ -237,6 +237,7 @@ fn render_kernel(all: &[Row], view: View) -> String {
         None => wide(&cells, shared, view.paint),
     });
     out.push_str(&contention(&cells, shared, view));
+    out.push_str(&tool_versus_loaders(&cells, shared, view));
     out
 }
 
@@ -343,6 +344,85 @@ fn contention(cells: &[Aggregate], shared: Shared, view: View) -> String {
             "{growth}: ns/event at {most} workers over that at {fewest} [+- in quadrature]; in \
              noise: the intervals overlap, or the +- reaches 1. Past {cpus} workers, workers \
              share CPUs."
+        ),
+        view,
+        Style::Plain,
+    ));
+    out
+}
+
+const STARTUP_MS: &str = "startup ms";
+
+/// What the one-liner costs: each bpftrace cell against the same cell of
+/// every hand-written loader measured, ns/event and startup, one line per
+/// pair, grouped by attach point.
+fn tool_versus_loaders(cells: &[Aggregate], shared: Shared, view: View) -> String {
+    let pairs = tool_peers(cells);
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let loaders = distinct(pairs.iter().map(|p| p.loader.first.backend.as_str()));
+    let mut table = Table::new(&[
+        ("cell", Align::Left),
+        ("vs", Align::Left),
+        ("ns/event", Align::Right),
+        ("startup", Align::Right),
+        (STARTUP_MS, Align::Right),
+    ]);
+    for attach in distinct(pairs.iter().map(|p| p.tool.first.attach)) {
+        if !shared.attach {
+            table.heading(attach.to_string());
+        }
+        for p in pairs.iter().filter(|p| p.tool.first.attach == attach) {
+            let context = p.context(&pairs);
+            let mut cell = p.tool.first.strategy_name();
+            if !context.is_empty() {
+                cell.push_str(&format!(" ({})", context.join(", ")));
+            }
+            let ns = match p.ns_per_event() {
+                Some((tool, loader)) => match (tool.apart_from(&loader), tool.ratio_to(&loader)) {
+                    (Some((r, u)), _) => times(r, Some(u)),
+                    (None, Some(_)) => "inside the noise".into(),
+                    (None, None) => "-".into(),
+                },
+                None => "-".into(),
+            };
+            let startup_ms = match (p.tool.startup_ms, p.loader.startup_ms) {
+                (Some(tool), Some(loader)) => format!("{tool:.1} / {loader:.1}"),
+                _ => "-".into(),
+            };
+            table.push(vec![
+                cell,
+                t(&p.loader.first.backend),
+                ns,
+                p.startup_ratio().map_or("-".into(), |r| times(r, None)),
+                startup_ms,
+            ]);
+        }
+    }
+    let mut startup_note = format!("{STARTUP_MS}: {TOOL}'s / the loader's");
+    if let Some(width) = view.columns.filter(|&w| table.width() > w) {
+        table.drop_column(STARTUP_MS);
+        startup_note = format!("{STARTUP_MS} left out to fit {width} columns (--wide shows it)");
+    }
+    let mut out = String::from("\n");
+    out.push_str(&lines(
+        &format!(
+            "{TOOL} vs hand-written loaders ({}): {TOOL}'s figure over the loader's, same cell \
+             otherwise",
+            t(&loaders.join(", "))
+        ),
+        view,
+        Style::Bold,
+    ));
+    out.push_str(&table.render_painted(view.paint));
+    out.push_str(&lines(
+        &format!(
+            "ns/event: {TOOL}'s over the loader's (the figures above); +-: both intervals' \
+             relative half-widths in quadrature (a spread, not a 95% interval); inside the noise: \
+             the intervals overlap, or the +- reaches 1. startup: from nothing to a counting \
+             program ({TOOL}: spawned to its probes attached; a loader: open+load+attach), one \
+             sample per repetition (their median), so no interval; {startup_note}."
         ),
         view,
         Style::Plain,
@@ -533,7 +613,7 @@ fn wide(cells: &[Aggregate], shared: Shared, paint: Paint) -> String {
         ("ns/event [95% CI]", Align::Right),
         ("ns/run [95% CI]", Align::Right),
         ("insns verified/xlated, JIT B", Align::Right),
-        ("open+load+attach ms", Align::Right),
+        ("startup ms", Align::Right),
         ("read us [95% CI]", Align::Right),
         ("e2e ns/exec [95% CI]", Align::Right),
         ("map KiB", Align::Right),
@@ -579,10 +659,7 @@ fn wide(cells: &[Aggregate], shared: Shared, paint: Paint) -> String {
                     (Some(v), Some(x), Some(j)) => format!("{v}/{x}, {j}"),
                     _ => "-".into(),
                 },
-                match (a.open_ms, a.load_ms, a.attach_ms) {
-                    (Some(o), Some(l), Some(at)) => format!("{:.1}", o + l + at),
-                    _ => "-".into(),
-                },
+                a.startup_ms.map_or("-".into(), |ms| format!("{ms:.1}")),
                 Interval::text(a.read_us, 2),
                 e2e,
                 r.map_bytes
@@ -612,7 +689,9 @@ fn wide(cells: &[Aggregate], shared: Shared, paint: Paint) -> String {
          `stats_bias_ns` in the CSV) taken out, ns/run has not. \
          Timings are the {}. e2e: storm wall time with minus without the probe, per exec, both storms under the same \
          oracles and stats; the mean over repetitions [95% t-interval], or `< X` when the interval holds zero \
-         (X: the smallest effect this noise could show).\n",
+         (X: the smallest effect this noise could show). startup: ms from nothing to a counting \
+         program (a loader's open+load+attach; a tool's spawn to its probes attached), median of \
+         the repetitions.\n",
         brackets.join("; or the ")
     ));
     if first.timing == Timing::Emulated {
@@ -719,6 +798,11 @@ fn versus(a: &Aggregate, base: Option<(&Aggregate, Interval)>) -> (String, Style
     let Some((r, u)) = ns.apart_from(&base_ns) else {
         return ("~1x (in noise)".into(), Style::Plain);
     };
+    (times(r, Some(u)), Style::Plain)
+}
+
+/// A ratio to about three figures, with its +- where it has one.
+pub(crate) fn times(r: f64, u: Option<f64>) -> String {
     let digits = if r < 10.0 {
         2
     } else if r < 100.0 {
@@ -726,7 +810,10 @@ fn versus(a: &Aggregate, base: Option<(&Aggregate, Interval)>) -> (String, Style
     } else {
         0
     };
-    (format!("{r:.digits$} +- {u:.digits$}x"), Style::Plain)
+    match u {
+        Some(u) => format!("{r:.digits$} +- {u:.digits$}x"),
+        None => format!("{r:.digits$}x"),
+    }
 }
 
 /// The cells that matter for choosing, in as few columns as fit `width`.
@@ -1236,6 +1323,103 @@ mod tests {
             header.contains("16 workers"),
             "--wide keeps every count: {header}"
         );
+    }
+
+    fn by(backend: &str, map: MapKind, update: UpdateMode, ns: f64, startup_ms: f64) -> Row {
+        Row {
+            backend: backend.into(),
+            startup_ms: Some(startup_ms),
+            ..row(map, update, 0, ns)
+        }
+    }
+
+    #[test]
+    fn bpftrace_is_set_beside_each_hand_written_loader_of_the_same_cell() {
+        let rows = [
+            by(TOOL, MapKind::PercpuArray, UpdateMode::Percpu, 100.0, 812.0),
+            by(
+                "libbpf",
+                MapKind::PercpuArray,
+                UpdateMode::Percpu,
+                50.0,
+                20.3,
+            ),
+            by("c", MapKind::PercpuArray, UpdateMode::Percpu, 52.0, 8.12),
+            by(TOOL, MapKind::Hash, UpdateMode::Racy, 60.0, 900.0),
+            by("libbpf", MapKind::Hash, UpdateMode::Racy, 58.0, 25.0),
+            // No bpftrace peer: no line.
+            by("libbpf", MapKind::Array, UpdateMode::Atomic, 40.0, 20.0),
+        ];
+        let text = render(&rows, View::default());
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+        let section = text
+            .split("bpftrace vs hand-written loaders (libbpf, c): ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{text}"));
+        let line = |cell: &str, vs: &str| {
+            section
+                .lines()
+                .find(|l| l.starts_with(cell) && l.split_whitespace().nth(1) == Some(vs))
+                .unwrap_or_else(|| panic!("{cell} vs {vs}: {text}"))
+                .split_whitespace()
+                .skip(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            line("percpu_array/percpu", "libbpf"),
+            "2.00 +- 0.22x 40.0x 812.0 / 20.3"
+        );
+        assert_eq!(
+            line("percpu_array/percpu", "c"),
+            "1.92 +- 0.21x 100x 812.0 / 8.1"
+        );
+        assert_eq!(
+            line("hash/racy", "libbpf"),
+            "inside the noise 36.0x 900.0 / 25.0"
+        );
+        assert!(!section.contains("array/atomic"), "{section}");
+        assert!(section.contains("not a 95% interval"), "{section}");
+        assert!(section.contains("so no interval"), "{section}");
+
+        let narrow = render(
+            &rows,
+            View {
+                columns: Some(60),
+                ..View::default()
+            },
+        );
+        let section = narrow.split("bpftrace vs hand-written").nth(1).unwrap();
+        assert!(section.lines().all(|l| l.chars().count() <= 60), "{narrow}");
+        assert!(!section.contains("812.0 / 20.3"), "{narrow}");
+        let words = section.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            words.contains("startup ms left out to fit 60 columns"),
+            "{narrow}"
+        );
+    }
+
+    #[test]
+    fn no_bpftrace_or_no_peer_no_section() {
+        let loaders = [
+            by("libbpf", MapKind::Array, UpdateMode::Atomic, 40.0, 20.0),
+            by("c", MapKind::Array, UpdateMode::Atomic, 41.0, 9.0),
+        ];
+        assert!(!render(&loaders, WIDE).contains("hand-written"));
+        let unpaired = [
+            by(TOOL, MapKind::PercpuArray, UpdateMode::Percpu, 100.0, 812.0),
+            by("libbpf", MapKind::Array, UpdateMode::Atomic, 40.0, 20.0),
+        ];
+        assert!(!render(&unpaired, WIDE).contains("hand-written"));
+        let guest = [
+            by(TOOL, MapKind::Array, UpdateMode::Atomic, 100.0, 812.0),
+            by("libbpf", MapKind::Array, UpdateMode::Atomic, 40.0, 20.0),
+        ]
+        .map(|r| Row {
+            timing: Timing::Emulated,
+            ..r
+        });
+        assert!(!render(&guest, WIDE).contains("hand-written"));
     }
 
     #[test]
