@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use bpfstorm::backends;
 use bpfstorm::measure::{measure, FilterKind};
 use bpfstorm::storm::{SpawnMethod, StormSpec, Target};
-use bpfstorm_common::{AttachPoint, Backend, Counter, Filter, MapKind, Strategy, UpdateMode};
+use bpfstorm_common::{
+    AttachPoint, Backend, Counter, CounterError, Filter, MapKind, Strategy, UpdateMode,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 fn strategy(attach: AttachPoint, map: MapKind) -> Strategy {
@@ -22,12 +24,12 @@ fn all_backends() -> Vec<Box<dyn Backend>> {
         .collect()
 }
 
-/// The counter of `s`, or `None` where `backend` refuses it, typed (a
-/// tool's language has no words for it: bpftrace's).
+/// The counter of `s`, or `None` where `backend` has no words for it (a
+/// tool's language: bpftrace's).
 fn open(backend: &dyn Backend, s: &Strategy) -> Option<Box<dyn Counter>> {
     match backend.open(s) {
         Ok(counter) => Some(counter),
-        Err(e) if e.is_unsupported() => None,
+        Err(CounterError::Inexpressible { .. }) => None,
         Err(e) => panic!("{} {s}: {e}", backend.name()),
     }
 }

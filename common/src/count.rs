@@ -304,11 +304,23 @@ impl CountMap {
     }
 }
 
-/// `enum bpf_map_type` values of the maps that keep a value per CPU, and
-/// of those whose keys are all there from the start (which cannot be
-/// deleted).
-const PERCPU_TYPES: [u32; 3] = [5, 6, 10];
-const ARRAY_TYPES: [u32; 2] = [2, 6];
+/// Maps that keep a value per CPU, and those whose keys are all there
+/// from the start (which cannot be deleted), by kernel type.
+fn percpu(map_type: u32) -> bool {
+    [
+        MapKind::PercpuArray,
+        MapKind::PercpuHash,
+        MapKind::LruPercpuHash,
+    ]
+    .iter()
+    .any(|kind| kind.kernel_type() == map_type)
+}
+
+fn preallocated(map_type: u32) -> bool {
+    [MapKind::Array, MapKind::PercpuArray]
+        .iter()
+        .any(|kind| kind.kernel_type() == map_type)
+}
 
 /// A count kept in a map of a program bpfstorm did not write (a tool's,
 /// such as bpftrace's `count()`, `sum()` or `++`): u64 values under keys of
@@ -323,8 +335,8 @@ pub struct ToolCount {
 }
 
 impl ToolCount {
-    pub fn open(map: BorrowedFd<'_>) -> Result<ToolCount, CounterError> {
-        let info = sys::map_info(map)?;
+    pub fn open(map: OwnedFd) -> Result<ToolCount, CounterError> {
+        let info = sys::map_info(map.as_fd())?;
         if info.value_size != SLOT as u32 {
             return Err(CounterError::Backend {
                 backend: "common",
@@ -334,13 +346,13 @@ impl ToolCount {
                 ),
             });
         }
-        let cpus = if PERCPU_TYPES.contains(&info.map_type) {
+        let cpus = if percpu(info.map_type) {
             sys::possible_cpus()?
         } else {
             1
         };
         Ok(ToolCount {
-            fd: map.try_clone_to_owned()?,
+            fd: map,
             map_type: info.map_type,
             key_size: info.key_size as usize,
             value_bytes: cpus * SLOT,
@@ -389,7 +401,7 @@ impl ToolCount {
     pub fn reset(&self) -> Result<(), CounterError> {
         let zeros = vec![0u8; self.value_bytes];
         for key in self.keys()? {
-            if ARRAY_TYPES.contains(&self.map_type) {
+            if preallocated(self.map_type) {
                 sys::update(self.fd.as_fd(), &key, &zeros).map_err(failed("map update"))?;
             } else {
                 sys::delete(self.fd.as_fd(), &key).map_err(failed("map delete"))?;

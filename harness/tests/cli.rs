@@ -62,7 +62,7 @@ fn bad_flags_are_refused_with_what_to_do() {
     // Bad values of single flags are usage errors, refused while parsing.
     assert_usage_error(
         &["run", "--backend", "bcc"],
-        "invalid value 'bcc' for '--backend <BACKEND>'\n  [possible values: libbpf, c, aya]",
+        "invalid value 'bcc' for '--backend <BACKEND>'\n  [possible values: libbpf, c, aya, bpftrace]",
     );
     assert_usage_error(&["run", "--map", "arry"], "invalid value 'arry'");
     assert_usage_error(&["run", "--map", "arry"], "percpu_array");

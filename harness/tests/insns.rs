@@ -1,4 +1,8 @@
-//! Every backend reports the size of what it loaded, so Rust-made (aya)
+//! These are tests of bpfstorm's own BPF programs, so they go through the
+//! backends that load them (`backends::LOADERS`); bpftrace writes its own
+//! programs (its sizes: backends/bpftrace/tests/smoke.rs).
+//!
+//! Every loader reports the size of what it loaded, so Rust-made (aya)
 //! and clang-made (libbpf, c) programs can be compared strategy by
 //! strategy; and every strategy gets a program made for it alone (map,
 //! update and filter compiled in), whose size is committed in
@@ -149,7 +153,7 @@ fn difference(d: Option<i64>) -> String {
 }
 
 #[test]
-fn every_backend_reports_instruction_counts_for_every_strategy() {
+fn every_loader_reports_instruction_counts_for_every_strategy() {
     for s in Strategy::all_for(AttachPoint::TpSysEnterExecve, Filter::Cgroup(1)) {
         for name in LOADERS {
             let Some(counter) = open_unless_refused(name, &s) else {
@@ -460,7 +464,7 @@ fn each_strategy_loads_a_program_of_its_own_that_uses_only_what_it_needs() {
 /// records are a separate column. The counter is set from outside, as the
 /// program would, and read back.
 #[test]
-fn every_backend_reports_the_programs_own_dropped_counter() {
+fn every_loader_reports_the_programs_own_dropped_counter() {
     for name in LOADERS {
         for (map, &update) in [MapKind::Ringbuf, MapKind::PerfEventArray]
             .into_iter()

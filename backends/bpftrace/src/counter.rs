@@ -1,21 +1,17 @@
 //! A strategy counted by bpftrace: its program found by the ids of what
 //! the process holds, its count read from its own map.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use bpfstorm_common::count::ToolCount;
 use bpfstorm_common::introspect::{map_by_id, prog_by_id};
 use bpfstorm_common::{
-    fdinfo, prog_info, Counter, CounterError, LoadTimings, Loaded, Reading, Strategy,
+    fdinfo, prog_info, Counter, CounterError, LoadTimings, Loaded, MapKind, Reading, Strategy,
 };
 
 use crate::script::script;
 use crate::tool::{self, Tool};
-
-/// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`: bpftrace's channel for printf and
-/// other output, made whatever the program; not where it counts.
-const PERF_EVENT_ARRAY: u64 = 4;
 
 /// A running bpftrace counting a strategy. Its count is read from the map
 /// its program counts in, as bpftrace sums it when it prints (see
@@ -29,7 +25,7 @@ pub struct BpftraceCounter {
     tool: Tool,
 }
 
-fn failed(message: String) -> CounterError {
+fn backend_error(message: String) -> CounterError {
     CounterError::Backend {
         backend: "bpftrace",
         message,
@@ -77,6 +73,7 @@ fn held(pid: u32) -> Result<Held, CounterError> {
 pub fn open(strategy: &Strategy) -> Result<BpftraceCounter, CounterError> {
     let text = script(strategy)?;
     let binary = tool::binary()?;
+    binary.known()?;
     let started = Instant::now();
     let started_boot = boottime_ns();
     let tool = Tool::start(
@@ -89,23 +86,26 @@ pub fn open(strategy: &Strategy) -> Result<BpftraceCounter, CounterError> {
 
     let Held { progs, maps } = held(tool.pid())?;
     let [prog] = progs[..] else {
-        return Err(failed(format!(
+        return Err(backend_error(format!(
             "`{text}` should load one program; bpftrace holds {progs:?}"
         )));
     };
+    // bpftrace makes a perf buffer for its output (printf and the like)
+    // whatever the program: not where it counts.
+    let output = u64::from(MapKind::PerfEventArray.kernel_type());
     let counting: Vec<u32> = maps
         .iter()
-        .filter(|(_, kind)| *kind != PERF_EVENT_ARRAY)
+        .filter(|(_, kind)| *kind != output)
         .map(|&(id, _)| id)
         .collect();
     let [map] = counting[..] else {
-        return Err(failed(format!(
+        return Err(backend_error(format!(
             "`{text}` should count in one map; bpftrace holds maps {maps:?} (id, type)"
         )));
     };
-    let count = ToolCount::open(map_by_id(map)?.as_fd())?;
+    let count = ToolCount::open(map_by_id(map)?)?;
     if count.map_type() != strategy.map().kernel_type() {
-        return Err(failed(format!(
+        return Err(backend_error(format!(
             "bpftrace counts `{text}` in a map of type {}, not the {}'s type {}: its map choice \
              differs in this version ({})",
             count.map_type(),
@@ -115,8 +115,8 @@ pub fn open(strategy: &Strategy) -> Result<BpftraceCounter, CounterError> {
         )));
     }
 
-    // Before its program's load: process start, parsing, LLVM's codegen;
-    // after: map creation, the verifier and attaching, which bpftrace
+    // Before its program's load: process start, parsing, LLVM's codegen
+    // and map creation; after: the verifier and attaching, which bpftrace
     // reports only together.
     let loaded_at = prog_info::load_time_ns(prog_by_id(prog)?.as_raw_fd())?;
     let up = attached - started;
@@ -148,7 +148,7 @@ impl BpftraceCounter {
     fn alive(&mut self) -> Result<(), CounterError> {
         match self.tool.exited() {
             None => Ok(()),
-            Some((status, said)) => Err(failed(format!(
+            Some((status, said)) => Err(backend_error(format!(
                 "bpftrace exited ({status}) while counting: {said}"
             ))),
         }

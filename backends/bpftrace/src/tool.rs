@@ -1,14 +1,16 @@
 //! bpftrace as a child process: run only from where root alone can have
-//! put it, with a clean environment, in a process group of its own (a
-//! Ctrl-C meant for bpfstorm reaches it through bpfstorm's teardown, not
-//! halfway through a measure), killed by the kernel if bpfstorm dies, and
-//! heard through its JSON output.
+//! put it (the very file checked, exec'd through the fd it was checked
+//! by), with a clean environment, in a process group of its own (a Ctrl-C
+//! meant for bpfstorm reaches it through bpfstorm's teardown, not halfway
+//! through a measure), killed by the kernel if the thread that started it
+//! dies, and heard through its JSON output.
 
+use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::OnceLock;
@@ -32,28 +34,37 @@ const PLACES: [&str; 4] = [
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// From SIGTERM to its exit, after which it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long it may take to print its map when asked (one map of a few
+/// keys: milliseconds), and how often it is asked again meanwhile (a
+/// signal that came while it was busy may print nothing).
 const PRINT_TIMEOUT: Duration = Duration::from_secs(10);
+const PRINT_AGAIN: Duration = Duration::from_millis(200);
+
+/// The bpftrace releases whose ways this backend knows: the line below on
+/// stderr (v0.23 moved it to stdout), `BPFTRACE_MAP_KEYS_MAX`, `kfunc`.
+const KNOWN: std::ops::RangeInclusive<(u32, u32)> = (0, 17)..=(0, 22);
+
+/// Bytes of its stderr kept for an error message.
+const STDERR_KEPT: usize = 16 * 1024;
 
 /// Set in its environment, bpftrace prints this line (to stderr) once
 /// every probe is attached.
 const ATTACHED: &str = "__BPFTRACE_NOTIFY_PROBES_ATTACHED";
 
-/// What bpftrace says on stderr when the kernel refuses its probe, rather
-/// than when the program itself is wrong.
+/// What bpftrace says on stderr when this kernel has no such hook (or
+/// refuses its kind), rather than when it lacks a privilege or the program
+/// itself is wrong.
 const REFUSALS: [&str; 4] = [
-    "Error attaching probe",
     "not available for your kernel",
     "is not traceable",
     "Could not resolve symbol",
+    // A kprobe without tracefs' kprobe_events, as here.
+    "kprobe_events): No such file or directory",
 ];
 
-/// `path` and every folder above it belong to root and only root can
-/// write them.
+/// Every folder from `path` up belongs to root, and only root can write it.
 fn only_root_writes(path: &Path) -> Result<(), String> {
-    let real = path
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    for at in real.ancestors() {
+    for at in path.ancestors() {
         let meta = at
             .metadata()
             .map_err(|e| format!("{}: {e}", at.display()))?;
@@ -68,9 +79,76 @@ fn only_root_writes(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The bpftrace to run.
-pub(crate) fn binary() -> Result<PathBuf, CounterError> {
-    let path = PLACES
+/// The bpftrace to run: the file itself, opened once and checked by its
+/// fd, so that what was checked is what runs.
+pub(crate) struct Binary {
+    file: File,
+    /// `(major, minor)` of its `--version`.
+    version: (u32, u32),
+    said_version: String,
+}
+
+impl Binary {
+    /// A command that runs this very file (through `/proc/self/fd`, the fd
+    /// open in the child until its exec), as `bpftrace`, with an empty
+    /// environment but PATH, from `/`.
+    fn command(&self) -> Command {
+        let mut command = Command::new(format!("/proc/self/fd/{}", self.file.as_raw_fd()));
+        command
+            .arg0("bpftrace")
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .current_dir("/");
+        command
+    }
+
+    /// Refuses a bpftrace whose ways this backend does not know.
+    pub(crate) fn known(&self) -> Result<(), CounterError> {
+        if KNOWN.contains(&self.version) {
+            return Ok(());
+        }
+        let (low, high) = (KNOWN.start(), KNOWN.end());
+        Err(CounterError::Setup(format!(
+            "{} is not a bpftrace this backend knows (v{}.{} to v{}.{}: how it says its probes \
+             are attached, how it sizes maps); install Debian 12's (scripts/setup)",
+            self.said_version, low.0, low.1, high.0, high.1
+        )))
+    }
+}
+
+/// `major.minor` of `bpftrace v0.17.0`.
+fn parse_version(said: &str) -> Option<(u32, u32)> {
+    let mut numbers = said.trim().strip_prefix("bpftrace v")?.split('.');
+    Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
+}
+
+/// The file at `place`, if it, its real path and every folder above both
+/// belong to root and only root can write them.
+fn checked(place: &Path) -> Result<File, String> {
+    let real = place
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", place.display()))?;
+    only_root_writes(place.parent().unwrap_or(Path::new("/")))?;
+    only_root_writes(real.parent().unwrap_or(Path::new("/")))?;
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&real)
+        .map_err(|e| format!("{}: {e}", real.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", real.display()))?;
+    if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is not a file owned and written by root alone",
+            real.display()
+        ));
+    }
+    Ok(file)
+}
+
+pub(crate) fn binary() -> Result<Binary, CounterError> {
+    let place = PLACES
         .iter()
         .map(Path::new)
         .find(|p| p.exists())
@@ -81,28 +159,49 @@ pub(crate) fn binary() -> Result<PathBuf, CounterError> {
                     .into(),
             )
         })?;
-    only_root_writes(path)
+    let file = checked(place)
         .map_err(|why| CounterError::Setup(format!("refusing to run bpftrace as root: {why}")))?;
-    Ok(path.to_path_buf())
+    // Asked once per process: a bpftrace replaced meanwhile is still
+    // checked above, and ran the same way.
+    static SAID: OnceLock<String> = OnceLock::new();
+    let said_version = match SAID.get() {
+        Some(said) => said.clone(),
+        None => {
+            let out = Binary {
+                file: file.try_clone()?,
+                version: (0, 0),
+                said_version: String::new(),
+            }
+            .command()
+            .arg("--version")
+            .output()
+            .map_err(|e| {
+                CounterError::Setup(format!("running {} --version: {e}", place.display()))
+            })?;
+            let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            SAID.get_or_init(|| said).clone()
+        }
+    };
+    let version = parse_version(&said_version).ok_or_else(|| {
+        CounterError::Setup(format!(
+            "{} --version said `{said_version}`, not `bpftrace vX.Y.Z`",
+            place.display()
+        ))
+    })?;
+    Ok(Binary {
+        file,
+        version,
+        said_version,
+    })
 }
 
 /// `bpftrace --version`, for the CSV: "bpftrace v0.17.0".
 pub(crate) fn version() -> String {
     static VERSION: OnceLock<String> = OnceLock::new();
     VERSION
-        .get_or_init(|| {
-            binary()
-                .ok()
-                .and_then(|path| {
-                    Command::new(path)
-                        .arg("--version")
-                        .env_clear()
-                        .output()
-                        .ok()
-                })
-                .filter(|out| out.status.success())
-                .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-                .unwrap_or_else(|| "bpftrace (not installed)".into())
+        .get_or_init(|| match binary() {
+            Ok(binary) => binary.said_version,
+            Err(e) => format!("bpftrace (not usable: {e})"),
         })
         .clone()
 }
@@ -144,16 +243,14 @@ fn said(stderr: &str) -> String {
 impl Tool {
     /// Runs `script` and waits until bpftrace reports its probes attached.
     pub(crate) fn start(
-        binary: &Path,
+        binary: &Binary,
         script: &str,
         keys_max: Option<u32>,
         attach: AttachPoint,
     ) -> Result<Tool, CounterError> {
-        let mut command = Command::new(binary);
+        let mut command = binary.command();
         command
             .args(["-f", "json", "-e", script])
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -163,6 +260,8 @@ impl Tool {
         if let Some(keys) = keys_max {
             command.env("BPFTRACE_MAP_KEYS_MAX", keys.to_string());
         }
+        // The death signal comes when the thread that forked it ends: a
+        // counter outliving the thread that opened it would lose its tool.
         let parent = std::process::id();
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
@@ -181,7 +280,7 @@ impl Tool {
         }
         let mut child = command.spawn().map_err(|e| CounterError::Backend {
             backend: "bpftrace",
-            message: format!("starting {}: {e}", binary.display()),
+            message: format!("starting {}: {e}", binary.said_version),
         })?;
         let stdout = child.stdout.take().map(BufReader::new);
         // Its stderr, kept for the error it may explain, and its word
@@ -191,14 +290,19 @@ impl Tool {
             std::thread::Builder::new()
                 .name("bpftrace-stderr".into())
                 .spawn(move || {
+                    // Read to its end whatever it writes (a closed pipe
+                    // would kill it with SIGPIPE at its next warning).
                     let mut text = String::new();
-                    for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                        if line.trim() == ATTACHED {
+                    let mut reader = BufReader::new(pipe);
+                    let mut line = Vec::new();
+                    while let Ok(1..) = reader.read_until(b'\n', &mut line) {
+                        let said = String::from_utf8_lossy(&line);
+                        if said.trim() == ATTACHED {
                             let _ = attached.send(());
-                        } else {
-                            text.push_str(&line);
-                            text.push('\n');
+                        } else if text.len() < STDERR_KEPT {
+                            text.push_str(&said);
                         }
+                        line.clear();
                     }
                     text
                 })
@@ -213,9 +317,9 @@ impl Tool {
             Ok(()) => Ok(tool),
             Err(RecvTimeoutError::Timeout) => {
                 let waited = format!("no word within {START_TIMEOUT:?}");
-                Err(tool.failed(attach, Some(waited)))
+                Err(tool.why_not_up(attach, Some(waited)))
             }
-            Err(RecvTimeoutError::Disconnected) => Err(tool.failed(attach, None)),
+            Err(RecvTimeoutError::Disconnected) => Err(tool.why_not_up(attach, None)),
         }
     }
 
@@ -265,32 +369,41 @@ impl Tool {
     }
 
     /// The count bpftrace itself prints for `@` when asked (SIGUSR1): its
-    /// own view of the map. It prints nothing for a map with no key yet,
-    /// so this waits for a map that holds something.
+    /// own view of the map. It prints nothing for a map with no key yet:
+    /// asked again every 200 ms, it answers once its map holds a key.
     pub(crate) fn printed(&mut self) -> Result<u64, CounterError> {
         let failed = |message: String| CounterError::Backend {
             backend: "bpftrace",
             message,
         };
-        // SAFETY: a signal to our own child, not yet reaped.
-        if unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGUSR1) } != 0 {
-            return Err(failed(format!(
-                "asking it to print: {}",
-                io::Error::last_os_error()
-            )));
-        }
         let deadline = Instant::now() + PRINT_TIMEOUT;
-        loop {
-            match self.next_line(deadline).map_err(&failed)? {
-                Some(line) => {
-                    let json = serde_json::from_str(&line).unwrap_or(Value::Null);
-                    if let Some(count) = printed_count(&json) {
-                        return Ok(count);
+        while Instant::now() < deadline {
+            // Never a signal to a pid already reaped (and maybe reused).
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return Err(failed("it exited instead of printing".into()));
+            }
+            // SAFETY: a signal to our own child, checked unreaped above.
+            if unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGUSR1) } != 0 {
+                let e = io::Error::last_os_error();
+                return Err(failed(format!("asking it to print: {e}")));
+            }
+            let again = (Instant::now() + PRINT_AGAIN).min(deadline);
+            loop {
+                match self.next_line(again) {
+                    Ok(Some(line)) => {
+                        let json = serde_json::from_str(&line).unwrap_or(Value::Null);
+                        if let Some(count) = printed_count(&json) {
+                            return Ok(count);
+                        }
                     }
+                    Ok(None) => return Err(failed("it exited instead of printing".into())),
+                    Err(_) => break,
                 }
-                None => return Err(failed("it exited instead of printing".into())),
             }
         }
+        Err(failed(format!(
+            "it printed no count within {PRINT_TIMEOUT:?} (a map with no key prints nothing)"
+        )))
     }
 
     /// Stops it: its output closed first (an unread print of a big map
@@ -318,7 +431,7 @@ impl Tool {
 
     /// Why it did not come up: the kernel's refusal of its probe, typed
     /// as unsupported, or its own failure.
-    fn failed(mut self, attach: AttachPoint, waiting: Option<String>) -> CounterError {
+    fn why_not_up(mut self, attach: AttachPoint, waiting: Option<String>) -> CounterError {
         let status = self.child.try_wait().ok().flatten();
         let stderr = self.stop();
         if REFUSALS.iter().any(|r| stderr.contains(r)) {
@@ -381,5 +494,21 @@ mod tests {
         let why = only_root_writes(Path::new("/tmp")).unwrap_err();
         assert!(why.contains("not owned and written by root alone"), "{why}");
         assert_eq!(only_root_writes(Path::new("/usr/bin")), Ok(()));
+        let why = checked(Path::new("/tmp")).unwrap_err();
+        assert!(why.contains("root alone"), "{why}");
+        // A folder is not a program, root's or not.
+        let why = checked(Path::new("/usr/bin")).unwrap_err();
+        assert!(
+            why.contains("not a file owned and written by root alone"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn its_version_is_major_and_minor() {
+        assert_eq!(parse_version("bpftrace v0.17.0\n"), Some((0, 17)));
+        assert_eq!(parse_version("bpftrace v0.23.2"), Some((0, 23)));
+        assert_eq!(parse_version("bpftrace 0.17"), None);
+        assert!(KNOWN.contains(&(0, 17)) && !KNOWN.contains(&(0, 23)));
     }
 }

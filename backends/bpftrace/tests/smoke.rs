@@ -112,10 +112,17 @@ fn a_counter_whose_bpftrace_died_says_so() {
     let pid = bpftrace_pid(&c);
     // SAFETY: a signal to the test's own child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let err = loop {
         match c.read() {
             Err(e) => break e,
-            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Ok(_) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "its death went unseen"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
     };
     assert!(err.to_string().contains("bpftrace exited"), "{err}");
