@@ -82,14 +82,16 @@ fn sigterm_stops_the_run_cleanly_and_keeps_measured_rows() {
     assert_nothing_left(child.id());
 }
 
-/// The bpftrace a run started: its child of that name.
+/// The bpftrace a run started: its child running that program (exec'd
+/// through an fd, it is named after the fd, so its name says nothing).
 fn bpftrace_child_of(run: u32) -> Option<u32> {
     fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
         let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+        let rest = stat.rsplit_once(") ")?.1;
         let parent: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
-        (name == "bpftrace" && parent == run).then_some(pid)
+        let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+        (parent == run && exe.file_name()? == "bpftrace").then_some(pid)
     })
 }
 
