@@ -1,12 +1,14 @@
 //! The storm engine against the C yardstick (c/execloop.c): both run the
-//! same tiny target with the same workers, side by side. Besides criterion's
-//! own report, interleaved rounds print the engine/C exec-rate ratio with a
-//! 95% interval (the goal: a median >= 0.97, the interval reaching 1.0), the
-//! absolute rates of both sides, and the machine's noise (how much the C
-//! loop, the fixed yardstick, varies between rounds), so that a slow engine
-//! can be told from a slow machine. The hot method's trigger loop (a failing
-//! execve per call, nothing spawned) gets the same yardstick (`fire`).
+//! same tiny target, exec'd by the same path, with the same workers and
+//! spawn method, side by side. Besides criterion's own report, interleaved
+//! rounds print the engine/C exec-rate ratio with a 95% interval (the goal:
+//! a median >= 0.97, the interval reaching 1.0), the absolute rates of both
+//! sides, and the machine's noise (how much the C loop, the fixed
+//! yardstick, varies between rounds), so that a slow engine can be told
+//! from a slow machine. The hot method's trigger loop (a failing execve per
+//! call, nothing spawned) gets the same yardstick (`fire`).
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Command;
 use std::time::Duration;
 
@@ -58,11 +60,40 @@ fn engine(load: Load, execs_per_worker: u64) -> Duration {
     report.wall
 }
 
+/// How the C loop names the target to execve.
+enum Path {
+    /// By an fd it inherits, as the engine does (`/proc/self/fd/N`: the
+    /// engine execs nothing by a path another user could swap).
+    Fd(OwnedFd),
+    /// By its path in the file system: what exec'ing through an fd costs
+    /// is the difference.
+    Plain,
+}
+
+impl Path {
+    /// An fd on the target that the C loop and its children inherit.
+    fn fd_of(target: &TargetBinary) -> Path {
+        // SAFETY: opens a NUL-terminated path; no O_CLOEXEC, so that
+        // execloop inherits it.
+        let fd: RawFd = unsafe { libc::open(target.path().as_ptr(), libc::O_PATH) };
+        assert!(fd >= 0, "opening the target");
+        // SAFETY: the fd was just opened and is owned here alone.
+        Path::Fd(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    fn arg(&self, target: &TargetBinary) -> String {
+        match self {
+            Path::Fd(fd) => format!("/proc/self/fd/{}", fd.as_raw_fd()),
+            Path::Plain => target.path().to_str().expect("a UTF-8 temp path").into(),
+        }
+    }
+}
+
 /// Wall time of the C loop, as it measures itself.
-fn yardstick(mode: &str, execs_per_worker: u64, target: &TargetBinary) -> Duration {
+fn yardstick(mode: &str, execs_per_worker: u64, target: &TargetBinary, path: &Path) -> Duration {
     let out = Command::new(env!("EXECLOOP"))
         .args([mode, &WORKERS.to_string(), &execs_per_worker.to_string()])
-        .arg(target.path().to_str().expect("a UTF-8 temp path"))
+        .arg(path.arg(target))
         .output()
         .expect("running execloop");
     assert!(out.status.success(), "execloop failed: {out:?}");
@@ -87,18 +118,16 @@ fn per_worker(iters: u64) -> u64 {
 
 /// Interleaved rounds, so drift hits both alike; prints the rate ratio and
 /// the engine's own time per exec (criterion's `exec_rate/engine` figures
-/// below must agree with it).
+/// below must agree with it), and for spawns what exec'ing through an fd
+/// costs the C loop itself.
 fn ratio_report(rounds: usize, execs_per_worker: u64, smoke: bool) {
     let target = TargetBinary::prepare(Target::Tiny).expect("tiny target");
-    // posix_spawn twice: against the least a C loop can do (vfork), and
-    // against a C loop of glibc's posix_spawn itself, which resets every
-    // signal handler and maps a stack per spawn: the engine's own overhead
-    // is the distance to that one.
-    // The trigger loop, as cheap per call as a syscall gets here, runs
-    // 50x the calls in a round to last about as long.
+    let by_fd = Path::fd_of(&target);
+    // The trigger loop, as cheap per call as a syscall gets here, runs 50x
+    // the calls in a round to last about as long.
     for (load, mode, scale) in [
         (Load::Spawn(SpawnMethod::Fork), "fork", 1),
-        (Load::Spawn(SpawnMethod::PosixSpawn), "vfork", 1),
+        (Load::Spawn(SpawnMethod::Vfork), "vfork", 1),
         (Load::Spawn(SpawnMethod::PosixSpawn), "posix_spawn", 1),
         (Load::Fire, "fire", 50),
     ] {
@@ -107,13 +136,19 @@ fn ratio_report(rounds: usize, execs_per_worker: u64, smoke: bool) {
             Load::Spawn(spawn) => format!("storm engine ({spawn})"),
             Load::Fire => "hot trigger (execve(\"\") per call)".into(),
         };
+        let spawns = matches!(load, Load::Spawn(_));
         let mut ratios = Vec::with_capacity(rounds);
         let mut engine_rates = Vec::with_capacity(rounds);
         let mut c_rates = Vec::with_capacity(rounds);
+        let mut fd_costs = Vec::with_capacity(rounds);
         let execs = (u64::from(WORKERS) * execs_per_worker) as f64;
         for _ in 0..rounds {
-            let c = yardstick(mode, execs_per_worker, &target);
+            let c = yardstick(mode, execs_per_worker, &target, &by_fd);
             let e = engine(load, execs_per_worker);
+            if spawns {
+                let plain = yardstick(mode, execs_per_worker, &target, &Path::Plain);
+                fd_costs.push(c.as_secs_f64() / plain.as_secs_f64());
+            }
             // rate ratio = (execs / e) / (execs / c)
             ratios.push(c.as_secs_f64() / e.as_secs_f64());
             engine_rates.push(execs / e.as_secs_f64());
@@ -155,11 +190,19 @@ fn ratio_report(rounds: usize, execs_per_worker: u64, smoke: bool) {
                 100.0 * bpfstorm::noise::cv(&c_rates).unwrap_or(0.0),
             );
         }
+        if let Some(cost) = Estimate::from_samples(&fd_costs) {
+            println!(
+                "  both exec the target through an fd (/proc/self/fd/N), as the engine must: \
+                 the C loop takes {:.3}x [95% CI {:.3}, {:.3}] its time by the plain path",
+                cost.median, cost.lo, cost.hi
+            );
+        }
     }
 }
 
 fn exec_rate(c: &mut Criterion) {
     let target = TargetBinary::prepare(Target::Tiny).expect("tiny target");
+    let by_fd = Path::fd_of(&target);
     let mut group = c.benchmark_group("exec_rate");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
@@ -174,7 +217,9 @@ fn exec_rate(c: &mut Criterion) {
         })
     });
     group.bench_function(BenchmarkId::new("c_loop", "fork"), |b| {
-        b.iter_custom(|iters| time_of_iters(yardstick("fork", per_worker(iters), &target), iters))
+        b.iter_custom(|iters| {
+            time_of_iters(yardstick("fork", per_worker(iters), &target, &by_fd), iters)
+        })
     });
     group.bench_function(BenchmarkId::new("engine", "posix_spawn"), |b| {
         b.iter_custom(|iters| {
@@ -184,12 +229,22 @@ fn exec_rate(c: &mut Criterion) {
             )
         })
     });
+    group.bench_function(BenchmarkId::new("engine", "vfork"), |b| {
+        b.iter_custom(|iters| {
+            time_of_iters(
+                engine(Load::Spawn(SpawnMethod::Vfork), per_worker(iters)),
+                iters,
+            )
+        })
+    });
     group.bench_function(BenchmarkId::new("engine", "fire"), |b| {
         b.iter_custom(|iters| time_of_iters(engine(Load::Fire, per_worker(iters)), iters))
     });
     for mode in ["vfork", "posix_spawn", "fire"] {
         group.bench_function(BenchmarkId::new("c_loop", mode), |b| {
-            b.iter_custom(|iters| time_of_iters(yardstick(mode, per_worker(iters), &target), iters))
+            b.iter_custom(|iters| {
+                time_of_iters(yardstick(mode, per_worker(iters), &target, &by_fd), iters)
+            })
         });
     }
     group.finish();

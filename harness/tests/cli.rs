@@ -76,7 +76,7 @@ fn bad_flags_are_refused_with_what_to_do() {
         ("--execs", "0"),
         ("--execs", "10000001"),
         ("--repeat", "0"),
-        ("--spawn", "vfork"),
+        ("--spawn", "clone3"),
         ("--timeout", "0"),
         ("--kernel", "5.0"),
         ("--guest-timeout", "1"),

@@ -220,7 +220,7 @@ fn names_that_are_not_bpfstorm_names_are_refused_with_column_and_line() {
         ("update", ""),
         ("filter", "none"),
         ("target", "tiny\n# x"),
-        ("spawn", "vfork"),
+        ("spawn", "clone3"),
         ("status", "fine"),
         ("timing", "fast"),
         ("expected_oracle", "syscalls:sys_enter_open"),

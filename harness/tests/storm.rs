@@ -129,9 +129,15 @@ fn tiny_posix_spawn_storm_counts_exactly() {
 }
 
 #[test]
+fn tiny_vfork_storm_counts_exactly() {
+    exact_storm(Target::Tiny, SpawnMethod::Vfork, 2, 2000);
+}
+
+#[test]
 fn bin_true_storms_count_exactly() {
     exact_storm(Target::BinTrue, SpawnMethod::Fork, 2, 100);
     exact_storm(Target::BinTrue, SpawnMethod::PosixSpawn, 2, 100);
+    exact_storm(Target::BinTrue, SpawnMethod::Vfork, 2, 100);
 }
 
 #[test]
@@ -142,6 +148,7 @@ fn script_storms_exec_once_per_iteration() {
     assert_eq!(Target::Script.syscall(), "execve");
     exact_storm(Target::Script, SpawnMethod::Fork, 2, 200);
     exact_storm(Target::Script, SpawnMethod::PosixSpawn, 2, 200);
+    exact_storm(Target::Script, SpawnMethod::Vfork, 2, 200);
 }
 
 #[test]
@@ -150,6 +157,7 @@ fn missing_target_storms_fail_every_execve() {
     assert_eq!(Target::Missing.syscall(), "execve");
     failing_storm(Target::Missing, SpawnMethod::Fork, 2, 200);
     failing_storm(Target::Missing, SpawnMethod::PosixSpawn, 2, 200);
+    failing_storm(Target::Missing, SpawnMethod::Vfork, 2, 200);
 }
 
 #[test]
@@ -158,6 +166,7 @@ fn not_executable_target_storms_fail_every_execve() {
     assert_eq!(Target::NotExecutable.syscall(), "execve");
     failing_storm(Target::NotExecutable, SpawnMethod::Fork, 2, 200);
     failing_storm(Target::NotExecutable, SpawnMethod::PosixSpawn, 2, 200);
+    failing_storm(Target::NotExecutable, SpawnMethod::Vfork, 2, 200);
 }
 
 #[test]
@@ -183,20 +192,22 @@ fn threaded_storm_execs_from_two_threads() {
 }
 
 #[test]
-fn posix_spawn_is_refused_for_fork_only_targets() {
-    for target in [Target::Fexecve, Target::Threaded] {
-        assert!(!target.supports(SpawnMethod::PosixSpawn));
-        let err = StormSpec::new(1, 1, target, SpawnMethod::PosixSpawn, TIMEOUT).unwrap_err();
-        match &err {
-            StormError::Unsupported {
-                target: t,
-                spawn: SpawnMethod::PosixSpawn,
-            } => assert_eq!(*t, target),
-            other => panic!("expected Unsupported, got {other:?}"),
+fn posix_spawn_and_vfork_are_refused_for_fork_only_targets() {
+    for spawn in [SpawnMethod::PosixSpawn, SpawnMethod::Vfork] {
+        for target in [Target::Fexecve, Target::Threaded] {
+            assert!(!target.supports(spawn));
+            let err = StormSpec::new(1, 1, target, spawn, TIMEOUT).unwrap_err();
+            match &err {
+                StormError::Unsupported {
+                    target: t,
+                    spawn: s,
+                } => assert_eq!((*t, *s), (target, spawn)),
+                other => panic!("expected Unsupported, got {other:?}"),
+            }
+            let message = err.to_string();
+            assert!(message.contains(target.name()), "{message}");
+            assert!(message.contains("fork"), "{message}");
         }
-        let message = err.to_string();
-        assert!(message.contains(target.name()), "{message}");
-        assert!(message.contains("fork"), "{message}");
     }
     for target in Target::ALL {
         assert!(target.supports(SpawnMethod::Fork));

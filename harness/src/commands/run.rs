@@ -110,7 +110,12 @@ pub fn command(args: RunArgs) -> Result<ExitCode> {
     out!("{}", output::summary::render(&rows, view));
     outln!(
         "{}",
-        time_spent(started.elapsed().as_secs_f64(), &rows, calibration_storms)
+        time_spent(
+            started.elapsed().as_secs_f64(),
+            &rows,
+            calibration_storms,
+            bpfstorm::storm::time_starting()
+        )
     );
     outln!("results: {}", csv.path().display());
     let mut unwritten = 0;
@@ -169,18 +174,26 @@ pub fn command(args: RunArgs) -> Result<ExitCode> {
 /// time its storms took (with and without the probe, and those of the
 /// calibrations): what is left is the harness's fixed cost (loading and
 /// attaching, settling, sampling, reports).
-fn time_spent(age: f64, rows: &[Row], calibration_storms: Duration) -> String {
+fn time_spent(
+    age: f64,
+    rows: &[Row],
+    calibration_storms: Duration,
+    starting_workers: Duration,
+) -> String {
     let storms: f64 = rows
         .iter()
         .map(|r| r.storm_wall_s.unwrap_or(0.0) + r.baseline_wall_s.unwrap_or(0.0))
         .sum::<f64>()
         + calibration_storms.as_secs_f64();
     let rest = (age - storms).max(0.0);
+    let starting = starting_workers.as_secs_f64().min(rest);
     format!(
         "time: {age:.1} s in all: {storms:.1} s in storms and hot rounds (calibrations included), \
-         {rest:.1} s ({:.0}%)\n  the harness's own (loading, attaching, unloading, noise samples, \
-         reports)",
-        100.0 * rest / age.max(f64::MIN_POSITIVE)
+         {rest:.1} s ({:.0}%)\n  the harness's own: {starting:.1} s starting storm workers (each \
+         joins the storm's cgroup,\n  an RCU grace period), {:.1} s loading, attaching, unloading, \
+         noise samples, reports",
+        100.0 * rest / age.max(f64::MIN_POSITIVE),
+        rest - starting,
     )
 }
 
@@ -199,19 +212,26 @@ mod tests {
             storm_wall_s: Some(1.5),
             ..Row::default()
         };
-        let line = time_spent(10.0, &[row, hot], Duration::from_secs(2));
+        let line = time_spent(
+            10.0,
+            &[row, hot],
+            Duration::from_secs(2),
+            Duration::from_millis(400),
+        );
         assert!(
             line.starts_with("time: 10.0 s in all: 9.0 s in storms"),
             "{line}"
         );
         assert!(
-            line.contains(", 1.0 s (10%)\n  the harness's own"),
+            line.contains(", 1.0 s (10%)\n  the harness's own: 0.4 s starting storm workers"),
             "{line}"
         );
+        assert!(line.contains("), 0.6 s loading, attaching"), "{line}");
         // The summary fits 100 columns.
         assert!(line.lines().all(|l| l.len() <= 100), "{line}");
         // Storms longer than the clock (it cannot be): no negative rest.
-        let line = time_spent(1.0, &[], Duration::from_secs(2));
+        let line = time_spent(1.0, &[], Duration::from_secs(2), Duration::from_secs(1));
         assert!(line.contains(", 0.0 s (0%)"), "{line}");
+        assert!(line.contains("own: 0.0 s starting"), "{line}");
     }
 }

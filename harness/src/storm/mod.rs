@@ -11,6 +11,7 @@ use std::ffi::c_char;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -24,10 +25,22 @@ pub use spec::{
     SpawnMethod, StormSpec, Target, Trigger, UnknownName, MAX_EXECS_PER_WORKER, MAX_WORKERS,
 };
 pub use target::{sweep_stale_dirs, TargetBinary};
-use worker::{Exec, Plan, Progress, ThreadStack};
+use worker::{ChildStack, Exec, Plan, Progress, Spread};
 
 /// How often `run_storm` calls `on_tick`.
 pub const TICK: Duration = Duration::from_millis(50);
+/// How often the harness looks for a worker that died before the start.
+const READY_POLL: Duration = Duration::from_millis(10);
+
+/// What this process's storms spent starting their workers (from the first
+/// fork until every worker waits at the gate, each worker's cgroup join
+/// included): set-up, outside every storm's wall time.
+static STARTING_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The time this process's storms spent starting their workers.
+pub fn time_starting() -> Duration {
+    Duration::from_nanos(STARTING_NS.load(Ordering::Relaxed))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StormError {
@@ -39,7 +52,7 @@ pub enum StormError {
     ZeroTimeout,
     #[error(
         "target `{target}` cannot be started with `{spawn}`: it needs fork \
-         (posix_spawn can only execve a path, with no execveat and no extra thread); \
+         (posix_spawn and vfork only execve a path, with no execveat and no extra thread); \
          use the `fork` spawn method"
     )]
     Unsupported { target: Target, spawn: SpawnMethod },
@@ -162,10 +175,10 @@ pub fn run_storm(
         Some(_) => None,
     };
     let join = cgroup.join_handle()?;
-    let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
     let (res_r, res_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))?;
     fcntl(res_r.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(sys("fcntl"))?;
     let progress = Progress::new(spec.workers)?;
+    let spread = Spread::of_this_process();
     let argv: [*mut c_char; 2] = [
         target
             .as_ref()
@@ -173,10 +186,10 @@ pub fn run_storm(
         ptr::null_mut(),
     ];
     let envp: [*mut c_char; 1] = [ptr::null_mut()];
-    let mut thread_stack = ThreadStack::new(spec.target);
+    let mut child_stack = ChildStack::new(spec.target, spec.spawn);
     let exec = match (spec.target, target.as_ref().and_then(TargetBinary::fd)) {
         (Target::Fexecve, Some(fd)) => Exec::Execveat(fd),
-        (Target::Threaded, _) => Exec::Threaded(thread_stack.top()),
+        (Target::Threaded, _) => Exec::Threaded(child_stack.top()),
         _ => Exec::Execve,
     };
     let plan = Plan {
@@ -189,9 +202,11 @@ pub fn run_storm(
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         method: spec.spawn,
+        child_stack: child_stack.top(),
         execs: spec.execs_per_worker,
         join: &join,
-        go: go_r.as_raw_fd(),
+        gate: progress.gate(),
+        spread: &spread,
         results: res_w.as_raw_fd(),
         // SAFETY: plain getpid syscall.
         parent: unsafe { libc::getpid() },
@@ -203,20 +218,30 @@ pub fn run_storm(
     // SAFETY: malloc_trim only releases free memory of glibc's arenas.
     unsafe { libc::malloc_trim(0) };
 
-    for slot in progress.slots() {
+    let forking = Instant::now();
+    for (index, slot) in progress.slots().iter().enumerate() {
         // SAFETY: the child runs only worker::run, which is async-signal-safe
         // and never returns.
         match unsafe { libc::fork() } {
             -1 => return Err(sys("fork")(Errno::last())),
-            0 => worker::run(&plan, slot),
+            0 => worker::run(&plan, index, slot),
             pid => workers.live.push(pid),
         }
     }
-    drop((go_r, res_w, join));
+    drop((res_w, join));
 
+    // The clock starts once every worker waits at the gate: joining the
+    // cgroup costs each an RCU grace period (cgroup_threadgroup_rwsem),
+    // 10-20 ms here, which are the harness's, not the storm's. A worker
+    // that could not join exits, and says why.
+    let ready_by = Instant::now() + spec.timeout;
+    while !progress.gate().ready(spec.workers, READY_POLL) && Instant::now() < ready_by {
+        workers.reap_exited()?;
+    }
     let start = Instant::now();
-    // EOF on the go pipe releases every worker at once.
-    drop(go_w);
+    let starting = u64::try_from((start - forking).as_nanos()).unwrap_or(u64::MAX);
+    STARTING_NS.fetch_add(starting, Ordering::Relaxed);
+    progress.gate().open();
     let mut results = Results::new(res_r);
     let timed_out = supervise(&mut workers, &mut results, start + spec.timeout, on_tick)?;
     let wall = start.elapsed();

@@ -5,7 +5,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::os::fd::RawFd;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use nix::errno::Errno;
 
@@ -33,7 +33,7 @@ pub(super) fn describe_exit(code: i32) -> &'static str {
     match code {
         EXIT_ORPHANED => "lost its parent before starting",
         EXIT_JOIN => "could not join the storm cgroup",
-        EXIT_GO => "could not read the go pipe",
+        EXIT_GO => "could not wait for the start",
         EXIT_RESULTS => "could not write its counts",
         EXIT_PLAN => "was given a target its spawn method cannot start",
         _ => "exited unexpectedly",
@@ -51,20 +51,23 @@ pub(super) enum Exec {
     Threaded(*mut c_void),
 }
 
-/// Size of the `threaded` target's second thread stack: the thread only
-/// waits in ppoll(2) until the exec kills it.
-const THREAD_STACK_LEN: usize = 64 * 1024;
+/// Size of a [`ChildStack`]: what runs on it only waits in ppoll(2) until
+/// an exec kills it, or calls execve.
+const CHILD_STACK_LEN: usize = 64 * 1024;
 
-/// The stack for the second thread of a `threaded` target, allocated before
-/// fork; each target child gets its own copy of it through fork.
-pub(super) struct ThreadStack(Vec<u8>);
+/// A stack allocated before fork, for the second thread of a `threaded`
+/// target (each target child gets its own copy of it through fork), or for
+/// a `vfork` child, which runs on it in its worker's memory until it execs.
+pub(super) struct ChildStack(Vec<u8>);
 
-impl ThreadStack {
-    /// An empty one unless `target` is `threaded`.
-    pub fn new(target: super::Target) -> ThreadStack {
-        ThreadStack(match target {
-            super::Target::Threaded => vec![0; THREAD_STACK_LEN],
-            _ => Vec::new(),
+impl ChildStack {
+    /// An empty one unless `target` is `threaded` or `spawn` is `vfork`.
+    pub fn new(target: super::Target, spawn: SpawnMethod) -> ChildStack {
+        let needed = target == super::Target::Threaded || spawn == SpawnMethod::Vfork;
+        ChildStack(if needed {
+            vec![0; CHILD_STACK_LEN]
+        } else {
+            Vec::new()
         })
     }
 
@@ -87,18 +90,144 @@ pub(super) struct Slot {
     failed: AtomicU64,
 }
 
-/// The workers' [`Slot`]s: a MAP_SHARED anonymous mapping made before fork,
-/// so each worker's writes reach the harness.
+/// What releases the workers at once: a word they wait on with a futex.
+/// Not a pipe's EOF: closing a pipe wakes its readers "sync", which puts
+/// every one of them on the closing CPU, where they queue behind each other
+/// while other CPUs idle until the load balancer moves them (a third of a
+/// short storm's time here). A futex wake sends each back to the CPU it was
+/// forked onto, which fork spread.
+#[repr(C, align(64))]
+pub(super) struct Gate {
+    open: AtomicU32,
+    /// Workers waiting at it.
+    ready: AtomicU32,
+}
+
+const FUTEX_WAIT: c_int = 0;
+const FUTEX_WAKE: c_int = 1;
+
+/// A futex call on `word`: FUTEX_WAIT while it holds `value` (for at most
+/// `timeout`), or FUTEX_WAKE of `value` waiters. Shared across processes
+/// (no FUTEX_PRIVATE_FLAG): the word lies in memory the workers share.
+fn futex(word: &AtomicU32, op: c_int, value: u32, timeout: Option<&libc::timespec>) -> c_int {
+    let timeout = timeout.map_or(ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: a futex call on a live, aligned word.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, value, timeout) as c_int }
+}
+
+impl Gate {
+    /// Worker side: says it waits at the gate.
+    fn arrive(&self) {
+        self.ready.fetch_add(1, Ordering::Release);
+        futex(&self.ready, FUTEX_WAKE, 1, None);
+    }
+
+    /// Harness side: whether `workers` wait at the gate, after waiting up
+    /// to `at_most` for one more.
+    pub fn ready(&self, workers: u32, at_most: std::time::Duration) -> bool {
+        let seen = self.ready.load(Ordering::Acquire);
+        if seen >= workers {
+            return true;
+        }
+        let timeout = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: at_most.subsec_nanos().into(),
+        };
+        futex(&self.ready, FUTEX_WAIT, seen, Some(&timeout));
+        self.ready.load(Ordering::Acquire) >= workers
+    }
+
+    /// Releases every worker waiting.
+    pub fn open(&self) {
+        self.open.store(1, Ordering::Release);
+        futex(&self.open, FUTEX_WAKE, u32::MAX >> 1, None);
+    }
+
+    /// Blocks until [`Gate::open`]; false if the futex fails otherwise.
+    fn wait(&self) -> bool {
+        while self.open.load(Ordering::Acquire) == 0 {
+            let r = futex(&self.open, FUTEX_WAIT, 0, None);
+            // EAGAIN: opened before the wait began.
+            if r != 0 && !matches!(Errno::last(), Errno::EAGAIN | Errno::EINTR) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Where the workers start: each on a CPU of its own (round robin over the
+/// CPUs the harness may use), until the gate opens. Woken together, workers
+/// left to the scheduler could land on one CPU (their last, or the
+/// waker's), and wait there for the balancer while another CPU idles.
+pub(super) struct Spread {
+    /// The CPUs allowed, each a set of its own, and all of them.
+    each: Vec<libc::cpu_set_t>,
+    all: libc::cpu_set_t,
+}
+
+impl Spread {
+    /// The CPUs this process may run on; none known: no pinning.
+    pub fn of_this_process() -> Spread {
+        // SAFETY: all-zero is an empty cpu_set_t; sched_getaffinity fills it.
+        let mut all: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: a valid set of that size.
+        if unsafe { libc::sched_getaffinity(0, size, &mut all) } != 0 {
+            return Spread {
+                each: Vec::new(),
+                all,
+            };
+        }
+        let each = (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: CPU_ISSET and CPU_SET on valid sets, within their size.
+            .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &all) })
+            .map(|cpu| {
+                let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+                unsafe { libc::CPU_SET(cpu, &mut one) };
+                one
+            })
+            .collect();
+        Spread { each, all }
+    }
+
+    fn set(set: &libc::cpu_set_t) {
+        // SAFETY: a valid set; a failure only leaves the placement as it was.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
+    }
+
+    /// Worker `index`'s CPU until the start.
+    fn pin(&self, index: usize) {
+        if !self.each.is_empty() {
+            Self::set(&self.each[index % self.each.len()]);
+        }
+    }
+
+    /// Every CPU again, once running: from there the scheduler decides.
+    fn release(&self) {
+        if !self.each.is_empty() {
+            Self::set(&self.all);
+        }
+    }
+}
+
+/// The start [`Gate`] and the workers' [`Slot`]s, one after the other in a
+/// MAP_SHARED anonymous mapping made before fork, so each worker's writes
+/// reach the harness and the harness's opening reaches every worker.
 pub(super) struct Progress {
-    slots: NonNull<Slot>,
+    gate: NonNull<Gate>,
     len: usize,
 }
 
 impl Progress {
-    /// Zeroed slots for `workers` workers.
+    fn bytes(len: usize) -> usize {
+        std::mem::size_of::<Gate>() + len * std::mem::size_of::<Slot>()
+    }
+
+    /// A closed gate and zeroed slots for `workers` workers.
     pub fn new(workers: u32) -> Result<Progress, StormError> {
         let len = workers as usize;
-        let bytes = len.max(1) * std::mem::size_of::<Slot>();
+        let bytes = Self::bytes(len);
         // SAFETY: a fresh anonymous mapping; nothing else refers to it.
         let addr = unsafe {
             libc::mmap(
@@ -116,18 +245,28 @@ impl Progress {
                 source: Errno::last(),
             });
         }
-        let slots = NonNull::new(addr.cast::<Slot>()).ok_or(StormError::Sys {
+        let gate = NonNull::new(addr.cast::<Gate>()).ok_or(StormError::Sys {
             call: "mmap",
             source: Errno::EINVAL,
         })?;
-        Ok(Progress { slots, len })
+        Ok(Progress { gate, len })
+    }
+
+    pub fn gate(&self) -> &Gate {
+        // SAFETY: the mapping starts with a zeroed (closed) gate, alive
+        // until drop.
+        unsafe { self.gate.as_ref() }
     }
 
     /// One slot per worker.
     pub fn slots(&self) -> &[Slot] {
-        // SAFETY: the mapping holds `len` zero-initialized slots (all-zero
-        // atomics are valid), page-aligned, alive until drop.
-        unsafe { std::slice::from_raw_parts(self.slots.as_ptr(), self.len) }
+        // SAFETY: after the gate (64 bytes, so the slots stay aligned), the
+        // mapping holds `len` zero-initialized slots (all-zero atomics are
+        // valid), alive until drop.
+        unsafe {
+            let first = self.gate.as_ptr().add(1).cast::<Slot>();
+            std::slice::from_raw_parts(first, self.len)
+        }
     }
 
     /// Issued, succeeded and failed over every slot.
@@ -144,9 +283,8 @@ impl Progress {
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        let bytes = self.len.max(1) * std::mem::size_of::<Slot>();
         // SAFETY: unmaps the mapping made in new, which no slice outlives.
-        unsafe { libc::munmap(self.slots.as_ptr().cast(), bytes) };
+        unsafe { libc::munmap(self.gate.as_ptr().cast(), Self::bytes(self.len)) };
     }
 }
 
@@ -163,10 +301,13 @@ pub(super) struct Plan<'a> {
     pub argv: *const *mut c_char,
     pub envp: *const *mut c_char,
     pub method: SpawnMethod,
+    /// The top of the stack a `vfork` child runs on.
+    pub child_stack: *mut c_void,
     pub execs: u64,
     pub join: &'a JoinFds,
-    /// Read end of the go pipe: EOF means start.
-    pub go: RawFd,
+    /// Opened to start.
+    pub gate: &'a Gate,
+    pub spread: &'a Spread,
     /// Write end of the results pipe.
     pub results: RawFd,
     pub parent: libc::pid_t,
@@ -208,15 +349,15 @@ impl<'a> Counts<'a> {
     }
 }
 
-/// Body of a worker process; never returns. `slot` is its own.
-pub(super) fn run(plan: &Plan, slot: &Slot) -> ! {
-    let code = work(plan, slot);
+/// Body of worker process `index`; never returns. `slot` is its own.
+pub(super) fn run(plan: &Plan, index: usize, slot: &Slot) -> ! {
+    let code = work(plan, index, slot);
     // SAFETY: _exit skips atexit handlers and std's buffers, which belong to
     // the parent's state copied by fork.
     unsafe { libc::_exit(code) }
 }
 
-fn work(plan: &Plan, slot: &Slot) -> i32 {
+fn work(plan: &Plan, index: usize, slot: &Slot) -> i32 {
     reset_signals();
     // Die with the harness thread that forked us rather than storm on alone;
     // that thread waits in run_storm until every worker is reaped.
@@ -231,10 +372,13 @@ fn work(plan: &Plan, slot: &Slot) -> i32 {
         return EXIT_JOIN;
     }
     let [first, second] = plan.target_fds;
-    close_fds_except([plan.go, plan.results, first, second]);
-    if !wait_for_go(plan.go) {
+    close_fds_except([plan.results, first, second]);
+    plan.spread.pin(index);
+    plan.gate.arrive();
+    if !plan.gate.wait() {
         return EXIT_GO;
     }
+    plan.spread.release();
 
     // One loop per way of exec'ing, chosen once: the parent's side of each
     // is the same bare fork + waitpid, and the child's exec code is a cold
@@ -270,8 +414,13 @@ fn work(plan: &Plan, slot: &Slot) -> i32 {
             unsafe { libc::execve(plan.path, plan.argv.cast(), plan.envp.cast()) };
         }),
         (None, SpawnMethod::PosixSpawn, Exec::Execve) => spawn_loop(plan, counts),
+        (None, SpawnMethod::Vfork, Exec::Execve) => vfork_loop(plan, counts),
         // StormSpec::validate refuses these before any fork.
-        (None, SpawnMethod::PosixSpawn, Exec::Execveat(_) | Exec::Threaded(_)) => return EXIT_PLAN,
+        (
+            None,
+            SpawnMethod::PosixSpawn | SpawnMethod::Vfork,
+            Exec::Execveat(_) | Exec::Threaded(_),
+        ) => return EXIT_PLAN,
     };
 
     // SAFETY: plain getpid syscall.
@@ -395,6 +544,35 @@ fn spawn_loop<'a>(plan: &Plan, mut counts: Counts<'a>) -> Counts<'a> {
     counts
 }
 
+/// Starts each target as a C program's vfork would: a child that borrows
+/// this worker's memory (the worker waits, as the kernel suspends it until
+/// the child has exec'd or exited) and runs on its own stack.
+fn vfork_loop<'a>(plan: &Plan, mut counts: Counts<'a>) -> Counts<'a> {
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    let arg = (plan as *const Plan).cast_mut().cast::<c_void>();
+    for _ in 0..plan.execs {
+        counts.start();
+        // SAFETY: the child runs vfork_child on `child_stack`, which nothing
+        // else uses while this worker is suspended; it reads `plan`, alive
+        // for the whole storm, and leaves by execve or _exit.
+        let pid = unsafe { libc::clone(vfork_child, plan.child_stack, flags, arg) };
+        counts.finish(pid > 0 && exited_ok(pid));
+    }
+    counts
+}
+
+/// The vfork child: execve, or _exit if that fails. It must not return
+/// (its stack is borrowed) nor touch its parent's state.
+extern "C" fn vfork_child(plan: *mut c_void) -> c_int {
+    // SAFETY: `plan` is the worker's Plan (see vfork_loop); path, argv and
+    // envp point at NUL-terminated data that outlives the storm.
+    unsafe {
+        let plan = &*plan.cast::<Plan>();
+        libc::execve(plan.path, plan.argv.cast(), plan.envp.cast());
+        libc::_exit(CHILD_EXEC_FAILED)
+    }
+}
+
 /// Waits for `pid`; true if it exited with status 0.
 fn exited_ok(pid: libc::pid_t) -> bool {
     let mut status = 0;
@@ -428,7 +606,7 @@ fn reset_signals() {
 /// harness's other fds (other storms' pipes, a concurrently written
 /// executable) must not stay open for the storm's length: a held pipe end delays EOF for its owner, a
 /// held writable executable fails its execve with ETXTBSY.
-fn close_fds_except(mut keep: [RawFd; 4]) {
+fn close_fds_except(mut keep: [RawFd; 3]) {
     keep.sort_unstable();
     let mut low: u32 = 3;
     for fd in keep {
@@ -447,21 +625,6 @@ fn close_range(first: u32, last: u32) {
     // SAFETY: closes fds this process does not use. Before Linux 5.9 it
     // fails with ENOSYS and the fds simply stay open.
     unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
-}
-
-/// Blocks until the parent closes its end of the go pipe.
-fn wait_for_go(fd: RawFd) -> bool {
-    let mut byte = 0u8;
-    loop {
-        // SAFETY: reads at most one byte into a local.
-        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
-        if n >= 0 {
-            return true;
-        }
-        if Errno::last() != Errno::EINTR {
-            return false;
-        }
-    }
 }
 
 fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {
