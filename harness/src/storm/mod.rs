@@ -57,6 +57,15 @@ pub enum StormError {
     )]
     Unsupported { target: Target, spawn: SpawnMethod },
     #[error(
+        "only {ready} of {workers} storm workers were ready to start within {timeout:?} \
+         (each joins the storm cgroup first); the machine may be overloaded"
+    )]
+    NotReady {
+        ready: u32,
+        workers: u32,
+        timeout: Duration,
+    },
+    #[error(
         "the storm cgroup allows {pids_max} tasks, too few for {workers} workers \
          (each worker and its target need one, a `threaded` target two: at least {needed})"
     )]
@@ -235,8 +244,19 @@ pub fn run_storm(
     // 10-20 ms here, which are the harness's, not the storm's. A worker
     // that could not join exits, and says why.
     let ready_by = Instant::now() + spec.timeout;
-    while !progress.gate().ready(spec.workers, READY_POLL) && Instant::now() < ready_by {
+    loop {
+        let ready = progress.gate().ready(READY_POLL);
+        if ready >= spec.workers {
+            break;
+        }
         workers.reap_exited()?;
+        if Instant::now() >= ready_by {
+            return Err(StormError::NotReady {
+                ready,
+                workers: spec.workers,
+                timeout: spec.timeout,
+            });
+        }
     }
     let start = Instant::now();
     let starting = u64::try_from((start - forking).as_nanos()).unwrap_or(u64::MAX);

@@ -40,7 +40,8 @@ pub(super) fn describe_exit(code: i32) -> &'static str {
     }
 }
 
-/// How a forked target child execs. posix_spawn supports only `Execve`.
+/// How a forked target child execs. posix_spawn and vfork support only
+/// `Execve`.
 #[derive(Clone, Copy)]
 pub(super) enum Exec {
     /// execve(path, argv, envp).
@@ -94,13 +95,15 @@ pub(super) struct Slot {
 /// Not a pipe's EOF: closing a pipe wakes its readers "sync", which puts
 /// every one of them on the closing CPU, where they queue behind each other
 /// while other CPUs idle until the load balancer moves them (a third of a
-/// short storm's time here). A futex wake sends each back to the CPU it was
-/// forked onto, which fork spread.
+/// short storm's time here). A futex wake sends each to the CPU it waits
+/// on (see [`Spread`]).
 #[repr(C, align(64))]
 pub(super) struct Gate {
     open: AtomicU32,
-    /// Workers waiting at it.
+    /// Workers waiting at it, and how many there will be: the last to
+    /// arrive wakes the harness (one wake, not one per worker).
     ready: AtomicU32,
+    expected: AtomicU32,
 }
 
 const FUTEX_WAIT: c_int = 0;
@@ -118,23 +121,24 @@ fn futex(word: &AtomicU32, op: c_int, value: u32, timeout: Option<&libc::timespe
 impl Gate {
     /// Worker side: says it waits at the gate.
     fn arrive(&self) {
-        self.ready.fetch_add(1, Ordering::Release);
-        futex(&self.ready, FUTEX_WAKE, 1, None);
+        let arrived = self.ready.fetch_add(1, Ordering::Release) + 1;
+        if arrived == self.expected.load(Ordering::Relaxed) {
+            futex(&self.ready, FUTEX_WAKE, 1, None);
+        }
     }
 
-    /// Harness side: whether `workers` wait at the gate, after waiting up
-    /// to `at_most` for one more.
-    pub fn ready(&self, workers: u32, at_most: std::time::Duration) -> bool {
+    /// Harness side: how many workers wait at the gate, after waiting up to
+    /// `at_most` for the last.
+    pub fn ready(&self, at_most: std::time::Duration) -> u32 {
         let seen = self.ready.load(Ordering::Acquire);
-        if seen >= workers {
-            return true;
+        if seen < self.expected.load(Ordering::Relaxed) {
+            let timeout = libc::timespec {
+                tv_sec: at_most.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+                tv_nsec: at_most.subsec_nanos().into(),
+            };
+            futex(&self.ready, FUTEX_WAIT, seen, Some(&timeout));
         }
-        let timeout = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: at_most.subsec_nanos().into(),
-        };
-        futex(&self.ready, FUTEX_WAIT, seen, Some(&timeout));
-        self.ready.load(Ordering::Acquire) >= workers
+        self.ready.load(Ordering::Acquire)
     }
 
     /// Releases every worker waiting.
@@ -167,7 +171,8 @@ pub(super) struct Spread {
 }
 
 impl Spread {
-    /// The CPUs this process may run on; none known: no pinning.
+    /// The CPUs the calling thread may run on (the thread that forks the
+    /// workers, whose mask they inherit); none known: no pinning.
     pub fn of_this_process() -> Spread {
         // SAFETY: all-zero is an empty cpu_set_t; sched_getaffinity fills it.
         let mut all: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -249,7 +254,9 @@ impl Progress {
             call: "mmap",
             source: Errno::EINVAL,
         })?;
-        Ok(Progress { gate, len })
+        let progress = Progress { gate, len };
+        progress.gate().expected.store(workers, Ordering::Relaxed);
+        Ok(progress)
     }
 
     pub fn gate(&self) -> &Gate {
@@ -562,7 +569,11 @@ fn vfork_loop<'a>(plan: &Plan, mut counts: Counts<'a>) -> Counts<'a> {
 }
 
 /// The vfork child: execve, or _exit if that fails. It must not return
-/// (its stack is borrowed) nor touch its parent's state.
+/// (its stack is borrowed) nor touch its parent's state. What it shares
+/// with its worker is harmless: a failed execve sets the worker's errno
+/// (its TLS), which the worker reads no more; a signal meanwhile runs the
+/// handler the harness installed (it stores to an atomic the worker never
+/// reads).
 extern "C" fn vfork_child(plan: *mut c_void) -> c_int {
     // SAFETY: `plan` is the worker's Plan (see vfork_loop); path, argv and
     // envp point at NUL-terminated data that outlives the storm.
