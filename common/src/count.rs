@@ -304,22 +304,13 @@ impl CountMap {
     }
 }
 
-/// Maps that keep a value per CPU, and those whose keys are all there
-/// from the start (which cannot be deleted), by kernel type.
-fn percpu(map_type: u32) -> bool {
-    [
-        MapKind::PercpuArray,
-        MapKind::PercpuHash,
-        MapKind::LruPercpuHash,
-    ]
-    .iter()
-    .any(|kind| kind.kernel_type() == map_type)
-}
-
-fn preallocated(map_type: u32) -> bool {
-    [MapKind::Array, MapKind::PercpuArray]
+/// The map kinds kept in maps of a kernel type (several share ARRAY):
+/// what they say of such a map holds for a tool's map of that type.
+fn kinds_of(map_type: u32) -> impl Iterator<Item = MapKind> {
+    MapKind::ALL
         .iter()
-        .any(|kind| kind.kernel_type() == map_type)
+        .copied()
+        .filter(move |kind| kind.kernel_type() == map_type)
 }
 
 /// A count kept in a map of a program bpfstorm did not write (a tool's,
@@ -332,6 +323,9 @@ pub struct ToolCount {
     key_size: usize,
     /// Bytes of the value a lookup returns: 8, or 8 per possible CPU.
     value_bytes: usize,
+    /// Whether a reset deletes the keys (a hash) rather than writing zeros
+    /// to them (an array, whose keys are all there from the start).
+    resets_by_delete: bool,
 }
 
 impl ToolCount {
@@ -346,16 +340,14 @@ impl ToolCount {
                 ),
             });
         }
-        let cpus = if percpu(info.map_type) {
-            sys::possible_cpus()?
-        } else {
-            1
-        };
+        let per_cpu = kinds_of(info.map_type).any(|k| k.slots() == Some(Slots::PerPossibleCpu));
+        let cpus = if per_cpu { sys::possible_cpus()? } else { 1 };
         Ok(ToolCount {
             fd: map,
             map_type: info.map_type,
             key_size: info.key_size as usize,
             value_bytes: cpus * SLOT,
+            resets_by_delete: kinds_of(info.map_type).all(MapKind::inserts_keys),
         })
     }
 
@@ -401,10 +393,10 @@ impl ToolCount {
     pub fn reset(&self) -> Result<(), CounterError> {
         let zeros = vec![0u8; self.value_bytes];
         for key in self.keys()? {
-            if preallocated(self.map_type) {
-                sys::update(self.fd.as_fd(), &key, &zeros).map_err(failed("map update"))?;
-            } else {
+            if self.resets_by_delete {
                 sys::delete(self.fd.as_fd(), &key).map_err(failed("map delete"))?;
+            } else {
+                sys::update(self.fd.as_fd(), &key, &zeros).map_err(failed("map update"))?;
             }
         }
         Ok(())

@@ -29,7 +29,7 @@ pub const LOADERS: &[&str] = &["libbpf", "c", "aya"];
 
 impl BackendName {
     /// Its name on the command line, in the CSV and as `Backend::name`.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             BackendName::Libbpf => "libbpf",
             BackendName::C => "c",

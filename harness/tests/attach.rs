@@ -9,6 +9,8 @@ use bpfstorm::measure::{measure, FilterKind, MeasureError, Oracle};
 use bpfstorm::storm::{SpawnMethod, StormSpec, Target};
 use bpfstorm_common::{AttachPoint, CounterError, Filter, MapKind, Strategy, UpdateMode};
 
+mod common;
+
 fn outcome(
     backend: &str,
     attach: AttachPoint,
@@ -39,19 +41,8 @@ fn outcome_of(
 /// `e` is bpftrace's refusal of a hook it has no probe for (raw and BTF
 /// tracepoints, ksyscall, LSM), typed before anything runs.
 fn assert_no_probe(name: &str, attach: AttachPoint, e: &CounterError) {
-    use AttachPoint::*;
-    let has_probe = matches!(
-        attach,
-        TpSysEnterExecve
-            | TpSysEnterExecveat
-            | TpSchedProcessExec
-            | UprobeLibcExecve
-            | KprobeSysExecve
-            | FentrySysExecve
-            | FexitSysExecve
-    );
     assert!(
-        name == "bpftrace" && !has_probe && e.is_unsupported(),
+        name == "bpftrace" && !common::bpftrace_has_probe(attach) && e.is_unsupported(),
         "{name} {attach}: {e}"
     );
     assert!(

@@ -25,6 +25,8 @@ use bpfstorm_common::{
 use libbpf_rs::libbpf_sys::BPF_F_MMAPABLE;
 use libbpf_rs::{MapCore, MapHandle};
 
+mod common;
+
 fn each_backend() -> impl Iterator<Item = Box<dyn Backend>> {
     NAMES
         .iter()
@@ -63,17 +65,7 @@ fn on_execve(map: MapKind, update: UpdateMode) -> Strategy {
 /// a statement whose map is its map kind (`@ = count()` percpu_array,
 /// `@ = sum(1)` and keyed `count()` percpu_hash, `@++` hash, racy).
 fn bpftrace_says(s: &Strategy) -> bool {
-    use AttachPoint::*;
-    let probe = matches!(
-        s.attach(),
-        TpSysEnterExecve
-            | TpSysEnterExecveat
-            | TpSchedProcessExec
-            | UprobeLibcExecve
-            | KprobeSysExecve
-            | FentrySysExecve
-            | FexitSysExecve
-    );
+    let probe = common::bpftrace_has_probe(s.attach());
     let keyed = s.keys().count > 1;
     let statement = matches!(
         (s.map(), s.update(), keyed),

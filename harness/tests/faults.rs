@@ -39,6 +39,25 @@ fn spawn_long_run(dir: &Path, extra: &[&str]) -> Child {
     .expect("spawning bpfstorm")
 }
 
+/// One small storm cell: what sweeps up after a killed run.
+fn small_run(dir: &Path) -> std::process::Output {
+    bpfstorm(&[
+        "run",
+        "--method",
+        "storm",
+        "--repeat",
+        "1",
+        "--map",
+        "array",
+        "--update",
+        "atomic",
+        "--execs",
+        "50",
+        "--results-dir",
+        dir.to_str().unwrap(),
+    ])
+}
+
 fn csv_rows(dir: &Path) -> Vec<csv::StringRecord> {
     let path = newest_run(dir).expect("the run's CSV");
     csv::Reader::from_path(path)
@@ -148,17 +167,7 @@ fn a_signal_to_a_bpftrace_run_takes_its_bpftrace_too() {
         }
         if signal == Signal::SIGKILL {
             // What the killed run left (its cgroup), the next one sweeps.
-            let next = bpfstorm(&[
-                "run",
-                "--method",
-                "storm",
-                "--repeat",
-                "1",
-                "--execs",
-                "50",
-                "--results-dir",
-                dir.path().to_str().unwrap(),
-            ]);
+            let next = small_run(dir.path());
             assert!(next.status.success(), "{}", text(&next.stderr));
         } else {
             assert_eq!(status.code(), Some(128 + signal as i32), "{signal}");
@@ -198,21 +207,7 @@ fn sigkill_leaves_a_cgroup_that_the_next_run_sweeps() {
     }
     assert!(leaks::find(&[]).maps.is_empty());
 
-    let next = bpfstorm(&[
-        "run",
-        "--method",
-        "storm",
-        "--repeat",
-        "1",
-        "--map",
-        "array",
-        "--update",
-        "atomic",
-        "--execs",
-        "50",
-        "--results-dir",
-        dir.path().to_str().unwrap(),
-    ]);
+    let next = small_run(dir.path());
     assert!(next.status.success(), "{}", text(&next.stderr));
     assert!(
         text(&next.stderr).contains("removed what a killed run left behind"),

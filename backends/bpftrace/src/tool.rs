@@ -195,15 +195,13 @@ pub(crate) fn binary() -> Result<Binary, CounterError> {
     })
 }
 
-/// `bpftrace --version`, for the CSV: "bpftrace v0.17.0".
+/// `bpftrace --version`, for the CSV: "bpftrace v0.17.0" (asked once, see
+/// [`binary`]).
 pub(crate) fn version() -> String {
-    static VERSION: OnceLock<String> = OnceLock::new();
-    VERSION
-        .get_or_init(|| match binary() {
-            Ok(binary) => binary.said_version,
-            Err(e) => format!("bpftrace (not usable: {e})"),
-        })
-        .clone()
+    match binary() {
+        Ok(binary) => binary.said_version,
+        Err(e) => format!("bpftrace (not usable: {e})"),
+    }
 }
 
 /// A running bpftrace with its probes attached. Dropping it stops it, and

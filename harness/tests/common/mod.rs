@@ -1,4 +1,5 @@
-//! What the CLI tests share: bpfstorm run as a user runs it.
+//! What the tests share: bpfstorm run as a user runs it, and what the
+//! backends' tests expect of bpftrace.
 // Each test crate uses its own subset.
 #![allow(dead_code)]
 
@@ -36,4 +37,21 @@ pub fn one_cell_run(results_dir: &std::path::Path, execs: &str) -> Command {
         "--results-dir",
         results_dir.to_str().expect("a UTF-8 path"),
     ])
+}
+
+/// Whether bpftrace has a probe for `attach` (tracepoints, the uprobe,
+/// kprobe, fentry/fexit as kfunc/kretfunc): the tests' own account of what
+/// backends/bpftrace/src/script.rs writes.
+pub fn bpftrace_has_probe(attach: bpfstorm_common::AttachPoint) -> bool {
+    use bpfstorm_common::AttachPoint::*;
+    matches!(
+        attach,
+        TpSysEnterExecve
+            | TpSysEnterExecveat
+            | TpSchedProcessExec
+            | UprobeLibcExecve
+            | KprobeSysExecve
+            | FentrySysExecve
+            | FexitSysExecve
+    )
 }
