@@ -218,7 +218,9 @@ fn storm_with_tmpdir(tmpdir: &Path, target: Target, spawn: SpawnMethod) -> Resul
     let want = ("ok", Some(total), Some(succeeded), Some(failed), Some(true));
     if got != want {
         return Err(format!(
-            "{what}: (status, issued, succeeded, failed, exact) {got:?}, not {want:?}"
+            "{what}: (status, issued, succeeded, failed, exact) {got:?}, not {want:?} \
+             (counted {:?}, expected {:?} by {})",
+            row.counted, row.expected, row.expected_oracle
         ));
     }
     Ok(())

@@ -1,5 +1,5 @@
 //! What bpf_stats add to every figure they report: an empty program
-//! (`r0 = 0; exit`) on the same hook as the counters, whose ns/run is the
+//! (`r0 = 1; exit`) on the same hook as the counters, whose ns/run is the
 //! stats' own clock reads plus a call. Loaded with raw bpf(2) and attached
 //! through perf_event_open, so that no backend's object is involved.
 
@@ -20,8 +20,12 @@ const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
 const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
 const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
 
-/// `r0 = 0` (BPF_ALU64 | BPF_MOV | BPF_K), then `exit` (BPF_JMP | BPF_EXIT).
-const EMPTY: [u64; 2] = [0xb7, 0x95];
+/// `r0 = 1` (BPF_ALU64 | BPF_MOV | BPF_K, the immediate in the high 32
+/// bits), then `exit` (BPF_JMP | BPF_EXIT). Not 0: a tracepoint program
+/// that returns 0 hides the event from every perf event on that
+/// tracepoint, so while it ran, another run's perf oracle (or anyone's
+/// `perf stat`) missed the execs.
+const EMPTY: [u64; 2] = [0xb7 | 1 << 32, 0x95];
 
 #[derive(Debug, thiserror::Error)]
 pub enum BiasError {
