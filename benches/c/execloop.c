@@ -6,7 +6,7 @@
  * trigger, <execs> calls of execve("", NULL, NULL) on each worker, which
  * fail at once with ENOENT (<path> is then unused). Prints the wall time in
  * nanoseconds, from the release of the workers, all forked and waiting, to
- * the last one reaped: what the engine's clock spans too.
+ * the last one done (its targets reaped): what the engine's clock spans too.
  * Usage: execloop <fork|vfork|posix_spawn|fire> <workers> <execs> <path>
  */
 #include <linux/futex.h>
@@ -21,10 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Shared by the workers: how many wait, and whether they may go. */
+/* Shared by the workers: how many wait, whether they may go, how many are done. */
 struct gate {
 	atomic_uint ready;
 	atomic_uint open;
+	atomic_uint done;
 };
 
 static void futex(atomic_uint *word, int op, unsigned int value)
@@ -33,6 +34,14 @@ static void futex(atomic_uint *word, int op, unsigned int value)
 }
 
 enum spawn { FORK, VFORK, POSIX_SPAWN, FIRE };
+
+/* A worker leaves, failed or not, saying it is done (the last wakes main). */
+static void finish(struct gate *gate, int code)
+{
+	atomic_fetch_add(&gate->done, 1);
+	futex(&gate->done, FUTEX_WAKE, 1);
+	_exit(code);
+}
 
 static void worker(struct gate *gate, enum spawn how, long execs, char *path)
 {
@@ -53,7 +62,7 @@ static void worker(struct gate *gate, enum spawn how, long execs, char *path)
 		}
 		if (how == POSIX_SPAWN) {
 			if (posix_spawn(&pid, path, NULL, NULL, argv, envp) != 0)
-				_exit(1);
+				finish(gate, 1);
 			waitpid(pid, NULL, 0);
 			continue;
 		}
@@ -64,10 +73,10 @@ static void worker(struct gate *gate, enum spawn how, long execs, char *path)
 			_exit(127);
 		}
 		if (pid < 0)
-			_exit(1);
+			finish(gate, 1);
 		waitpid(pid, NULL, 0);
 	}
-	_exit(0);
+	finish(gate, 0);
 }
 
 int main(int argc, char **argv)
@@ -99,9 +108,11 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	atomic_store(&gate->open, 1);
 	futex(&gate->open, FUTEX_WAKE, workers);
+	for (unsigned int seen; (seen = atomic_load(&gate->done)) < (unsigned int)workers;)
+		futex(&gate->done, FUTEX_WAIT, seen);
+	clock_gettime(CLOCK_MONOTONIC, &end);
 	while (wait(&status) > 0)
 		failed |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
-	clock_gettime(CLOCK_MONOTONIC, &end);
 
 	printf("%lld\n", (long long)(end.tv_sec - start.tv_sec) * 1000000000LL +
 				 (end.tv_nsec - start.tv_nsec));

@@ -18,7 +18,7 @@ use crate::oracle::procfs::SystemSnapshot;
 use crate::oracle::OracleError;
 use crate::retire::Retirements;
 use crate::sample::Estimate;
-use crate::storm::{run_storm, StormError, StormReport, StormSpec};
+use crate::storm::{StormError, StormReport, StormSpec, WorkerPool};
 
 /// How many timed reads estimate the read latency.
 const READ_SAMPLES: usize = 31;
@@ -282,7 +282,8 @@ fn heap_in_use() -> i64 {
 }
 
 /// What both arms of a cell carry, the probe's and the probe-free one, so
-/// that their storms differ only by the program: a storm cgroup, the perf
+/// that their storms differ only by the program: a storm cgroup and its
+/// workers (kept between storms: a new one joins at a cost), the perf
 /// oracles on it (each enables its tracepoint, so both arms take the
 /// syscall tracepoint slow path) and BPF stats switched on. A run keeps one
 /// for all its cells of a storm spec: every figure is a delta over one
@@ -292,6 +293,9 @@ pub struct Instruments {
     /// Counters unloaded under these instruments whose links still close;
     /// dropped (and so waited for) first, before the cgroup and the oracles.
     retirements: RefCell<Retirements>,
+    /// The storms' workers, kept in the cgroup between storms; gone
+    /// before it.
+    workers: RefCell<WorkerPool>,
     pub(crate) cgroup: StormCgroup,
     pub(crate) oracles: Oracles,
     filter: FilterKind,
@@ -311,6 +315,7 @@ impl Instruments {
             oracles,
             filter,
             retirements: RefCell::default(),
+            workers: RefCell::default(),
             _stats,
         })
     }
@@ -344,7 +349,7 @@ impl Instruments {
         sample: &mut dyn FnMut(),
     ) -> Result<StormReport, MeasureError> {
         let cgroup = &self.cgroup;
-        let storm = run_storm(spec, cgroup, &mut || {
+        let storm = self.workers.borrow_mut().run(spec, cgroup, &mut || {
             if interrupt::requested() {
                 cgroup.kill_all();
             }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use bpfstorm::cgroup::{self, StormCgroup};
 use bpfstorm::oracle::{PerfTracepoint, SystemSnapshot};
-use bpfstorm::storm::{run_storm, SpawnMethod, StormError, StormSpec, Target};
+use bpfstorm::storm::{
+    run_storm, SpawnMethod, StormError, StormReport, StormSpec, Target, Trigger, WorkerPool,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -443,4 +445,135 @@ fn names_parse_and_print() {
         "unknown target `false`; choose one of: \
          tiny, true, script, missing, noexec, fexecve, threaded"
     );
+}
+
+/// The pids in `cgroup`, sorted.
+fn pids(cgroup: &Path) -> Vec<i32> {
+    let mut pids: Vec<i32> = procs(cgroup)
+        .lines()
+        .map(|l| l.parse().expect("a pid"))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+#[test]
+fn a_pool_keeps_its_workers_and_counts_each_storm_on_its_own() {
+    let spec = |execs| {
+        StormSpec::new(2, execs, Target::Tiny, SpawnMethod::Fork, TIMEOUT).expect("valid spec")
+    };
+    let cg = StormCgroup::create(spec(1).pids_max()).expect("create cgroup");
+    let exec = PerfTracepoint::sched_process_exec(&cg).expect("perf sched_process_exec");
+    let fire = PerfTracepoint::open("syscalls", "sys_enter_execveat", &cg).expect("perf");
+    let mut pool = WorkerPool::default();
+
+    let first = pool.run(&spec(300), &cg, &mut || {}).expect("storm");
+    let workers = pids(cg.path());
+    assert_eq!(workers.len(), 2, "idle workers wait in the cgroup");
+    assert_eq!((first.issued, first.succeeded), (600, 600), "{first:?}");
+    assert_eq!(exec.read().expect("perf"), 600);
+
+    // The same workers; the counts and CPU time are the second storm's alone.
+    let second = pool.run(&spec(100), &cg, &mut || {}).expect("storm");
+    assert_eq!((second.issued, second.succeeded), (200, 200), "{second:?}");
+    assert_eq!(exec.read().expect("perf"), 800);
+    assert_eq!(
+        pids(cg.path()),
+        workers,
+        "no new workers for a storm like the last"
+    );
+    let cpu = |r: &StormReport| r.cpu_user + r.cpu_sys;
+    assert!(cpu(&second) > Duration::ZERO, "{second:?}");
+    assert!(cpu(&second) < cpu(&first), "{first:?} then {second:?}");
+
+    // Spawning workers fire triggers too, the same ones.
+    let calls = spec(1).fire(Trigger::Execveat, 1_000).expect("valid spec");
+    let fired = pool.run(&calls, &cg, &mut || {}).expect("fire storm");
+    assert_eq!((fired.issued, fired.failed), (2_000, 2_000), "{fired:?}");
+    assert_eq!(fire.read().expect("perf"), 2_000);
+    assert_eq!(pids(cg.path()), workers);
+
+    // Another spawn method needs other workers; the old ones are gone.
+    let vfork = StormSpec::new(2, 50, Target::Tiny, SpawnMethod::Vfork, TIMEOUT).expect("spec");
+    let report = pool.run(&vfork, &cg, &mut || {}).expect("storm");
+    assert_eq!(report.succeeded, 100, "{report:?}");
+    let replaced = pids(cg.path());
+    assert_eq!(replaced.len(), 2);
+    assert!(
+        replaced.iter().all(|pid| !workers.contains(pid)),
+        "{replaced:?}"
+    );
+
+    drop(pool);
+    assert_eq!(procs(cg.path()), "", "a dropped pool left its workers");
+}
+
+#[test]
+fn a_pool_replaces_workers_killed_between_storms() {
+    let spec = StormSpec::new(2, 20, Target::Tiny, SpawnMethod::Fork, TIMEOUT).expect("spec");
+    let cg = StormCgroup::create(spec.pids_max()).expect("create cgroup");
+    let mut pool = WorkerPool::default();
+    pool.run(&spec, &cg, &mut || {}).expect("storm");
+    let workers = pids(cg.path());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(workers[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill a worker");
+    // SIGKILL lands asynchronously; a worker that dies once its storm has
+    // begun fails that storm (see storm_killed_from_outside...).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pids(cg.path()).contains(&workers[0]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed worker lives on"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    let report = pool
+        .run(&spec, &cg, &mut || {})
+        .expect("storm with fresh workers");
+    assert_eq!(report.succeeded, 40, "{report:?}");
+    let replaced = pids(cg.path());
+    assert!(!replaced.contains(&workers[0]), "{replaced:?}");
+    assert_eq!(replaced.len(), 2);
+}
+
+#[test]
+fn a_pool_whose_storm_timed_out_starts_afresh() {
+    let endless = StormSpec::new(
+        1,
+        10_000_000,
+        Target::Tiny,
+        SpawnMethod::Fork,
+        Duration::from_millis(200),
+    )
+    .expect("spec");
+    let cg = StormCgroup::create(endless.pids_max()).expect("create cgroup");
+    let mut pool = WorkerPool::default();
+    let report = pool.run(&endless, &cg, &mut || {}).expect("storm");
+    assert!(report.timed_out, "{report:?}");
+    assert_eq!(procs(cg.path()), "", "a timed-out storm left its workers");
+    let short = StormSpec {
+        execs_per_worker: 10,
+        timeout: TIMEOUT,
+        ..endless
+    };
+    let report = pool.run(&short, &cg, &mut || {}).expect("storm");
+    assert_eq!((report.succeeded, report.timed_out), (10, false));
+}
+
+/// The stats-bias calibration's empty program shares the counters' hook
+/// while other runs' perf oracles count on it: it must pass every event on.
+#[test]
+fn the_empty_reference_program_hides_no_exec_from_perf() {
+    let spec = StormSpec::new(2, 200, Target::Tiny, SpawnMethod::Fork, TIMEOUT).expect("spec");
+    let cg = StormCgroup::create(spec.pids_max()).expect("create cgroup");
+    let execve = PerfTracepoint::sys_enter_execve(&cg).expect("perf sys_enter_execve");
+    let empty = bpfstorm::hot::bias::EmptyProgram::attach("execve").expect("empty program");
+    let report = run_storm(&spec, &cg, &mut || {}).expect("storm");
+    drop(empty);
+    assert_eq!(report.succeeded, 400, "{report:?}");
+    assert_eq!(execve.read().expect("perf"), 400);
 }

@@ -189,9 +189,9 @@ fn time_spent(
     let starting = starting_workers.as_secs_f64().min(rest);
     format!(
         "time: {age:.1} s in all: {storms:.1} s in storms and hot rounds (calibrations included), \
-         {rest:.1} s ({:.0}%)\n  the harness's own: {starting:.1} s starting storm workers (each \
-         joins the storm's cgroup,\n  an RCU grace period), {:.1} s loading, attaching, unloading, \
-         noise samples, reports",
+         {rest:.1} s ({:.0}%)\n  the harness's own: {starting:.2} s starting storm workers (kept \
+         between storms, each joins\n  the storm's cgroup once: an RCU grace period), {:.1} s \
+         loading, attaching, unloading, noise samples,\n  reports",
         100.0 * rest / age.max(f64::MIN_POSITIVE),
         rest - starting,
     )
@@ -223,7 +223,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains(", 1.0 s (10%)\n  the harness's own: 0.4 s starting storm workers"),
+            line.contains(", 1.0 s (10%)\n  the harness's own: 0.40 s starting storm workers"),
             "{line}"
         );
         assert!(line.contains("), 0.6 s loading, attaching"), "{line}");
@@ -232,6 +232,6 @@ mod tests {
         // Storms longer than the clock (it cannot be): no negative rest.
         let line = time_spent(1.0, &[], Duration::from_secs(2), Duration::from_secs(1));
         assert!(line.contains(", 0.0 s (0%)"), "{line}");
-        assert!(line.contains("own: 0.0 s starting"), "{line}");
+        assert!(line.contains("own: 0.00 s starting"), "{line}");
     }
 }

@@ -13,14 +13,9 @@ use super::target::MAX_TARGET_FDS;
 use super::{SpawnMethod, StormError, Trigger};
 use crate::cgroup::JoinFds;
 
-/// What a worker reports when done: pid, issued, succeeded, failed (u64 each,
-/// native endian). Shorter than PIPE_BUF, so each write is atomic.
-pub(super) const RECORD_LEN: usize = 32;
-
 const EXIT_ORPHANED: i32 = 10;
 const EXIT_JOIN: i32 = 11;
 const EXIT_GO: i32 = 12;
-const EXIT_RESULTS: i32 = 13;
 const EXIT_PLAN: i32 = 14;
 
 /// What a target child exits with when it cannot exec (never the target's
@@ -34,7 +29,6 @@ pub(super) fn describe_exit(code: i32) -> &'static str {
         EXIT_ORPHANED => "lost its parent before starting",
         EXIT_JOIN => "could not join the storm cgroup",
         EXIT_GO => "could not wait for the start",
-        EXIT_RESULTS => "could not write its counts",
         EXIT_PLAN => "was given a target its spawn method cannot start",
         _ => "exited unexpectedly",
     }
@@ -80,30 +74,81 @@ impl ChildStack {
     }
 }
 
-/// One worker's running counts, in memory it shares with the harness, so
-/// that a worker killed on timeout still tells what it did. Only that
-/// worker writes it (relaxed stores: plain moves, async-signal-safe); the
-/// harness reads it once the worker is gone. A cache line each.
+/// One worker's running counts for the storm under way, in memory it
+/// shares with the harness, so that a worker killed on timeout still tells
+/// what it did; and its CPU time (its own and its reaped targets', in
+/// microseconds) when the storm started and when it ended. Only that worker
+/// writes it (relaxed stores: plain moves, async-signal-safe); the harness
+/// reads it once the worker waits at the gate again, or is gone. A cache
+/// line each.
 #[repr(C, align(64))]
 pub(super) struct Slot {
     issued: AtomicU64,
     succeeded: AtomicU64,
     failed: AtomicU64,
+    cpu_start: [AtomicU64; 2],
+    cpu_end: [AtomicU64; 2],
 }
 
-/// What releases the workers at once: a word they wait on with a futex.
-/// Not a pipe's EOF: closing a pipe wakes its readers "sync", which puts
-/// every one of them on the closing CPU, where they queue behind each other
-/// while other CPUs idle until the load balancer moves them (a third of a
-/// short storm's time here). A futex wake sends each to the CPU it waits
-/// on (see [`Spread`]).
+/// User and system CPU time, in microseconds.
+pub(super) type CpuMicros = [u64; 2];
+
+impl Slot {
+    /// Counts for a new storm, from `cpu` on.
+    fn begin(&self, cpu: CpuMicros) {
+        for count in [&self.issued, &self.succeeded, &self.failed] {
+            count.store(0, Ordering::Relaxed);
+        }
+        for (at, value) in self.cpu_start.iter().zip(cpu) {
+            at.store(value, Ordering::Relaxed);
+        }
+    }
+
+    fn end(&self, cpu: CpuMicros) {
+        for (at, value) in self.cpu_end.iter().zip(cpu) {
+            at.store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// The CPU time this worker had when the storm started.
+    pub fn cpu_start(&self) -> CpuMicros {
+        self.cpu_start
+            .each_ref()
+            .map(|at| at.load(Ordering::Relaxed))
+    }
+
+    /// The CPU time of the storm, for a worker that finished it.
+    fn cpu_spent(&self) -> CpuMicros {
+        let start = self.cpu_start();
+        let end = self.cpu_end.each_ref().map(|at| at.load(Ordering::Relaxed));
+        [
+            end[0].saturating_sub(start[0]),
+            end[1].saturating_sub(start[1]),
+        ]
+    }
+}
+
+/// What releases the workers into a storm at once, and what the storm is:
+/// a round number they wait on with a futex. Not a pipe's EOF: closing a
+/// pipe wakes its readers "sync", which puts every one of them on the
+/// closing CPU, where they queue behind each other while other CPUs idle
+/// until the load balancer moves them (a third of a short storm's time
+/// here). A futex wake sends each to the CPU it waits on (see [`Spread`]).
 #[repr(C, align(64))]
 pub(super) struct Gate {
-    open: AtomicU32,
-    /// Workers waiting at it, and how many there will be: the last to
-    /// arrive wakes the harness (one wake, not one per worker).
+    /// Bumped to start a storm; a worker waits while it holds the round it
+    /// ran last.
+    round: AtomicU32,
+    /// Workers waiting at the gate, and how many there are: the last to
+    /// arrive wakes the harness (one wake, not one per worker). A worker
+    /// arrives when it starts and after each storm, so the storm is over
+    /// when all have arrived again.
     ready: AtomicU32,
     expected: AtomicU32,
+    /// The storm's [`Trigger`] (see [`trigger_code`]), and spawns or calls
+    /// per worker; set before the round is bumped.
+    trigger: AtomicU32,
+    execs: AtomicU64,
 }
 
 const FUTEX_WAIT: c_int = 0;
@@ -116,6 +161,22 @@ fn futex(word: &AtomicU32, op: c_int, value: u32, timeout: Option<&libc::timespe
     let timeout = timeout.map_or(ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: a futex call on a live, aligned word.
     unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, value, timeout) as c_int }
+}
+
+fn trigger_code(trigger: Option<Trigger>) -> u32 {
+    match trigger {
+        None => 0,
+        Some(Trigger::Execve) => 1,
+        Some(Trigger::Execveat) => 2,
+    }
+}
+
+fn trigger_of(code: u32) -> Option<Trigger> {
+    match code {
+        1 => Some(Trigger::Execve),
+        2 => Some(Trigger::Execveat),
+        _ => None,
+    }
 }
 
 impl Gate {
@@ -141,22 +202,33 @@ impl Gate {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Releases every worker waiting.
-    pub fn open(&self) {
-        self.open.store(1, Ordering::Release);
-        futex(&self.open, FUTEX_WAKE, u32::MAX >> 1, None);
+    /// Releases every worker (all waiting at the gate) into a storm of
+    /// `execs` spawns each, or calls of `trigger`.
+    pub fn open(&self, execs: u64, trigger: Option<Trigger>) {
+        // No worker can arrive before the round changes.
+        self.ready.store(0, Ordering::Relaxed);
+        self.execs.store(execs, Ordering::Relaxed);
+        self.trigger.store(trigger_code(trigger), Ordering::Relaxed);
+        self.round.fetch_add(1, Ordering::Release);
+        futex(&self.round, FUTEX_WAKE, u32::MAX >> 1, None);
     }
 
-    /// Blocks until [`Gate::open`]; false if the futex fails otherwise.
-    fn wait(&self) -> bool {
-        while self.open.load(Ordering::Acquire) == 0 {
-            let r = futex(&self.open, FUTEX_WAIT, 0, None);
+    /// Blocks until a round other than `last` opens, and returns it with
+    /// its storm; `None` if the futex fails otherwise.
+    fn wait(&self, last: u32) -> Option<(u32, u64, Option<Trigger>)> {
+        loop {
+            let round = self.round.load(Ordering::Acquire);
+            if round != last {
+                let execs = self.execs.load(Ordering::Relaxed);
+                let trigger = trigger_of(self.trigger.load(Ordering::Relaxed));
+                return Some((round, execs, trigger));
+            }
+            let r = futex(&self.round, FUTEX_WAIT, last, None);
             // EAGAIN: opened before the wait began.
             if r != 0 && !matches!(Errno::last(), Errno::EAGAIN | Errno::EINTR) {
-                return false;
+                return None;
             }
         }
-        true
     }
 }
 
@@ -286,6 +358,14 @@ impl Progress {
             )
         })
     }
+
+    /// The storm's CPU time over every slot, once every worker finished it.
+    pub fn cpu_spent(&self) -> CpuMicros {
+        self.slots().iter().fold([0, 0], |[user, sys], slot| {
+            let [u, s] = slot.cpu_spent();
+            [user + u, sys + s]
+        })
+    }
 }
 
 impl Drop for Progress {
@@ -295,32 +375,29 @@ impl Drop for Progress {
     }
 }
 
-/// Everything a worker needs, prepared before fork.
+/// Everything a worker needs, prepared before fork; what each storm asks
+/// of it comes through the [`Gate`].
 pub(super) struct Plan<'a> {
-    /// What execve and posix_spawn run (`/proc/self/fd/N`).
+    /// What execve and posix_spawn run (`/proc/self/fd/N`; NULL for workers
+    /// that only fire triggers).
     pub path: *const c_char,
     /// The fds behind `path` and `exec`, kept open in the worker (-1: none).
     pub target_fds: [RawFd; MAX_TARGET_FDS],
     pub exec: Exec,
-    /// Fired in place of each spawn when set (`path` is then NULL).
-    pub trigger: Option<Trigger>,
     /// NULL-terminated, as execve and posix_spawn want them.
     pub argv: *const *mut c_char,
     pub envp: *const *mut c_char,
     pub method: SpawnMethod,
     /// The top of the stack a `vfork` child runs on.
     pub child_stack: *mut c_void,
-    pub execs: u64,
     pub join: &'a JoinFds,
-    /// Opened to start.
     pub gate: &'a Gate,
     pub spread: &'a Spread,
-    /// Write end of the results pipe.
-    pub results: RawFd,
     pub parent: libc::pid_t,
 }
 
-/// What this worker did, mirrored into its [`Slot`] as it goes.
+/// What this worker did in the storm under way, mirrored into its [`Slot`]
+/// as it goes.
 struct Counts<'a> {
     issued: u64,
     succeeded: u64,
@@ -330,6 +407,7 @@ struct Counts<'a> {
 
 impl<'a> Counts<'a> {
     fn new(slot: &'a Slot) -> Counts<'a> {
+        slot.begin(cpu_now());
         Counts {
             issued: 0,
             succeeded: 0,
@@ -356,6 +434,25 @@ impl<'a> Counts<'a> {
     }
 }
 
+/// A timeval in microseconds; negative parts count as zero.
+pub(super) fn micros(tv: libc::timeval) -> u64 {
+    u64::try_from(tv.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(tv.tv_usec).unwrap_or(0)
+}
+
+/// The CPU time of this process and the children it reaped.
+fn cpu_now() -> CpuMicros {
+    let mut total = [0; 2];
+    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+        // SAFETY: an all-zero rusage is valid; getrusage fills it.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: a plain syscall with a valid out-pointer.
+        unsafe { libc::getrusage(who, &mut usage) };
+        total[0] += micros(usage.ru_utime);
+        total[1] += micros(usage.ru_stime);
+    }
+    total
+}
+
 /// Body of worker process `index`; never returns. `slot` is its own.
 pub(super) fn run(plan: &Plan, index: usize, slot: &Slot) -> ! {
     let code = work(plan, index, slot);
@@ -364,10 +461,11 @@ pub(super) fn run(plan: &Plan, index: usize, slot: &Slot) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Joins the storm cgroup once, then runs every storm the gate opens, until
+/// the harness kills it.
 fn work(plan: &Plan, index: usize, slot: &Slot) -> i32 {
     reset_signals();
-    // Die with the harness thread that forked us rather than storm on alone;
-    // that thread waits in run_storm until every worker is reaped.
+    // Die with the harness thread that forked us rather than storm on alone.
     // SAFETY: plain prctl/getppid syscalls.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -378,27 +476,42 @@ fn work(plan: &Plan, index: usize, slot: &Slot) -> i32 {
     if plan.join.join_self().is_err() {
         return EXIT_JOIN;
     }
-    let [first, second] = plan.target_fds;
-    close_fds_except([plan.results, first, second]);
-    plan.spread.pin(index);
-    plan.gate.arrive();
-    if !plan.gate.wait() {
-        return EXIT_GO;
+    close_fds_except(plan.target_fds);
+    let mut round = 0;
+    loop {
+        plan.spread.pin(index);
+        plan.gate.arrive();
+        let Some((next, execs, trigger)) = plan.gate.wait(round) else {
+            return EXIT_GO;
+        };
+        round = next;
+        plan.spread.release();
+        let Some(counts) = storm(plan, execs, trigger, Counts::new(slot)) else {
+            return EXIT_PLAN;
+        };
+        counts.slot.end(cpu_now());
     }
-    plan.spread.release();
+}
 
+/// One storm: `execs` spawns of the target, or calls of `trigger`. `None`
+/// for a target this worker's spawn method cannot start.
+fn storm<'a>(
+    plan: &Plan,
+    execs: u64,
+    trigger: Option<Trigger>,
+    counts: Counts<'a>,
+) -> Option<Counts<'a>> {
     // One loop per way of exec'ing, chosen once: the parent's side of each
     // is the same bare fork + waitpid, and the child's exec code is a cold
     // branch, so the plain fork+execve loop costs what it did before.
-    let counts = Counts::new(slot);
-    let counts = match (plan.trigger, plan.method, plan.exec) {
-        (Some(trigger), ..) => fire_loop(plan, counts, trigger),
-        (None, SpawnMethod::Fork, Exec::Execve) => fork_loop(plan, counts, || {
+    Some(match (trigger, plan.method, plan.exec) {
+        (Some(trigger), ..) => fire_loop(execs, counts, trigger),
+        (None, SpawnMethod::Fork, Exec::Execve) => fork_loop(execs, counts, || {
             // SAFETY: path, argv and envp point at NUL-terminated data that
             // outlives the storm.
             unsafe { libc::execve(plan.path, plan.argv.cast(), plan.envp.cast()) };
         }),
-        (None, SpawnMethod::Fork, Exec::Execveat(fd)) => fork_loop(plan, counts, || {
+        (None, SpawnMethod::Fork, Exec::Execveat(fd)) => fork_loop(execs, counts, || {
             // SAFETY: as above; fd is the target's O_PATH fd, kept open by
             // close_fds_except.
             unsafe {
@@ -412,7 +525,7 @@ fn work(plan: &Plan, index: usize, slot: &Slot) -> i32 {
                 )
             };
         }),
-        (None, SpawnMethod::Fork, Exec::Threaded(stack)) => fork_loop(plan, counts, || {
+        (None, SpawnMethod::Fork, Exec::Threaded(stack)) => fork_loop(execs, counts, || {
             if !start_idle_thread(stack) {
                 // SAFETY: leaves the child at once.
                 unsafe { libc::_exit(CHILD_CLONE_FAILED) };
@@ -420,35 +533,22 @@ fn work(plan: &Plan, index: usize, slot: &Slot) -> i32 {
             // SAFETY: as for Exec::Execve.
             unsafe { libc::execve(plan.path, plan.argv.cast(), plan.envp.cast()) };
         }),
-        (None, SpawnMethod::PosixSpawn, Exec::Execve) => spawn_loop(plan, counts),
-        (None, SpawnMethod::Vfork, Exec::Execve) => vfork_loop(plan, counts),
-        // StormSpec::validate refuses these before any fork.
+        (None, SpawnMethod::PosixSpawn, Exec::Execve) => spawn_loop(plan, execs, counts),
+        (None, SpawnMethod::Vfork, Exec::Execve) => vfork_loop(plan, execs, counts),
+        // StormSpec::validate refuses these before any storm.
         (
             None,
             SpawnMethod::PosixSpawn | SpawnMethod::Vfork,
             Exec::Execveat(_) | Exec::Threaded(_),
-        ) => return EXIT_PLAN,
-    };
-
-    // SAFETY: plain getpid syscall.
-    let pid = unsafe { libc::getpid() };
-    let mut record = [0u8; RECORD_LEN];
-    let values = [pid as u64, counts.issued, counts.succeeded, counts.failed];
-    for (chunk, value) in record.chunks_exact_mut(8).zip(values) {
-        chunk.copy_from_slice(&value.to_ne_bytes());
-    }
-    if write_all(plan.results, &record) {
-        0
-    } else {
-        EXIT_RESULTS
-    }
+        ) => return None,
+    })
 }
 
-/// Forks `plan.execs` children that each run `exec` (which returns only
-/// when the exec failed) and reaps them.
+/// Forks `execs` children that each run `exec` (which returns only when
+/// the exec failed) and reaps them.
 #[inline(always)]
-fn fork_loop<'a>(plan: &Plan, mut counts: Counts<'a>, exec: impl Fn()) -> Counts<'a> {
-    for _ in 0..plan.execs {
+fn fork_loop<'a>(execs: u64, mut counts: Counts<'a>, exec: impl Fn()) -> Counts<'a> {
+    for _ in 0..execs {
         counts.start();
         // SAFETY: the child only runs `exec`, which makes async-signal-safe
         // calls, and _exit.
@@ -463,11 +563,11 @@ fn fork_loop<'a>(plan: &Plan, mut counts: Counts<'a>, exec: impl Fn()) -> Counts
     counts
 }
 
-/// Fires `trigger` `plan.execs` times; each call fails at once (ENOENT on
-/// the empty path), after the syscall's entry hooks have run.
-fn fire_loop<'a>(plan: &Plan, mut counts: Counts<'a>, trigger: Trigger) -> Counts<'a> {
+/// Fires `trigger` `execs` times; each call fails at once (ENOENT on the
+/// empty path), after the syscall's entry hooks have run.
+fn fire_loop(execs: u64, mut counts: Counts<'_>, trigger: Trigger) -> Counts<'_> {
     let empty = c"".as_ptr();
-    for _ in 0..plan.execs {
+    for _ in 0..execs {
         counts.start();
         // SAFETY: an empty path (without AT_EMPTY_PATH) makes both calls fail
         // with ENOENT before they read argv or envp; nothing is exec'd.
@@ -529,8 +629,8 @@ extern "C" fn idle_thread(_: *mut c_void) -> c_int {
     }
 }
 
-fn spawn_loop<'a>(plan: &Plan, mut counts: Counts<'a>) -> Counts<'a> {
-    for _ in 0..plan.execs {
+fn spawn_loop<'a>(plan: &Plan, execs: u64, mut counts: Counts<'a>) -> Counts<'a> {
+    for _ in 0..execs {
         counts.start();
         let mut pid: libc::pid_t = 0;
         // SAFETY: path, argv and envp point at NUL-terminated data that
@@ -554,10 +654,10 @@ fn spawn_loop<'a>(plan: &Plan, mut counts: Counts<'a>) -> Counts<'a> {
 /// Starts each target as a C program's vfork would: a child that borrows
 /// this worker's memory (the worker waits, as the kernel suspends it until
 /// the child has exec'd or exited) and runs on its own stack.
-fn vfork_loop<'a>(plan: &Plan, mut counts: Counts<'a>) -> Counts<'a> {
+fn vfork_loop<'a>(plan: &Plan, execs: u64, mut counts: Counts<'a>) -> Counts<'a> {
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
     let arg = (plan as *const Plan).cast_mut().cast::<c_void>();
-    for _ in 0..plan.execs {
+    for _ in 0..execs {
         counts.start();
         // SAFETY: the child runs vfork_child on `child_stack`, which nothing
         // else uses while this worker is suspended; it reads `plan`, alive
@@ -617,7 +717,7 @@ fn reset_signals() {
 /// harness's other fds (other storms' pipes, a concurrently written
 /// executable) must not stay open for the storm's length: a held pipe end delays EOF for its owner, a
 /// held writable executable fails its execve with ETXTBSY.
-fn close_fds_except(mut keep: [RawFd; 3]) {
+fn close_fds_except<const N: usize>(mut keep: [RawFd; N]) {
     keep.sort_unstable();
     let mut low: u32 = 3;
     for fd in keep {
@@ -638,15 +738,14 @@ fn close_range(first: u32, last: u32) {
     unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
 }
 
-fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {
-    while !buf.is_empty() {
-        // SAFETY: writes from a live slice.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        match usize::try_from(n) {
-            Ok(n) => buf = buf.get(n..).unwrap_or_default(),
-            Err(_) if Errno::last() == Errno::EINTR => {}
-            Err(_) => return false,
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timevals_become_microseconds_and_negative_parts_count_as_zero() {
+        let tv = |tv_sec, tv_usec| libc::timeval { tv_sec, tv_usec };
+        assert_eq!(micros(tv(2, 500)), 2_000_500);
+        assert_eq!(micros(tv(-1, -1)), 0);
     }
-    true
 }
