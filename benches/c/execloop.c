@@ -36,14 +36,14 @@ static void futex(atomic_uint *word, int op, unsigned int value)
 enum spawn { FORK, VFORK, POSIX_SPAWN, FIRE };
 
 /* A worker leaves, failed or not, saying it is done (the last wakes main). */
-static void finish(struct gate *gate, int code)
+static void finish(struct gate *gate, int workers, int code)
 {
-	atomic_fetch_add(&gate->done, 1);
-	futex(&gate->done, FUTEX_WAKE, 1);
+	if (atomic_fetch_add(&gate->done, 1) + 1 == (unsigned int)workers)
+		futex(&gate->done, FUTEX_WAKE, 1);
 	_exit(code);
 }
 
-static void worker(struct gate *gate, enum spawn how, long execs, char *path)
+static void worker(struct gate *gate, int workers, enum spawn how, long execs, char *path)
 {
 	char *argv[] = { path, NULL };
 	char *envp[] = { NULL };
@@ -62,7 +62,7 @@ static void worker(struct gate *gate, enum spawn how, long execs, char *path)
 		}
 		if (how == POSIX_SPAWN) {
 			if (posix_spawn(&pid, path, NULL, NULL, argv, envp) != 0)
-				finish(gate, 1);
+				finish(gate, workers, 1);
 			waitpid(pid, NULL, 0);
 			continue;
 		}
@@ -73,16 +73,17 @@ static void worker(struct gate *gate, enum spawn how, long execs, char *path)
 			_exit(127);
 		}
 		if (pid < 0)
-			finish(gate, 1);
+			finish(gate, workers, 1);
 		waitpid(pid, NULL, 0);
 	}
-	finish(gate, 0);
+	finish(gate, workers, 0);
 }
 
 int main(int argc, char **argv)
 {
 	struct timespec start, end;
 	int status, failed = 0;
+	unsigned int reaped = 0;
 
 	if (argc != 5) {
 		fprintf(stderr, "usage: %s <fork|vfork|posix_spawn|fire> <workers> <execs> <path>\n",
@@ -102,14 +103,27 @@ int main(int argc, char **argv)
 		return 1;
 	for (int w = 0; w < workers; w++)
 		if (fork() == 0)
-			worker(gate, how, execs, argv[4]);
+			worker(gate, workers, how, execs, argv[4]);
 	for (unsigned int seen; (seen = atomic_load(&gate->ready)) < (unsigned int)workers;)
 		futex(&gate->ready, FUTEX_WAIT, seen);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	atomic_store(&gate->open, 1);
 	futex(&gate->open, FUTEX_WAKE, workers);
-	for (unsigned int seen; (seen = atomic_load(&gate->done)) < (unsigned int)workers;)
-		futex(&gate->done, FUTEX_WAIT, seen);
+	/* Every 100 ms, reap: a worker that died without finishing (killed)
+	 * fails the run rather than leaving it waiting. */
+	for (unsigned int seen; (seen = atomic_load(&gate->done)) < (unsigned int)workers;) {
+		struct timespec tick = { 0, 100000000 };
+
+		syscall(SYS_futex, &gate->done, FUTEX_WAIT, seen, &tick, NULL, 0);
+		while (waitpid(-1, &status, WNOHANG) > 0) {
+			reaped++;
+			failed |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+		}
+		if (reaped > atomic_load(&gate->done)) {
+			failed = 1;
+			break;
+		}
+	}
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	while (wait(&status) > 0)
 		failed |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;

@@ -577,3 +577,26 @@ fn the_empty_reference_program_hides_no_exec_from_perf() {
     assert_eq!(report.succeeded, 400, "{report:?}");
     assert_eq!(execve.read().expect("perf"), 400);
 }
+
+#[test]
+fn a_pool_given_another_cgroup_storms_there_with_workers_of_its_own() {
+    let spec = StormSpec::new(2, 20, Target::Tiny, SpawnMethod::Fork, TIMEOUT).expect("spec");
+    let first = StormCgroup::create(spec.pids_max()).expect("create cgroup");
+    let second = StormCgroup::create(spec.pids_max()).expect("create cgroup");
+    let exec = PerfTracepoint::sched_process_exec(&second).expect("perf sched_process_exec");
+    let mut pool = WorkerPool::default();
+    pool.run(&spec, &first, &mut || {}).expect("storm");
+    let report = pool.run(&spec, &second, &mut || {}).expect("storm");
+    assert_eq!(report.succeeded, 40, "{report:?}");
+    assert_eq!(
+        exec.read().expect("perf"),
+        40,
+        "the execs ran in the cgroup given"
+    );
+    assert_eq!(
+        procs(first.path()),
+        "",
+        "the first cgroup's workers are gone"
+    );
+    assert_eq!(pids(second.path()).len(), 2);
+}

@@ -23,10 +23,10 @@ pub use target::{sweep_stale_dirs, TargetBinary};
 /// How often `run_storm` calls `on_tick`.
 pub const TICK: Duration = Duration::from_millis(50);
 
-/// What this process's storms spent starting their workers (from the first
-/// fork until every worker waits at the gate, each worker's cgroup join
-/// included, for a new [`WorkerPool`]; a kept one's workers wait already):
-/// set-up, outside every storm's wall time.
+/// What this process's storms spent starting their workers (for new ones,
+/// from writing their target until every worker waits at the gate, each
+/// one's cgroup join included; for kept ones, waiting for the last to
+/// arrive): set-up, outside every storm's wall time.
 static STARTING_NS: AtomicU64 = AtomicU64::new(0);
 
 /// The time this process's storms spent starting their workers.
@@ -119,7 +119,8 @@ pub struct StormReport {
     pub succeeded: u64,
     /// Spawn errors and targets that exited nonzero or by a signal.
     pub failed: u64,
-    /// From releasing the workers to reaping the last.
+    /// From releasing the workers to the last one done (its targets
+    /// reaped), or to the timeout.
     pub wall: Duration,
     /// CPU time of the workers and the targets they reaped.
     pub cpu_user: Duration,
@@ -147,9 +148,10 @@ impl StormReport {
 /// A storm that outlives `spec.timeout` is killed (the whole cgroup) and
 /// returned as `Ok` with `timed_out: true`; its counts then include what the
 /// killed workers did up to then (see [`StormReport::issued`]). Workers
-/// killed by anyone else (say `cgroup.kill_all()` from `on_tick`) make it
-/// [`StormError::Worker`]. On every path, errors included, all workers are
-/// reaped and the cgroup's tasks gone before this returns.
+/// killed by anyone else (say `cgroup.kill_all()` from `on_tick`) before
+/// they all finished make it [`StormError::Worker`]. On every path, errors
+/// included, all workers are reaped and the cgroup's tasks gone before this
+/// returns.
 pub fn run_storm(
     spec: &StormSpec,
     cgroup: &StormCgroup,

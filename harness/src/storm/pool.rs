@@ -20,19 +20,23 @@ use crate::cgroup::StormCgroup;
 /// How often the harness looks for a worker that died before the start.
 const READY_POLL: Duration = Duration::from_millis(10);
 
-/// Workers for the storms of one cgroup. A storm that the workers it holds
-/// cannot run (another number of workers, target or spawn method), or that
-/// failed or timed out, gets fresh ones. Between storms they wait, idle, in
-/// the cgroup; dropping the pool kills and reaps them.
+/// Workers for storms, kept between them. A storm in another cgroup, or
+/// one that the workers it holds cannot run (another number of workers,
+/// target or spawn method), gets fresh ones, and so does the storm after
+/// one that failed or timed out. Between storms they wait, idle, in their
+/// cgroup; dropping the pool kills and reaps them.
 #[derive(Default)]
 pub struct WorkerPool {
     crew: Option<Crew>,
 }
 
 impl WorkerPool {
-    /// Runs `spec` in `cgroup` (always the same one for a pool), calling
-    /// `on_tick` about every [`TICK`] while it runs; see
-    /// [`super::run_storm`].
+    /// Runs `spec` in `cgroup`, calling `on_tick` about every [`TICK`] while
+    /// it runs, as [`super::run_storm`] does, but keeps the workers when the
+    /// storm went well: they stay in the cgroup, waiting for the next. A
+    /// worker killed between storms is replaced; one killed during a storm
+    /// fails it ([`StormError::Worker`]), unless the others had all
+    /// finished.
     pub fn run(
         &mut self,
         spec: &StormSpec,
@@ -50,31 +54,50 @@ impl WorkerPool {
                 });
             }
         }
-        if !self.crew.as_mut().is_some_and(|crew| crew.serves(spec)) {
-            // Its workers go before new ones take their place in the cgroup.
-            self.crew = None;
-            self.crew = Some(Crew::start(spec, cgroup)?);
+        // Out of the pool while it storms: a storm cut short (an error, a
+        // timeout, a panic in on_tick) leaves workers killed, or in doubt.
+        let kept = self.crew.take().and_then(|mut crew| {
+            // A crew not kept is gone before new workers take its place.
+            crew.serves(spec, cgroup).then_some(crew)
+        });
+        let mut crew = match kept {
+            Some(crew) => crew,
+            None => Crew::start(spec, cgroup)?,
+        };
+        let emptied_on_panic = EmptyOnPanic(cgroup);
+        let report = crew.storm(spec, cgroup, on_tick)?;
+        drop(emptied_on_panic);
+        if !report.timed_out {
+            self.crew = Some(crew);
         }
-        let crew = self.crew.as_mut().expect("a crew was just started");
-        let report = crew.storm(spec, cgroup, on_tick);
-        // A storm cut short leaves its workers killed, or some in doubt.
-        if !report.as_ref().is_ok_and(|r| !r.timed_out) {
-            self.crew = None;
+        Ok(report)
+    }
+}
+
+/// Kills what is left in the cgroup (the targets of workers that die as
+/// their crew drops) when a panic unwinds through a storm.
+struct EmptyOnPanic<'a>(&'a StormCgroup);
+
+impl Drop for EmptyOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.kill_all();
         }
-        report
     }
 }
 
 /// Forked workers, each in the storm cgroup, waiting at the gate between
 /// storms.
 struct Crew {
+    /// The id of their cgroup.
+    cgroup: u64,
     workers: u32,
     /// What they can spawn; `None`: they only fire triggers.
     spawns: Option<(Target, SpawnMethod)>,
-    progress: Progress,
-    /// Declared after `progress`: its drop kills and reaps the workers
-    /// before the mapping they share goes.
+    /// Declared first, so its drop kills and reaps the workers before the
+    /// harness unmaps the memory it shares with them.
     procs: Workers,
+    progress: Progress,
     /// When the first storm's start began (forking), until it is taken.
     forked_at: Option<Instant>,
     /// What the workers exec, kept (with its private folder) for their life.
@@ -141,6 +164,7 @@ impl Crew {
             }
         }
         Ok(Crew {
+            cgroup: cgroup.id(),
             workers: spec.workers,
             spawns: target.is_some().then_some((spec.target, spec.spawn)),
             progress,
@@ -150,9 +174,11 @@ impl Crew {
         })
     }
 
-    /// Whether these workers can run `spec`, and all still wait for it.
-    fn serves(&mut self, spec: &StormSpec) -> bool {
-        let can = spec.workers == self.workers
+    /// Whether these workers can run `spec` in `cgroup`, and all still wait
+    /// for it.
+    fn serves(&mut self, spec: &StormSpec, cgroup: &StormCgroup) -> bool {
+        let can = cgroup.id() == self.cgroup
+            && spec.workers == self.workers
             && (spec.trigger.is_some() || self.spawns == Some((spec.target, spec.spawn)));
         can && self.procs.reap_exited().is_ok()
     }
@@ -187,11 +213,15 @@ impl Crew {
         let starting = start - self.forked_at.take().unwrap_or(waiting_since);
         let starting = u64::try_from(starting.as_nanos()).unwrap_or(u64::MAX);
         STARTING_NS.fetch_add(starting, Ordering::Relaxed);
-        gate.open(spec.execs_per_worker, spec.trigger);
+        self.progress.open(spec.execs_per_worker, spec.trigger);
 
         let deadline = start + spec.timeout;
         let mut next_tick = start + TICK;
         let timed_out = loop {
+            // Every worker waits at the gate again: the storm is over.
+            if gate.arrived() >= self.workers {
+                break false;
+            }
             let now = Instant::now();
             if now >= deadline {
                 break true;
@@ -205,7 +235,6 @@ impl Crew {
                 }
                 continue;
             }
-            // Every worker waits at the gate again: the storm is over.
             if gate.ready(next_tick.min(deadline) - now) >= self.workers {
                 break false;
             }
@@ -216,11 +245,12 @@ impl Crew {
         };
         let wall = start.elapsed();
 
+        // Killed workers never finished: their counts are read once they are
+        // gone, and their CPU time is what each had when reaped, less what
+        // it had when the storm started.
+        let at_death = timed_out.then(|| self.kill(cgroup));
         let (issued, succeeded, failed) = self.progress.totals();
-        let [user, sys] = if timed_out {
-            // Killed workers never finished: what each had spent when
-            // reaped, less what it had when the storm started.
-            let at_death = self.kill(cgroup);
+        let [user, sys] = if let Some(at_death) = at_death {
             self.progress
                 .slots()
                 .iter()

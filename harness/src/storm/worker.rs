@@ -77,53 +77,54 @@ impl ChildStack {
 /// One worker's running counts for the storm under way, in memory it
 /// shares with the harness, so that a worker killed on timeout still tells
 /// what it did; and its CPU time (its own and its reaped targets', in
-/// microseconds) when the storm started and when it ended. Only that worker
-/// writes it (relaxed stores: plain moves, async-signal-safe); the harness
-/// reads it once the worker waits at the gate again, or is gone. A cache
-/// line each.
+/// microseconds) when the storm started and when it last arrived at the
+/// gate. The worker writes the counts and `cpu_seen` (relaxed stores: plain
+/// moves, async-signal-safe); the harness reads them once the worker waits
+/// at the gate again, or is gone, and rearms the slot while every worker
+/// waits there. A cache line each.
 #[repr(C, align(64))]
 pub(super) struct Slot {
     issued: AtomicU64,
     succeeded: AtomicU64,
     failed: AtomicU64,
     cpu_start: [AtomicU64; 2],
-    cpu_end: [AtomicU64; 2],
+    cpu_seen: [AtomicU64; 2],
 }
 
 /// User and system CPU time, in microseconds.
 pub(super) type CpuMicros = [u64; 2];
 
+fn load(cpu: &[AtomicU64; 2]) -> CpuMicros {
+    cpu.each_ref().map(|at| at.load(Ordering::Relaxed))
+}
+
+fn store(cpu: &[AtomicU64; 2], value: CpuMicros) {
+    for (at, value) in cpu.iter().zip(value) {
+        at.store(value, Ordering::Relaxed);
+    }
+}
+
 impl Slot {
-    /// Counts for a new storm, from `cpu` on.
-    fn begin(&self, cpu: CpuMicros) {
+    /// Harness side, its worker at the gate: zero counts for the next
+    /// storm, which starts from the CPU time the worker arrived with.
+    fn rearm(&self) {
         for count in [&self.issued, &self.succeeded, &self.failed] {
             count.store(0, Ordering::Relaxed);
         }
-        for (at, value) in self.cpu_start.iter().zip(cpu) {
-            at.store(value, Ordering::Relaxed);
-        }
-    }
-
-    fn end(&self, cpu: CpuMicros) {
-        for (at, value) in self.cpu_end.iter().zip(cpu) {
-            at.store(value, Ordering::Relaxed);
-        }
+        store(&self.cpu_start, load(&self.cpu_seen));
     }
 
     /// The CPU time this worker had when the storm started.
     pub fn cpu_start(&self) -> CpuMicros {
-        self.cpu_start
-            .each_ref()
-            .map(|at| at.load(Ordering::Relaxed))
+        load(&self.cpu_start)
     }
 
     /// The CPU time of the storm, for a worker that finished it.
     fn cpu_spent(&self) -> CpuMicros {
-        let start = self.cpu_start();
-        let end = self.cpu_end.each_ref().map(|at| at.load(Ordering::Relaxed));
+        let [start, seen] = [self.cpu_start(), load(&self.cpu_seen)];
         [
-            end[0].saturating_sub(start[0]),
-            end[1].saturating_sub(start[1]),
+            seen[0].saturating_sub(start[0]),
+            seen[1].saturating_sub(start[1]),
         ]
     }
 }
@@ -188,6 +189,11 @@ impl Gate {
         }
     }
 
+    /// Harness side: how many workers wait at the gate now.
+    pub fn arrived(&self) -> u32 {
+        self.ready.load(Ordering::Acquire)
+    }
+
     /// Harness side: how many workers wait at the gate, after waiting up to
     /// `at_most` for the last.
     pub fn ready(&self, at_most: std::time::Duration) -> u32 {
@@ -204,7 +210,7 @@ impl Gate {
 
     /// Releases every worker (all waiting at the gate) into a storm of
     /// `execs` spawns each, or calls of `trigger`.
-    pub fn open(&self, execs: u64, trigger: Option<Trigger>) {
+    fn open(&self, execs: u64, trigger: Option<Trigger>) {
         // No worker can arrive before the round changes.
         self.ready.store(0, Ordering::Relaxed);
         self.execs.store(execs, Ordering::Relaxed);
@@ -359,6 +365,15 @@ impl Progress {
         })
     }
 
+    /// Rearms every slot and releases every worker (all waiting at the
+    /// gate) into a storm of `execs` spawns each, or calls of `trigger`.
+    pub fn open(&self, execs: u64, trigger: Option<Trigger>) {
+        for slot in self.slots() {
+            slot.rearm();
+        }
+        self.gate().open(execs, trigger);
+    }
+
     /// The storm's CPU time over every slot, once every worker finished it.
     pub fn cpu_spent(&self) -> CpuMicros {
         self.slots().iter().fold([0, 0], |[user, sys], slot| {
@@ -406,8 +421,8 @@ struct Counts<'a> {
 }
 
 impl<'a> Counts<'a> {
+    /// The harness zeroed `slot` before the storm.
     fn new(slot: &'a Slot) -> Counts<'a> {
-        slot.begin(cpu_now());
         Counts {
             issued: 0,
             succeeded: 0,
@@ -479,17 +494,19 @@ fn work(plan: &Plan, index: usize, slot: &Slot) -> i32 {
     close_fds_except(plan.target_fds);
     let mut round = 0;
     loop {
-        plan.spread.pin(index);
+        store(&slot.cpu_seen, cpu_now());
         plan.gate.arrive();
+        // Outside the storm's clock, which has stopped if this was the
+        // last worker to arrive.
+        plan.spread.pin(index);
         let Some((next, execs, trigger)) = plan.gate.wait(round) else {
             return EXIT_GO;
         };
         round = next;
         plan.spread.release();
-        let Some(counts) = storm(plan, execs, trigger, Counts::new(slot)) else {
+        if storm(plan, execs, trigger, Counts::new(slot)).is_none() {
             return EXIT_PLAN;
-        };
-        counts.slot.end(cpu_now());
+        }
     }
 }
 
@@ -714,9 +731,10 @@ fn reset_signals() {
 }
 
 /// Closes every inherited fd but stdio and `keep` (-1 keeps nothing). The
-/// harness's other fds (other storms' pipes, a concurrently written
-/// executable) must not stay open for the storm's length: a held pipe end delays EOF for its owner, a
-/// held writable executable fails its execve with ETXTBSY.
+/// harness's other fds (its pipes, programs and maps, a concurrently
+/// written executable) must not stay open for the workers' life: a held
+/// pipe end delays EOF for its owner, a held program outlives its unload,
+/// a held writable executable fails its execve with ETXTBSY.
 fn close_fds_except<const N: usize>(mut keep: [RawFd; N]) {
     keep.sort_unstable();
     let mut low: u32 = 3;
